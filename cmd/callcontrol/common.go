@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// natsFlags are the connection settings every role shares.
+type natsFlags struct {
+	url, creds, ca, name string
+	replicas             int
+}
+
+func (n *natsFlags) register(s *settings, defURL string) {
+	s.fs.StringVar(&n.url, "nats-url", defURL, "NATS server URL(s), comma separated")
+	s.fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials (.creds) file")
+	s.fs.StringVar(&n.ca, "nats-ca", "", "PEM file of the CA that signed the NATS servers' certificates")
+	s.fs.IntVar(&n.replicas, "replicas", 1, "replicas of streams and buckets created at start (3 on a cluster)")
+	s.field("Replicas", "replicas")
+}
+
+// connect dials NATS and returns the connection and its JetStream context.
+// It keeps reconnecting forever: a worker outlives a NATS node restart.
+func (n *natsFlags) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{nats.Name("callcontrol-" + name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if n.creds != "" {
+		opts = append(opts, nats.UserCredentials(n.creds))
+	}
+	if n.ca != "" {
+		opts = append(opts, nats.RootCAs(n.ca))
+	}
+	nc, err := nats.Connect(n.url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS (--nats-url): %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// drain flushes and closes nc, waiting at most d.
+func drain(nc *nats.Conn, d time.Duration) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(d):
+		nc.Close()
+	}
+}
+
+func provision(ctx context.Context, js jetstream.JetStream, replicas int, wc worker.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return worker.Provision(ctx, js, worker.Topology{Replicas: replicas}, wc)
+}
+
+// workerPositive lists the worker flags that must be above zero.
+var workerPositive = []string{"concurrency", "default-ttl", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout"}
+
+// workerFlags are the worker's settings.
+func workerFlags(s *settings, c *worker.Config) {
+	fs, d := s.fs, worker.DefaultConfig()
+	fs.IntVar(&c.Concurrency, "concurrency", d.Concurrency, "commands executed at once by this worker")
+	fs.DurationVar(&c.DefaultTTL, "default-ttl", d.DefaultTTL, "lifetime of a command without expires_at or ttl_ms")
+	fs.DurationVar(&c.AckWait, "ack-wait", d.AckWait, "JetStream AckWait of the worker consumer")
+	fs.IntVar(&c.MaxDeliver, "max-deliver", d.MaxDeliver, "deliveries of one command before it fails as max_deliveries")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "per-agent lease TTL: how long a dead worker's agents stay blocked")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a stopping worker finishes in-flight commands")
+	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
+		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout"} {
+		s.field(f, n)
+	}
+}
+
+// gatewayFlags are the gateway client's settings.
+func gatewayFlags(s *settings, c *gateway.Config) {
+	fs := s.fs
+	fs.StringVar(&c.BaseURL, "gateway-url", "", "CC-Gateway base URL, e.g. https://10.0.0.1:8043 (the NSLB address in a cluster)")
+	fs.StringVar(&c.CAFile, "gateway-ca", "", "PEM file of the CA that signed the gateway's certificate")
+	fs.StringVar(&c.CertFile, "gateway-cert", "", "client certificate (PEM) for mutual TLS")
+	fs.StringVar(&c.KeyFile, "gateway-key", "", "client key (PEM) for mutual TLS")
+	fs.DurationVar(&c.RequestTimeout, "gateway-timeout", 5*time.Second, "timeout of one gateway request")
+	for f, n := range map[string]string{"BaseURL": "gateway-url", "CAFile": "gateway-ca", "CertFile": "gateway-cert",
+		"KeyFile": "gateway-key", "RequestTimeout": "gateway-timeout"} {
+		s.field(f, n)
+	}
+}
+
+// newLogger returns the process logger: JSON lines, or console text.
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level (CALLCONTROL_LOG_LEVEL): %w", err)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format (CALLCONTROL_LOG_FORMAT): must be json or console, got %q", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+type logFlags struct{ level, format string }
+
+func (l *logFlags) register(s *settings, defFormat string) {
+	s.fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
+	s.fs.StringVar(&l.format, "log-format", defFormat, "log format: json or console")
+}
+
+func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
+	return newLogger(w, l.level, l.format)
+}
+
+var stderr io.Writer = os.Stderr

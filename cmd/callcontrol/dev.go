@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+)
+
+// runDev starts an embedded NATS server with JetStream, the gateway
+// simulator with signed-in demo agents on live calls, and a worker, all in
+// one process, and runs until interrupted.
+func runDev(ctx context.Context, args []string, stdout io.Writer) error {
+	s := newSettings("dev", stderr)
+	var (
+		natsListen, dataDir string
+		agents              int
+		sf                  simFlags
+		lf                  logFlags
+		wcfg                worker.Config
+	)
+	s.fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	s.fs.StringVar(&dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server")
+	s.fs.IntVar(&agents, "agents", 5, "demo agents 101, 102, ... signed in, each on a call with 5550<agent id>")
+	sf.register(s, "127.0.0.1:0")
+	lf.register(s, "console")
+	workerFlags(s, &wcfg)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if err := s.positive(workerPositive...); err != nil {
+		return err
+	}
+	if err := sf.validate(); err != nil {
+		return err
+	}
+	if agents < 0 || agents > 1000 {
+		return fmt.Errorf("--agents (CALLCONTROL_AGENTS): must be 0-1000, got %d", agents)
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	wcfg.Logger = log
+	if err := wcfg.Validate(); err != nil {
+		return s.explain(err)
+	}
+
+	ns, err := startNATS(natsListen, dataDir)
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nf := natsFlags{url: ns.ClientURL(), replicas: 1}
+	nc, js, err := nf.connect("dev")
+	if err != nil {
+		return err
+	}
+	defer drain(nc, 5*time.Second)
+	if err := provision(ctx, js, 1, wcfg); err != nil {
+		return err
+	}
+
+	if sf.cfg.RedialAfter == 0 {
+		sf.cfg.RedialAfter = 2 * time.Second // keep the demo calls coming
+	}
+	sim, err := sf.start()
+	if err != nil {
+		return err
+	}
+	gw, err := devGateway(sim, wcfg.Concurrency)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sim.serve(gctx) })
+	if err := seedAgents(gctx, js, gw, sim, agents); err != nil {
+		return err
+	}
+	w, err := worker.New(wcfg, js, gw)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return w.Run(gctx) })
+	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n"+
+		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+agents)
+	return g.Wait()
+}
+
+// startNATS runs an embedded nats-server with JetStream on listen.
+func startNATS(listen, dataDir string) (*server.Server, error) {
+	host, portS, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-listen (CALLCONTROL_NATS_LISTEN): %w", err)
+	}
+	port, err := strconv.Atoi(portS)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-listen (CALLCONTROL_NATS_LISTEN): port: %w", err)
+	}
+	if port == 0 {
+		port = -1 // nats-server's "random port"
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "callcontrol-dev", Host: host, Port: port, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: dataDir, JetStreamMaxStore: 1 << 30, JetStreamMaxMemory: 64 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded NATS: not ready on %s (is the port in use? set --nats-listen)", listen)
+	}
+	return ns, nil
+}
+
+// devGateway returns a gateway client that trusts the simulator's certificate.
+func devGateway(sim *simServer, conns int) (*gateway.Client, error) {
+	cfg := gateway.Config{BaseURL: sim.url, MaxConns: conns}
+	if sim.certPE != nil {
+		cfg.RootCAs = x509.NewCertPool()
+		cfg.RootCAs.AppendCertsFromPEM(sim.certPE)
+	}
+	return gateway.New(cfg)
+}
+
+// seedAgents signs the demo agents in through the gateway's HTTP API,
+// registers their GUIDs in the session registry and puts each on a call.
+func seedAgents(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, sim *simServer, n int) error {
+	kv, err := js.KeyValue(ctx, events.BucketSessions)
+	if err != nil {
+		return err
+	}
+	for id := 101; id < 101+n; id++ {
+		guid, err := gw.SignIn(ctx, id, gateway.SignInRequest{}, true)
+		if err != nil {
+			return fmt.Errorf("sign in demo agent %d: %w", id, err)
+		}
+		if err := putSession(ctx, kv, id, guid, sim.authMode); err != nil {
+			return err
+		}
+		if _, err := sim.sim.StartCall(id, "5550"+strconv.Itoa(id)); err != nil {
+			return fmt.Errorf("demo call for agent %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// putSession registers agent's GUID in the session registry.
+func putSession(ctx context.Context, kv jetstream.KeyValue, agent int, guid string, authMode int) error {
+	b, err := json.Marshal(events.Session{GUID: guid, AuthMode: authMode, UpdatedAt: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	_, err = kv.Put(ctx, strconv.Itoa(agent), b)
+	return err
+}

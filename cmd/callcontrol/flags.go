@@ -1,0 +1,86 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// settings is a flag set whose every flag can also be given as an
+// environment variable CALLCONTROL_<FLAG_NAME> (dashes become underscores);
+// a flag on the command line wins. Each flag may name the config field it
+// sets, so that a validation error about the field names the setting.
+type settings struct {
+	fs     *flag.FlagSet
+	fields map[string]string // config field name -> flag name
+}
+
+func newSettings(name string, out io.Writer) *settings {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &settings{fs: fs, fields: map[string]string{}}
+}
+
+// envName is the environment variable of flag name.
+func envName(name string) string {
+	return "CALLCONTROL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// field records that the flag called name sets the config field field.
+func (s *settings) field(field, name string) { s.fields[field] = name }
+
+// positive fails unless each named numeric flag is above zero: in the
+// configs zero means "default", so an explicit 0 must not slip through.
+func (s *settings) positive(names ...string) error {
+	for _, name := range names {
+		f := s.fs.Lookup(name)
+		if v := f.Value.String(); strings.HasPrefix(v, "-") || strings.Trim(v, "0.smh") == "" {
+			return fmt.Errorf("invalid configuration: --%s (%s): must be greater than zero, got %s", name, envName(name), v)
+		}
+	}
+	return nil
+}
+
+// parse reads the environment, then args. An error names the setting.
+func (s *settings) parse(args []string) error {
+	var errs []string
+	s.fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: %v", envName(f.Name), v, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid setting: %s", strings.Join(errs, "; "))
+	}
+	if err := s.fs.Parse(args); err != nil {
+		return err
+	}
+	if s.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
+	}
+	return nil
+}
+
+// explain rewrites a config validation error so that it names the flag
+// and the environment variable of each field it mentions.
+func (s *settings) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	keys := make([]string, 0, len(s.fields))
+	for k := range s.fields {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	for _, field := range keys {
+		name := s.fields[field]
+		msg = strings.ReplaceAll(msg, " "+field+":", fmt.Sprintf(" --%s (%s):", name, envName(name)))
+	}
+	return fmt.Errorf("invalid configuration: %s", msg)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+)
+
+// simFlags are the simulator's settings.
+type simFlags struct {
+	listen, certOut     string
+	plain               bool
+	cfg                 gatewaysim.Config
+	faultRate           float64
+	faultKinds, retcode string
+}
+
+func (f *simFlags) register(s *settings, listen string) {
+	fs := s.fs
+	fs.StringVar(&f.listen, "gateway-listen", listen, "address the simulator listens on")
+	fs.BoolVar(&f.plain, "gateway-plain-http", false, "serve plain HTTP instead of HTTPS with a self-signed certificate")
+	fs.StringVar(&f.certOut, "gateway-cert-out", "", "write the simulator's self-signed certificate (PEM) here, for --gateway-ca")
+	fs.IntVar(&f.cfg.AuthMode, "sim-authmode", 1, "AUTHMODE: 1 static GUID, 2 rotating GUID")
+	fs.DurationVar(&f.cfg.GUIDInterval, "sim-guid-interval", time.Minute, "AUTHMODE 2: GUID rotation interval")
+	fs.DurationVar(&f.cfg.GUIDTimeout, "sim-guid-timeout", 2*time.Minute, "AUTHMODE 2: GUID validity")
+	fs.DurationVar(&f.cfg.PollHold, "sim-poll-hold", 10*time.Second, "long-poll hold of an empty event queue")
+	fs.DurationVar(&f.cfg.Latency, "sim-latency", 0, "latency added to every non-poll request")
+	fs.DurationVar(&f.cfg.RedialAfter, "sim-redial", 0, "demo: a released agent gets a new call from the same number after this (0 = off)")
+	fs.Float64Var(&f.faultRate, "sim-fault-rate", 0, "probability (0-1) that a disconnect gets a fault")
+	fs.StringVar(&f.faultKinds, "sim-faults", "5xx,reset,timeout", "fault kinds: 5xx, reset, timeout, retcode, reset_after, timeout_after")
+	fs.StringVar(&f.retcode, "sim-fault-retcodes", "000-004", "retcodes used by the retcode fault, comma separated")
+}
+
+func (f *simFlags) validate() error {
+	if f.cfg.AuthMode != 1 && f.cfg.AuthMode != 2 {
+		return fmt.Errorf("--sim-authmode (CALLCONTROL_SIM_AUTHMODE): must be 1 or 2, got %d", f.cfg.AuthMode)
+	}
+	if f.faultRate < 0 || f.faultRate > 1 {
+		return fmt.Errorf("--sim-fault-rate (CALLCONTROL_SIM_FAULT_RATE): must be between 0 and 1, got %v", f.faultRate)
+	}
+	return nil
+}
+
+func (f *simFlags) faults() gatewaysim.Faults {
+	var kinds []gatewaysim.Fault
+	for _, k := range strings.Split(f.faultKinds, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			kinds = append(kinds, gatewaysim.Fault(k))
+		}
+	}
+	return gatewaysim.Faults{Rate: f.faultRate, Kinds: kinds, RetCodes: strings.Split(f.retcode, ",")}
+}
+
+// simServer is a running simulator: its HTTP(S) server and address.
+type simServer struct {
+	sim      *gatewaysim.Sim
+	srv      *http.Server
+	ln       net.Listener
+	url      string
+	certPE   []byte // PEM of the self-signed certificate, nil for plain HTTP
+	authMode int
+}
+
+// start listens and serves the simulator until ctx ends or stop is called.
+func (f *simFlags) start() (*simServer, error) {
+	sim := gatewaysim.New(f.cfg)
+	sim.SetFaults(f.faults())
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return nil, fmt.Errorf("--gateway-listen (CALLCONTROL_GATEWAY_LISTEN): %w", err)
+	}
+	s := &simServer{sim: sim, ln: ln, authMode: f.cfg.AuthMode, srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}}
+	if f.plain {
+		s.url = "http://" + ln.Addr().String()
+		return s, nil
+	}
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	certPEM, keyPEM, err := gatewaysim.GenerateCert(host)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.ln = tls.NewListener(ln, s.srv.TLSConfig)
+	s.url, s.certPE = "https://"+ln.Addr().String(), certPEM
+	if f.certOut != "" {
+		if err := os.WriteFile(f.certOut, certPEM, 0o644); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--gateway-cert-out (CALLCONTROL_GATEWAY_CERT_OUT): %w", err)
+		}
+	}
+	return s, nil
+}
+
+// serve blocks until ctx ends, then shuts the server down.
+func (s *simServer) serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.sim.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
+		err = errors.Join(err, e)
+	}
+	return err
+}
+
+// runGatewaySim runs the simulator on its own.
+func runGatewaySim(ctx context.Context, args []string, stdout io.Writer) error {
+	s := newSettings("gatewaysim", stderr)
+	var f simFlags
+	f.register(s, "127.0.0.1:8043")
+	s.fs.DurationVar(&f.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	srv, err := f.start()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "gateway simulator listening on %s\n", srv.url)
+	return srv.serve(ctx)
+}

@@ -1,0 +1,69 @@
+// Command callcontrol releases call connections on a Huawei CC-Gateway from
+// disconnect commands on NATS JetStream. One binary, one role per
+// subcommand; `callcontrol dev` runs everything in one process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: callcontrol <command> [flags]
+
+commands:
+  dev          embedded NATS + gateway simulator + worker, all in one process
+  worker       execute disconnect commands from JetStream against the gateway
+  gatewaysim   run the CC-Gateway simulator
+  disconnect   publish one disconnect command (--wait prints its result)
+  watch        print results as they arrive
+
+Every flag can also be set as CALLCONTROL_<FLAG> (e.g. CALLCONTROL_NATS_URL).
+Run 'callcontrol <command> -h' for its flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	var exit exitError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case errors.As(err, &exit):
+		os.Exit(int(exit))
+	default:
+		fmt.Fprintln(os.Stderr, "callcontrol:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the process with a code and no message (the command has
+// already printed what happened).
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// run executes the subcommand in args until it finishes or ctx ends.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cmds := map[string]func(context.Context, []string, io.Writer) error{
+		"dev": runDev, "worker": runWorker, "gatewaysim": runGatewaySim,
+		"disconnect": runDisconnect, "watch": runWatch,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return cmd(ctx, args[1:], stdout)
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// readmeCommand returns the arguments of the README's example command line
+// that starts with prefix, so the test runs exactly what users are told.
+func readmeCommand(t *testing.T, prefix string) []string {
+	t.Helper()
+	f, err := os.Open("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, prefix) {
+			return strings.Fields(strings.TrimPrefix(line, prefix))
+		}
+	}
+	t.Fatalf("README.md has no line starting with %q", prefix)
+	return nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The README's run command (callcontrol dev) starts the embedded system, and
+// the README's disconnect --wait example prints an accepted result.
+func TestDevAndReadmeDisconnect(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-format", "json"}, &out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev: %v", err)
+		}
+	})
+	ready := regexp.MustCompile(`NATS (nats://[0-9.:]+)`)
+	var url string
+	deadline := time.Now().Add(30 * time.Second)
+	for url == "" {
+		if m := ready.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("dev did not report ready; output: %s", out.String())
+		} else {
+			time.Sleep(20 * time.Millisecond) // polling interval
+		}
+	}
+	args := append([]string{"disconnect"}, readmeCommand(t, "go run ./cmd/callcontrol disconnect")...)
+	args = append(args, "--nats-url", url, "--timeout", "20s")
+	var res bytes.Buffer
+	if err := run(ctx, args, &res); err != nil {
+		t.Fatalf("disconnect: %v; output: %s", err, res.String())
+	}
+	if !regexp.MustCompile(`(?m)^accepted\s+command=`).MatchString(res.String()) {
+		t.Fatalf("want an accepted result, got: %s", res.String())
+	}
+}
+
+// A bad setting is refused at start with an error naming the flag and its
+// environment variable.
+func TestSettingsErrorsNameTheSetting(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"worker", "--concurrency", "0", "--gateway-url", "https://gw:8043"}, nil, "--concurrency (CALLCONTROL_CONCURRENCY)"},
+		{[]string{"worker"}, nil, "--gateway-url (CALLCONTROL_GATEWAY_URL)"},
+		{[]string{"worker", "--gateway-url", "ftp://x"}, nil, "--gateway-url (CALLCONTROL_GATEWAY_URL)"},
+		{[]string{"worker", "--gateway-url", "https://gw:8043"}, map[string]string{"CALLCONTROL_ACK_WAIT": "soon"}, "CALLCONTROL_ACK_WAIT"},
+		{[]string{"worker", "--gateway-url", "https://gw:8043", "--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"disconnect", "--agent", "42", "--number", "123"}, nil, "--agent (CALLCONTROL_AGENT)"},
+		{[]string{"disconnect", "--agent", "101", "--number", "12/../34"}, nil, "--number (CALLCONTROL_NUMBER)"},
+		{[]string{"gatewaysim", "--sim-authmode", "3"}, nil, "--sim-authmode"},
+		{[]string{"nope"}, nil, `unknown command "nope"`},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			err := run(context.Background(), c.args, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want it to name %s", err, c.want)
+			}
+			var exit exitError
+			if errors.As(err, &exit) {
+				t.Fatalf("got an exit code instead of a configuration error")
+			}
+		})
+	}
+}

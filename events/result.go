@@ -1,0 +1,50 @@
+package events
+
+import "time"
+
+// Status is the terminal state of a command. Every command ends in exactly
+// one result with one of these statuses.
+type Status string
+
+const (
+	// StatusAccepted: the gateway released the party (retcode 0), or a
+	// retry found it already released after an earlier attempt of the same
+	// command may have reached the gateway (Reason "already_released").
+	StatusAccepted Status = "accepted"
+	// StatusRejected: the command was invalid and never sent. Reason names
+	// the field and the rule.
+	StatusRejected Status = "rejected"
+	// StatusFailed: the gateway refused the command, the session was
+	// invalid, or retries ran out. Reason and RetCode say why.
+	StatusFailed Status = "failed"
+	// StatusExpired: the command's deadline passed before it could be
+	// executed. It was not sent after that deadline.
+	StatusExpired Status = "expired"
+)
+
+// Result reports the terminal outcome of one command. It is published on
+// ResultSubject(Status) with Nats-Msg-Id ResultMsgID(CommandID).
+type Result struct {
+	CommandID     string `json:"command_id"`
+	AgentID       int    `json:"agent_id,omitempty"`
+	Number        string `json:"number,omitempty"`
+	Status        Status `json:"status"`
+	Reason        string `json:"reason,omitempty"`
+	RetCode       string `json:"retcode,omitempty"` // gateway retcode of the last answer
+	Attempts      int    `json:"attempts"`          // gateway requests sent for this command
+	CorrelationID string `json:"correlation_id,omitempty"`
+	RequestedBy   string `json:"requested_by,omitempty"`
+
+	IssuedAt    time.Time `json:"issued_at,omitzero"`  // from the command, or when stored
+	ExpiresAt   time.Time `json:"expires_at,omitzero"` // the deadline the worker applied
+	CompletedAt time.Time `json:"completed_at"`        // when the outcome was decided
+	// GatewayMillis is the time spent in gateway requests, summed over attempts.
+	GatewayMillis int64 `json:"gateway_ms"`
+}
+
+// Reasons used by the worker beside gateway messages.
+const (
+	ReasonAlreadyReleased = "already_released"
+	ReasonNoSession       = "no_session"
+	ReasonMaxDeliveries   = "max_deliveries"
+)

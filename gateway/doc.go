@@ -1,0 +1,13 @@
+// Package gateway is the HTTP client of the Huawei CC-Gateway ("agent
+// gateway") REST API: sign-in and sign-out of an agent, the event long poll,
+// and the release of one party of a call with [Client.Disconnect].
+//
+// The package knows only HTTP and the gateway's JSON. It never logs, holds
+// no session state (the caller owns the agent's current GUID and replaces it
+// whenever [Poll.SetGUID] or [Client.SignIn] returns a new one), and does not
+// retry: every failure is returned as an [*Error], and [Classify] tells the
+// caller whether to retry, refresh the session, or give up.
+//
+// Error strings are safe to log: they never contain the GUID, the request
+// URL or the phone number of a disconnect.
+package gateway

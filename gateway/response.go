@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The most bytes of the gateway's message and retcode kept in an [Error].
+const (
+	maxMessage = 200
+	maxRetCode = 32
+)
+
+// envelope is the JSON body of every gateway answer:
+// {"message":"...","retcode":"0","result":...,"event":{...}}.
+type envelope struct {
+	RetCode text   `json:"retcode"`
+	Message text   `json:"message"`
+	Event   *Event `json:"event"`
+}
+
+// text is a JSON string that also accepts a number (kept as its literal,
+// e.g. 0 becomes "0") and null (""): gateway versions disagree on types.
+type text string
+
+// UnmarshalJSON implements [json.Unmarshaler].
+func (t *text) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		err := json.Unmarshal(b, &s)
+		*t = text(s)
+		return err
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return errors.New("want a JSON string or number")
+	}
+	*t = text(n)
+	return nil
+}
+
+// readBody reads at most limit bytes of r. A longer body is an error
+// wrapping [ErrMalformedResponse]; it is not read further.
+func readBody(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrMalformedResponse, limit)
+	}
+	return b, nil
+}
+
+// checkResponse turns a read response into its envelope, or into an
+// *Error. Success is HTTP 200 with retcode "0" only. A non-200 answer keeps
+// its status and, when the body parses, its retcode and message; a 200
+// answer whose body does not parse or lacks a retcode wraps
+// [ErrMalformedResponse]. secrets are cut out of the message.
+func checkResponse(op string, resp *http.Response, data []byte, secrets []string) (envelope, error) {
+	e := &Error{Op: op, StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header, time.Now())}
+	env, derr := decode(data)
+	if derr == nil {
+		e.RetCode = clean(string(env.RetCode), secrets, maxRetCode)
+		e.Message = clean(string(env.Message), secrets, maxMessage)
+	}
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return env, e
+	case derr != nil:
+		e.Err = fmt.Errorf("%w: %v", ErrMalformedResponse, derr)
+		return env, e
+	case env.RetCode == "":
+		e.Err = fmt.Errorf("%w: no retcode", ErrMalformedResponse)
+		return env, e
+	case env.RetCode != "0":
+		return env, e
+	}
+	return env, nil
+}
+
+// decode parses a gateway body, which must be a JSON object. Its errors
+// describe the syntax, never the content.
+func decode(data []byte) (envelope, error) {
+	var env envelope
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return env, errors.New("not a JSON object")
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return envelope{}, err
+	}
+	return env, nil
+}
+
+// retryAfter parses a Retry-After header: delay seconds or an HTTP date,
+// relative to now. Absent, invalid or past values give 0.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 32); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// clean makes a text of the gateway safe to log: each secret (the GUID; a
+// number of three or more digits) is replaced by "***", control characters
+// by spaces, and the result is cut to limit bytes on a UTF-8 boundary.
+func clean(msg string, secrets []string, limit int) string {
+	for _, s := range secrets {
+		if len(s) >= 3 {
+			msg = strings.ReplaceAll(msg, s, "***")
+		}
+	}
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, msg)
+	if len(msg) > limit {
+		cut := limit
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut]
+	}
+	return strings.TrimSpace(msg)
+}

@@ -1,0 +1,127 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config of a [Worker]. The zero value of each field takes the default
+// named in its comment; [Config.Validate] rejects values that cannot work.
+type Config struct {
+	// Concurrency is how many commands one worker executes at once; each
+	// slot holds one pull request for one message, so nothing is buffered
+	// ahead of processing. Default 64.
+	Concurrency int
+	// DefaultTTL is the lifetime of a command that carries neither
+	// expires_at nor ttl_ms, counted from issued_at (or the time JetStream
+	// stored it). Default 30s.
+	DefaultTTL time.Duration
+	// ExpiryGuard: no gateway request is started when less than this is
+	// left before the command's deadline. Default 50ms.
+	ExpiryGuard time.Duration
+	// AckWait and MaxDeliver configure the shared consumer. A message in
+	// progress is kept alive with InProgress every AckWait/3, so AckWait
+	// only fires for a worker that died. Defaults 30s and 5.
+	AckWait    time.Duration
+	MaxDeliver int
+	// FetchWait is how long one pull request waits for a message; it bounds
+	// how quickly a stopping worker stops asking for work. Default 1s.
+	FetchWait time.Duration
+	// LeaseTTL is how long the per-agent lease lives in the lease bucket
+	// without renewal: the time other replicas wait for a dead worker's
+	// agents. Renewed every LeaseTTL/4. Default 15s.
+	LeaseTTL time.Duration
+	// Backoff between gateway attempts: exponential from InitialInterval by
+	// Multiplier up to MaxInterval, each randomised by ±RandomizationFactor;
+	// the elapsed time is capped by the command's deadline. Defaults 100ms,
+	// 2, 2s, 0.2.
+	InitialInterval     time.Duration
+	Multiplier          float64
+	MaxInterval         time.Duration
+	RandomizationFactor float64
+	// MaxLimited is how many times a "limited" gateway error (100-007) is
+	// retried before the command fails. Default 3.
+	MaxLimited int
+	// SessionWait is how long a session error (100-006, 000-003, ...) waits
+	// for the session registry to hold a different GUID before the single
+	// session retry. Default 2s.
+	SessionWait time.Duration
+	// ShutdownTimeout bounds how long Run waits for in-flight commands after
+	// its context ends; then they are cancelled and Nak'ed. Default 30s.
+	ShutdownTimeout time.Duration
+	// Instance names this worker in leases and logs. Default hostname-pid.
+	Instance string
+	// Logger receives one line per disposed message. Default: no logging.
+	Logger zerolog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
+	def(&c.DefaultTTL, 30*time.Second)
+	def(&c.ExpiryGuard, 50*time.Millisecond)
+	def(&c.AckWait, 30*time.Second)
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	def(&c.FetchWait, time.Second)
+	def(&c.LeaseTTL, 15*time.Second)
+	def(&c.InitialInterval, 100*time.Millisecond)
+	if c.Multiplier == 0 {
+		c.Multiplier = 2
+	}
+	def(&c.MaxInterval, 2*time.Second)
+	if c.RandomizationFactor == 0 {
+		c.RandomizationFactor = 0.2
+	}
+	if c.MaxLimited == 0 {
+		c.MaxLimited = 3
+	}
+	def(&c.SessionWait, 2*time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, by name. It checks
+// the values after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	check := func(ok bool, field, rule string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("worker: %s: %s", field, rule))
+		}
+	}
+	check(c.Concurrency > 0 && c.Concurrency <= 4096, "Concurrency", "must be 1-4096")
+	check(c.DefaultTTL > 0 && c.DefaultTTL <= time.Hour, "DefaultTTL", "must be >0 and at most 1h")
+	check(c.ExpiryGuard > 0 && c.ExpiryGuard < c.DefaultTTL, "ExpiryGuard", "must be >0 and below DefaultTTL")
+	check(c.AckWait >= time.Second, "AckWait", "must be at least 1s")
+	check(c.MaxDeliver >= 2, "MaxDeliver", "must be at least 2")
+	check(c.FetchWait >= 10*time.Millisecond && c.FetchWait < c.AckWait, "FetchWait", "must be at least 10ms and below AckWait")
+	check(c.LeaseTTL >= time.Second, "LeaseTTL", "must be at least 1s")
+	check(c.InitialInterval > 0 && c.InitialInterval <= c.MaxInterval, "InitialInterval", "must be >0 and at most MaxInterval")
+	check(c.Multiplier >= 1, "Multiplier", "must be at least 1")
+	check(c.RandomizationFactor >= 0 && c.RandomizationFactor < 1, "RandomizationFactor", "must be in [0,1)")
+	check(c.MaxLimited >= 0, "MaxLimited", "must not be negative")
+	check(c.SessionWait >= 0, "SessionWait", "must not be negative")
+	check(c.ShutdownTimeout > 0, "ShutdownTimeout", "must be >0")
+	return errors.Join(errs...)
+}
+
+// DefaultConfig returns the configuration with every default applied.
+func DefaultConfig() Config { return Config{}.withDefaults() }

@@ -1,0 +1,175 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// Log keys, fixed across the code base.
+const (
+	keyCommandID = "command_id"
+	keyAgentID   = "agent_id"
+	keyNumber    = "number" // always masked
+	keyAttempt   = "attempt"
+	keyOutcome   = "outcome"
+	keyRetcode   = "retcode"
+	keyDelivery  = "delivery"
+	keyReason    = "reason"
+	keyDelay     = "delay"
+)
+
+// dispose is the one place that acknowledges a message. A terminal outcome
+// is stored in the ledger, published as a result (and, unless accepted,
+// copied to the dead-letter stream), then Ack'ed (accepted) or Term'ed. A
+// failure on the way Naks instead, and the redelivery replays the stored
+// result under the same Nats-Msg-Id. Non-terminal outcomes Nak, turned into
+// a failure on the last allowed delivery so that no command goes without
+// a result.
+func (w *Worker) dispose(j *job, out outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if out.res == nil && j.valid && j.meta != nil && j.meta.NumDelivered >= uint64(w.cfg.MaxDeliver) {
+		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": "+errText(out.err), "")
+	}
+	var err error
+	switch {
+	case out.res != nil:
+		err = w.finish(ctx, j, out)
+		if err != nil {
+			out = outcome{retry: time.Second, err: err}
+			err = j.msg.NakWithDelay(out.retry)
+		}
+	case out.shutdown:
+		err = j.msg.Nak()
+	default:
+		err = j.msg.NakWithDelay(out.retry)
+	}
+	w.logOutcome(j, out, err)
+}
+
+// finish stores, publishes and acknowledges a terminal outcome.
+func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
+	if err := w.record(ctx, out.res, j.msg.Data(), out.store); err != nil {
+		return err
+	}
+	if out.res.Status == events.StatusAccepted {
+		return j.msg.Ack()
+	}
+	return j.msg.TermWithReason(oneLine(out.res.Reason))
+}
+
+// record makes a terminal result durable and visible: the ledger (when
+// store), the result stream and, unless accepted, a dead-letter copy of the
+// command's original payload. Each publication carries a Nats-Msg-Id derived
+// from the command_id, so doing it again after a crash duplicates nothing.
+func (w *Worker) record(ctx context.Context, res *events.Result, payload []byte, store bool) error {
+	if store {
+		if err := w.ledger.done(ctx, res); err != nil {
+			return err
+		}
+	}
+	if err := w.publishResult(ctx, res); err != nil {
+		return err
+	}
+	if res.Status == events.StatusAccepted {
+		return nil
+	}
+	return w.deadLetter(ctx, payload, res)
+}
+
+func (w *Worker) publishResult(ctx context.Context, res *events.Result) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(events.ResultSubject(res.Status))
+	m.Data = data
+	m.Header.Set(events.HeaderMsgID, events.ResultMsgID(res.CommandID))
+	m.Header.Set(events.HeaderCommandID, res.CommandID)
+	m.Header.Set(events.HeaderStatus, string(res.Status))
+	if res.CorrelationID != "" {
+		m.Header.Set(events.HeaderCorrelationID, res.CorrelationID)
+	}
+	_, err = w.js.PublishMsg(ctx, m)
+	return err
+}
+
+// deadLetter copies the original command, unchanged, to the dead-letter
+// stream with the reason in a header.
+func (w *Worker) deadLetter(ctx context.Context, payload []byte, res *events.Result) error {
+	m := nats.NewMsg(events.SubjectDeadLetter)
+	m.Data = payload
+	m.Header.Set(events.HeaderMsgID, "dlq-"+res.CommandID)
+	m.Header.Set(events.HeaderCommandID, res.CommandID)
+	m.Header.Set(events.HeaderStatus, string(res.Status))
+	m.Header.Set(events.HeaderReason, oneLine(res.Reason))
+	_, err := w.js.PublishMsg(ctx, m)
+	return err
+}
+
+// logOutcome writes the one log line of a delivery. The number is masked and
+// gateway text that echoes it is masked too; the GUID is never in any field.
+func (w *Worker) logOutcome(j *job, out outcome, ackErr error) {
+	var ev *zerolog.Event
+	outcomeName := "retry"
+	switch {
+	case ackErr != nil:
+		ev = w.log.Error().AnErr("ack_error", ackErr)
+	case out.res != nil && out.res.Status == events.StatusAccepted:
+		ev = w.log.Info()
+	case out.res != nil:
+		ev = w.log.Warn()
+	case out.shutdown:
+		ev, outcomeName = w.log.Info(), "shutdown"
+	default:
+		ev = w.log.Warn()
+	}
+	masked := events.MaskNumber(j.cmd.Number)
+	mask := func(s string) string {
+		if j.cmd.Number == "" {
+			return s
+		}
+		return strings.ReplaceAll(s, j.cmd.Number, masked)
+	}
+	if out.res != nil {
+		outcomeName = string(out.res.Status)
+		ev = ev.Str(keyCommandID, out.res.CommandID).Str(keyRetcode, out.res.RetCode).Str(keyReason, mask(out.res.Reason))
+	} else {
+		ev = ev.Str(keyCommandID, j.cmd.CommandID).Dur(keyDelay, out.retry)
+	}
+	if out.err != nil {
+		ev = ev.Str("error", mask(out.err.Error()))
+	}
+	if j.meta != nil {
+		ev = ev.Uint64(keyDelivery, j.meta.NumDelivered)
+	}
+	ev.Int(keyAgentID, j.cmd.AgentID).Str(keyNumber, masked).Int(keyAttempt, j.attempts).
+		Str(keyOutcome, outcomeName).Msg("command disposed")
+}
+
+// oneLine makes s safe for a NATS header: one line, at most 256 bytes.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 256 {
+		s = s[:256]
+	}
+	return s
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "no outcome"
+	}
+	return err.Error()
+}

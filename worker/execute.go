@@ -1,0 +1,151 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/cenkalti/backoff/v4"
+)
+
+// execute sends the disconnect with backoff until it succeeds, fails for
+// good, or the command's deadline (less ExpiryGuard) comes. No request
+// starts after that deadline, and none outlives the agent lease.
+func (w *Worker) execute(ctx context.Context, j *job) outcome {
+	agent := j.cmd.AgentID
+	guid, ok := w.guid(j)
+	if !ok {
+		return w.final(j, events.StatusFailed, events.ReasonNoSession+": no GUID registered for agent", "")
+	}
+	dctx, cancel := context.WithDeadline(ctx, j.deadline.Add(-w.cfg.ExpiryGuard))
+	defer cancel()
+	b := w.backoff(time.Until(j.deadline))
+	var (
+		last           error
+		limited        int
+		sessionRetried bool
+		permanent      bool // the gateway's answer ended the retries
+	)
+	giveUp := func(err error) error {
+		permanent = true
+		return backoff.Permanent(err)
+	}
+	op := func() error {
+		l := j.lease.Load()
+		if dctx.Err() != nil {
+			return backoff.Permanent(dctx.Err())
+		}
+		if !time.Now().Before(l.until()) {
+			return backoff.Permanent(errLeaseLost)
+		}
+		if g, ok := w.guid(j); ok {
+			guid = g // the registry may have rotated it since the last attempt
+		}
+		rctx, rcancel := context.WithDeadline(dctx, l.until())
+		start := time.Now()
+		j.attempts++
+		err := w.gw.Disconnect(rctx, agent, j.cmd.Number, guid)
+		rcancel()
+		j.gatewayTime += time.Since(start)
+		last = err
+		switch gateway.Classify(err) {
+		case gateway.ClassSuccess, gateway.ClassAlreadyDone:
+			return nil
+		case gateway.ClassTransient:
+			if gateway.RetCodeOf(err) == "" {
+				j.maybeExecuted = true // no answer: the request may have been executed
+			}
+			b.hint = gateway.RetryAfterOf(err)
+			return err
+		case gateway.ClassLimited:
+			if limited++; limited > w.cfg.MaxLimited {
+				return giveUp(err)
+			}
+			return err
+		case gateway.ClassSession:
+			if sessionRetried || j.cmd.GUID != "" {
+				return giveUp(err)
+			}
+			sessionRetried = true
+			if g := w.sessions.waitChange(dctx, agent, guid, w.cfg.SessionWait); g != "" {
+				guid = g
+				return err
+			}
+			return giveUp(err)
+		default:
+			return giveUp(err)
+		}
+	}
+	err := backoff.Retry(op, backoff.WithContext(b, dctx))
+	return w.conclude(ctx, j, err, last, permanent)
+}
+
+// conclude maps the end of the retry loop to an outcome. Retries that end
+// without a permanent answer ended because the deadline came (or the next
+// wait would pass it): the command expired.
+func (w *Worker) conclude(ctx context.Context, j *job, err, last error, permanent bool) outcome {
+	rc := gateway.RetCodeOf(last)
+	switch {
+	case err == nil && last == nil:
+		return w.final(j, events.StatusAccepted, "", "0")
+	case err == nil: // already done (200-023 / 200-024)
+		if j.maybeExecuted {
+			return w.final(j, events.StatusAccepted, events.ReasonAlreadyReleased, rc)
+		}
+		return w.final(j, events.StatusFailed, last.Error(), rc)
+	case isShutdown(ctx):
+		return outcome{shutdown: true, err: err}
+	case errors.Is(err, errLeaseLost):
+		return outcome{retry: w.cfg.LeaseTTL / 4, err: err}
+	case !permanent:
+		reason := "deadline passed before execution"
+		if last != nil {
+			reason = fmt.Sprintf("deadline passed after %d attempts: %v", j.attempts, last)
+		}
+		return w.final(j, events.StatusExpired, reason, rc)
+	default:
+		return w.final(j, events.StatusFailed, err.Error(), rc)
+	}
+}
+
+// guid returns the GUID to send for the job's agent: the command's own, or
+// the registry's current one.
+func (w *Worker) guid(j *job) (string, bool) {
+	if j.cmd.GUID != "" {
+		return j.cmd.GUID, true
+	}
+	return w.sessions.lookup(j.cmd.AgentID)
+}
+
+// hintBackOff is an exponential backoff that waits at least as long as the
+// gateway's Retry-After hint, when the last answer carried one.
+type hintBackOff struct {
+	*backoff.ExponentialBackOff
+	hint time.Duration
+}
+
+func (b *hintBackOff) NextBackOff() time.Duration {
+	next := b.ExponentialBackOff.NextBackOff()
+	if next != backoff.Stop && b.hint > next {
+		next = b.hint
+	}
+	b.hint = 0
+	return next
+}
+
+// backoff builds one backoff per command, every field set: the library's
+// default MaxElapsedTime of 15 minutes would outlive any hang-up.
+func (w *Worker) backoff(maxElapsed time.Duration) *hintBackOff {
+	return &hintBackOff{ExponentialBackOff: &backoff.ExponentialBackOff{
+		InitialInterval:     w.cfg.InitialInterval,
+		RandomizationFactor: w.cfg.RandomizationFactor,
+		Multiplier:          w.cfg.Multiplier,
+		MaxInterval:         w.cfg.MaxInterval,
+		MaxElapsedTime:      maxElapsed,
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}}
+}

@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// exhausted turns the server's max-deliveries advisories into results. The
+// last delivery of a command normally ends in a result (dispose makes any
+// retry a failure then); this covers a command whose every delivery died
+// with its worker, so that it, too, gets exactly one result.
+func (w *Worker) exhausted(ctx context.Context, cons jetstream.Consumer, commands jetstream.Stream) {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		if err != nil {
+			_ = sleep(ctx, w.cfg.FetchWait)
+			continue
+		}
+		for msg := range batch.Messages() {
+			if err := w.handleExhausted(ctx, msg, commands); err != nil {
+				w.log.Warn().Err(err).Msg("max-deliveries advisory not handled")
+				_ = msg.NakWithDelay(time.Second)
+				continue
+			}
+			_ = msg.Ack()
+		}
+	}
+}
+
+func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, commands jetstream.Stream) error {
+	var adv struct {
+		StreamSeq uint64 `json:"stream_seq"`
+	}
+	if err := json.Unmarshal(msg.Data(), &adv); err != nil || adv.StreamSeq == 0 {
+		return nil // not an advisory we understand: nothing to do
+	}
+	raw, err := commands.GetMsg(ctx, adv.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // aged out of the stream
+	}
+	if err != nil {
+		return err
+	}
+	j := &job{msgID: raw.Header.Get(events.HeaderMsgID), meta: &jetstream.MsgMetadata{
+		Timestamp: raw.Time, Sequence: jetstream.SequencePair{Stream: raw.Sequence}}}
+	var out outcome
+	if j.cmd, err = events.DecodeDisconnect(raw.Data); err != nil {
+		out = outcome{res: w.result(j, events.StatusRejected, err.Error(), "")}
+	} else {
+		j.valid, j.deadline = true, j.cmd.Deadline(raw.Time, w.cfg.DefaultTTL)
+		rec, err := w.ledger.get(ctx, j.cmd.CommandID)
+		if err != nil {
+			return err
+		}
+		if rec != nil && rec.State == stateDone {
+			return nil // it has its result
+		}
+		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
+	}
+	if err := w.record(ctx, out.res, raw.Data, out.store); err != nil {
+		return err
+	}
+	w.logOutcome(j, out, nil)
+	return nil
+}

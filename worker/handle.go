@@ -1,0 +1,174 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// job is one delivery of one command.
+type job struct {
+	msg      jetstream.Msg
+	msgID    string // the Nats-Msg-Id the command was published with
+	meta     *jetstream.MsgMetadata
+	cmd      events.DisconnectCommand
+	valid    bool      // cmd passed validation: it has a usable command_id
+	deadline time.Time // zero for an invalid command
+	lease    atomic.Pointer[lease]
+
+	attempts      int           // gateway requests sent in this delivery
+	gatewayTime   time.Duration // spent in those requests
+	maybeExecuted bool          // a request of this command may have reached the gateway
+}
+
+// outcome is what handle decided for a delivery; dispose carries it out.
+type outcome struct {
+	res      *events.Result // terminal: publish, then Ack (accepted) or Term
+	store    bool           // write res to the ledger first (false when replaying it)
+	retry    time.Duration  // not terminal: NakWithDelay(retry)
+	shutdown bool           // not terminal: plain Nak, no failure recorded
+	err      error          // cause, for the log line
+}
+
+// process runs one delivery from start to disposal. A panic is recovered
+// and the message Nak'ed: a bug must not take the worker down.
+func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
+	j := &job{msg: msg, msgID: msg.Headers().Get(events.HeaderMsgID)}
+	defer func() {
+		if l := j.lease.Swap(nil); l != nil {
+			l.release()
+		}
+	}()
+	stop := w.keepalive(j)
+	out := func() (out outcome) {
+		defer func() {
+			if p := recover(); p != nil {
+				out = outcome{retry: time.Second, err: fmt.Errorf("panic: %v", p)}
+			}
+		}()
+		return w.handle(ctx, j)
+	}()
+	stop()
+	w.dispose(j, out)
+}
+
+// keepalive tells JetStream the message is in progress and renews the
+// agent lease while the job runs, so AckWait and the lease TTL only expire
+// for a worker that died. The returned func stops it and waits.
+func (w *Worker) keepalive(j *job) (stop func()) {
+	every := min(w.cfg.AckWait/3, w.cfg.LeaseTTL/4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = j.msg.InProgress()
+				if l := j.lease.Load(); l != nil {
+					_ = l.renew(ctx)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// handle decides what happens to one delivery.
+func (w *Worker) handle(ctx context.Context, j *job) outcome {
+	meta, err := j.msg.Metadata()
+	if err != nil {
+		return outcome{retry: time.Second, err: err}
+	}
+	j.meta = meta
+	j.cmd, err = events.DecodeDisconnect(j.msg.Data())
+	if err != nil {
+		return outcome{res: w.result(j, events.StatusRejected, err.Error(), "")}
+	}
+	j.valid = true
+	j.deadline = j.cmd.Deadline(meta.Timestamp, w.cfg.DefaultTTL)
+
+	if out, done := w.replay(ctx, j); done {
+		return out
+	}
+	if !w.startable(j.deadline) {
+		return w.final(j, events.StatusExpired, "deadline passed before execution", "")
+	}
+	dctx, cancel := context.WithDeadline(ctx, j.deadline.Add(-w.cfg.ExpiryGuard))
+	defer cancel()
+	l, err := w.leases.acquire(dctx, j.cmd.AgentID)
+	if err != nil {
+		if isShutdown(ctx) {
+			return outcome{shutdown: true, err: err}
+		}
+		return w.final(j, events.StatusExpired, "deadline passed while another command held the agent", "")
+	}
+	j.lease.Store(l)
+	rec, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance)
+	if err != nil {
+		return outcome{retry: time.Second, err: err}
+	}
+	if rec != nil && rec.State == stateDone {
+		return outcome{res: rec.Result}
+	}
+	j.maybeExecuted = rec != nil // an earlier delivery started sending
+	return w.execute(ctx, j)
+}
+
+// replay returns the stored result when the ledger says the command was
+// already executed: it is published again (same Nats-Msg-Id), not re-sent.
+func (w *Worker) replay(ctx context.Context, j *job) (outcome, bool) {
+	rec, err := w.ledger.get(ctx, j.cmd.CommandID)
+	switch {
+	case err != nil:
+		return outcome{retry: time.Second, err: err}, true
+	case rec != nil && rec.State == stateDone && rec.Result != nil:
+		return outcome{res: rec.Result}, true
+	}
+	return outcome{}, false
+}
+
+// startable reports whether a gateway request may still start before deadline.
+func (w *Worker) startable(deadline time.Time) bool {
+	return time.Until(deadline) > w.cfg.ExpiryGuard
+}
+
+// final builds a terminal outcome that is stored in the ledger.
+func (w *Worker) final(j *job, s events.Status, reason, retcode string) outcome {
+	return outcome{res: w.result(j, s, reason, retcode), store: true}
+}
+
+func (w *Worker) result(j *job, s events.Status, reason, retcode string) *events.Result {
+	r := &events.Result{
+		CommandID: j.cmd.CommandID, AgentID: j.cmd.AgentID, Number: j.cmd.Number,
+		Status: s, Reason: reason, RetCode: retcode, Attempts: j.attempts,
+		CorrelationID: j.cmd.CorrelationID, RequestedBy: j.cmd.RequestedBy,
+		IssuedAt: j.cmd.IssuedAt, ExpiresAt: j.deadline,
+		CompletedAt: time.Now().UTC(), GatewayMillis: j.gatewayTime.Milliseconds(),
+	}
+	if r.IssuedAt.IsZero() && j.meta != nil {
+		r.IssuedAt = j.meta.Timestamp
+	}
+	if r.CommandID == "" { // unreadable command: use its Nats-Msg-Id, or its place in the stream
+		if events.ValidCommandID(j.msgID) {
+			r.CommandID = j.msgID
+		} else if j.meta != nil {
+			r.CommandID = "seq-" + strconv.FormatUint(j.meta.Sequence.Stream, 10)
+		}
+	}
+	return r
+}
+
+func isShutdown(ctx context.Context) bool {
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown)
+}

@@ -1,0 +1,281 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// bundle is one test's system: a real nats-server with JetStream, the
+// gateway simulator over real HTTPS, and the streams provisioned.
+type bundle struct {
+	t    *testing.T
+	url  string
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	sim  *gatewaysim.Sim
+	gw   *gateway.Client
+	logs *syncBuffer
+	cfg  Config
+	// secrets are strings that must never appear in logs (GUIDs).
+	secrets []string
+}
+
+// setup starts NATS and the simulator for one test. cfg is the worker
+// configuration the test will use (Logger is set to a buffer checked for
+// secrets at the end).
+func setup(t *testing.T, cfg Config, simCfg gatewaysim.Config) *bundle {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 256 << 20, JetStreamMaxStore: 1 << 30,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+
+	sim := gatewaysim.New(simCfg)
+	srv := httptest.NewTLSServer(sim)
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	gw, err := gateway.New(gateway.Config{BaseURL: srv.URL, RootCAs: pool, RequestTimeout: 500 * time.Millisecond, MaxConns: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+
+	b := &bundle{t: t, url: ns.ClientURL(), sim: sim, gw: gw, logs: &syncBuffer{}}
+	b.nc, b.js = b.connect()
+	cfg.Logger = zerolog.New(b.logs)
+	b.cfg = cfg
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Provision(ctx, b.js, Topology{DuplicateWindow: time.Minute}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.checkLogs() })
+	return b
+}
+
+func (b *bundle) connect() (*nats.Conn, jetstream.JetStream) {
+	b.t.Helper()
+	nc, err := nats.Connect(b.url)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return nc, js
+}
+
+// startWorker runs a worker on its own NATS connection until the test ends
+// or the returned stop is called (stop waits for Run to return).
+func (b *bundle) startWorker(gw disconnecter) (stop func(), nc *nats.Conn) {
+	b.t.Helper()
+	nc, js := b.connect()
+	if gw == nil {
+		gw = b.gw
+	}
+	w, err := New(b.cfg, js, gw)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.t.Errorf("worker.Run: %v", err)
+			}
+		})
+	}
+	b.t.Cleanup(stop)
+	return stop, nc
+}
+
+// signIn signs agents in at the simulator, gives each a call with the
+// customer number customer(agent) and registers the GUIDs.
+func (b *bundle) signIn(agents []int, customer func(int) string) map[int]string {
+	b.t.Helper()
+	ctx := context.Background()
+	kv, err := b.js.KeyValue(ctx, events.BucketSessions)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	guids := map[int]string{}
+	for _, a := range agents {
+		guid, err := b.sim.SignIn(a)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		guids[a] = guid
+		b.secrets = append(b.secrets, guid)
+		v, _ := json.Marshal(events.Session{GUID: guid, AuthMode: 1, UpdatedAt: time.Now()})
+		if _, err := kv.Put(ctx, strconv.Itoa(a), v); err != nil {
+			b.t.Fatal(err)
+		}
+		if customer != nil {
+			if _, err := b.sim.StartCall(a, customer(a)); err != nil {
+				b.t.Fatal(err)
+			}
+		}
+	}
+	return guids
+}
+
+// publish sends a command with its command_id as Nats-Msg-Id.
+func (b *bundle) publish(cmd events.DisconnectCommand) {
+	b.t.Helper()
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.publishRaw(data, cmd.CommandID)
+}
+
+// publishRaw sends any payload; msgID may be empty (no de-duplication).
+func (b *bundle) publishRaw(data []byte, msgID string) {
+	b.t.Helper()
+	m := nats.NewMsg(events.SubjectDisconnect)
+	m.Data = data
+	if msgID != "" {
+		m.Header.Set(events.HeaderMsgID, msgID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// results reads every result stored so far, grouped by command_id.
+func (b *bundle) results() map[string][]events.Result {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := b.js.Stream(ctx, events.StreamResults)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	out := map[string][]events.Result{}
+	if info.State.Msgs == 0 {
+		return out
+	}
+	cons, err := b.js.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for n := uint64(0); n < info.State.Msgs; {
+		batch, err := cons.Fetch(int(min(info.State.Msgs-n, 500)))
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			var r events.Result
+			if err := json.Unmarshal(m.Data(), &r); err != nil {
+				b.t.Fatal(err)
+			}
+			out[r.CommandID] = append(out[r.CommandID], r)
+			n++
+		}
+		if batch.Error() != nil {
+			b.t.Fatal(batch.Error())
+		}
+	}
+	return out
+}
+
+// waitResults polls until n distinct commands have results, or fails.
+func (b *bundle) waitResults(n int, within time.Duration) map[string][]events.Result {
+	b.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		res := b.results()
+		if len(res) >= n {
+			return res
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("got results for %d commands, want %d within %v", len(res), n, within)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// waitFor polls cond until it holds or fails the test after within.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkLogs fails the test if any log line holds a registered GUID or an
+// unmasked number that the test used.
+func (b *bundle) checkLogs() {
+	b.t.Helper()
+	logs := b.logs.Bytes()
+	for _, d := range b.sim.Disconnects() {
+		if len(d.Number) > 4 && bytes.Contains(logs, []byte(d.Number)) {
+			b.t.Errorf("log output contains the unmasked number %s", d.Number)
+		}
+	}
+	for _, secret := range b.secrets {
+		if bytes.Contains(logs, []byte(secret)) {
+			b.t.Errorf("log output contains a GUID")
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.buf.Bytes())
+}
+
+func cmdID(i int) string { return fmt.Sprintf("cmd-%05d", i) }

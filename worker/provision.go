@@ -1,0 +1,107 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology sizes the streams and buckets [Provision] creates.
+type Topology struct {
+	// Replicas of every stream and bucket: 1 on a single server, 3 on a
+	// production cluster. Default 1.
+	Replicas int
+	// Storage of streams and buckets. Default file storage: commands must
+	// survive a server restart.
+	Storage jetstream.StorageType
+	// CommandMaxAge is how long commands are kept for audit and analytics
+	// after they are acknowledged. Default 24h.
+	CommandMaxAge time.Duration
+	// ResultMaxAge is how long results and dead letters are kept. Default 7 days.
+	ResultMaxAge time.Duration
+	// DuplicateWindow is JetStream's de-duplication window on Nats-Msg-Id for
+	// commands and results. Default 10m.
+	DuplicateWindow time.Duration
+	// LedgerTTL is how long a command_id is remembered as executed: a
+	// command re-published later than this runs again. Default 24h.
+	LedgerTTL time.Duration
+}
+
+func (t Topology) withDefaults() Topology {
+	if t.Replicas == 0 {
+		t.Replicas = 1
+	}
+	if t.CommandMaxAge == 0 {
+		t.CommandMaxAge = 24 * time.Hour
+	}
+	if t.ResultMaxAge == 0 {
+		t.ResultMaxAge = 7 * 24 * time.Hour
+	}
+	if t.DuplicateWindow == 0 {
+		t.DuplicateWindow = 10 * time.Minute
+	}
+	if t.LedgerTTL == 0 {
+		t.LedgerTTL = 24 * time.Hour
+	}
+	return t
+}
+
+// Provision creates or updates the streams, key-value buckets and the shared
+// worker consumer. It is idempotent: every process calls it at start.
+// cfg supplies the consumer's AckWait and MaxDeliver and the lease TTL.
+func Provision(ctx context.Context, js jetstream.JetStream, topo Topology, cfg Config) error {
+	topo, cfg = topo.withDefaults(), cfg.withDefaults()
+	streams := []jetstream.StreamConfig{
+		{Name: events.StreamCommands, Subjects: []string{events.SubjectDisconnect}, MaxAge: topo.CommandMaxAge},
+		{Name: events.StreamResults, Subjects: []string{events.SubjectResults + ".>"}, MaxAge: topo.ResultMaxAge},
+		{Name: events.StreamDeadLetter, Subjects: []string{events.SubjectDeadLetter, events.SubjectMaxDeliveries}, MaxAge: topo.ResultMaxAge},
+	}
+	for _, sc := range streams {
+		sc.Replicas, sc.Storage, sc.Duplicates = topo.Replicas, topo.Storage, topo.DuplicateWindow
+		sc.Retention, sc.Discard = jetstream.LimitsPolicy, jetstream.DiscardOld
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("provision: stream %s: %w", sc.Name, err)
+		}
+	}
+	buckets := []jetstream.KeyValueConfig{
+		{Bucket: events.BucketLedger, TTL: topo.LedgerTTL, Description: "command_id -> execution record"},
+		{Bucket: events.BucketSessions, Description: "agent_id -> current gateway session"},
+		{Bucket: events.BucketLeases, TTL: cfg.LeaseTTL, Description: "agent.<id> -> worker holding the agent"},
+	}
+	for _, kc := range buckets {
+		kc.Replicas, kc.Storage, kc.History = topo.Replicas, topo.Storage, 1
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("provision: bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	consumers := []struct {
+		stream string
+		cfg    jetstream.ConsumerConfig
+	}{{events.StreamCommands, jetstream.ConsumerConfig{
+		Durable:       events.ConsumerWorkers,
+		Description:   "shared by all worker replicas",
+		FilterSubject: events.SubjectDisconnect,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: 20000,
+		MaxWaiting:    4096,
+		Replicas:      topo.Replicas,
+	}}, {events.StreamDeadLetter, jetstream.ConsumerConfig{
+		Durable:       events.ConsumerExhausted,
+		Description:   "commands that ran out of deliveries, turned into failed results",
+		FilterSubject: events.SubjectMaxDeliveries,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		Replicas:      topo.Replicas,
+	}}}
+	for _, c := range consumers {
+		if _, err := js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg); err != nil {
+			return fmt.Errorf("provision: consumer %s: %w", c.cfg.Durable, err)
+		}
+	}
+	return nil
+}
