@@ -16,8 +16,8 @@ import (
 
 // natsFlags are the connection settings every role shares.
 type natsFlags struct {
-	url, creds, ca, name string
-	replicas             int
+	url, creds, ca string
+	replicas       int
 }
 
 func (n *natsFlags) register(s *settings, defURL string) {
