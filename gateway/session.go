@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// SignInRequest is the JSON body of a sign-in (section 2.2 of the gateway
-// notes). Fields left at their zero value are omitted, so the gateway
+// SignInRequest is the JSON body of a sign-in (PUT onlineagent/{agentid}
+// and its forcelogin variant), with the gateway's field names. Fields left at their zero value are omitted, so the gateway
 // applies its own default, except Password, which is always sent. Booleans
 // whose gateway default is true are pointers: nil keeps the default.
 type SignInRequest struct {

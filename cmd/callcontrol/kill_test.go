@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// buildBinary compiles callcontrol once for the process tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "callcontrol")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// A worker process killed with SIGKILL while the gateway is executing its
+// POST: the redelivered command is not executed a second time and ends
+// accepted; the killed worker's logs hold no GUID and no unmasked number.
+func TestWorkerProcessKilledMidPOST(t *testing.T) {
+	bin := buildBinary(t)
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	sim := gatewaysim.New(gatewaysim.Config{})
+	srv := httptest.NewTLSServer(sim)
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	wcfg := worker.Config{AckWait: 2 * time.Second, LeaseTTL: 2 * time.Second}
+	if err := worker.Provision(ctx, js, worker.Topology{}, wcfg); err != nil {
+		t.Fatal(err)
+	}
+	const agent, number = 301, "13800001234"
+	guid, err := sim.SignIn(agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := js.KeyValue(ctx, events.BucketSessions)
+	if err := putSession(ctx, kv, agent, guid, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.StartCall(agent, number); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{gatewaysim.FaultTimeoutAfter}})
+
+	start := func() (*exec.Cmd, *lockedBuffer) {
+		var logs lockedBuffer
+		c := exec.Command(bin, "worker", "--nats-url", ns.ClientURL(), "--gateway-url", srv.URL,
+			"--gateway-ca", caFile, "--ack-wait", "2s", "--lease-ttl", "2s", "--gateway-timeout", "20s")
+		c.Stderr = &logs
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+		return c, &logs
+	}
+	first, firstLogs := start()
+	cmd := events.DisconnectCommand{CommandID: "kill-9", AgentID: agent, Number: number}
+	if err := publishCommand(ctx, js, cmd); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "the POST to be executed", func() bool { return sim.Executed() == 1 })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	sim.SetFaults(gatewaysim.Faults{})
+
+	results, err := tailResults(ctx, js, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer results.Stop()
+	_, secondLogs := start()
+	res, err := awaitResult(ctx, results, cmd.CommandID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != events.StatusAccepted {
+		t.Fatalf("result %+v, want accepted", res)
+	}
+	if got := sim.Executed(); got != 1 {
+		t.Fatalf("executed %d disconnects, want 1", got)
+	}
+	waitUntil(t, 5*time.Second, "the second worker's log line", func() bool {
+		return bytes.Contains([]byte(secondLogs.String()), []byte(`"outcome":"accepted"`))
+	})
+	for _, logs := range []*lockedBuffer{firstLogs, secondLogs} {
+		out := logs.String()
+		if bytes.Contains([]byte(out), []byte(guid)) || bytes.Contains([]byte(out), []byte(number)) {
+			t.Errorf("worker log holds a GUID or an unmasked number:\n%s", out)
+		}
+	}
+}
+
+// waitUntil polls cond until it holds or fails the test.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
