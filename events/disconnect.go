@@ -86,7 +86,7 @@ func (c DisconnectCommand) MarshalJSON() ([]byte, error) {
 // own (its CommandID may be useful for the rejection), never a value that
 // breaks its rule. Field names are matched exactly. Unknown fields are
 // ignored so that requesters can be newer than workers; known fields must
-// have the documented type (null included).
+// have the documented type, and null is not accepted for them.
 func DecodeDisconnect(data []byte) (DisconnectCommand, error) {
 	if len(data) > MaxCommandSize {
 		return DisconnectCommand{}, invalid("payload", fmt.Sprintf("must be at most %d bytes, got %d", MaxCommandSize, len(data)))

@@ -53,7 +53,9 @@ func (l *lockedBuffer) String() string {
 // the README's disconnect --wait example prints an accepted result.
 func TestDevAndReadmeDisconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	var out, logs lockedBuffer
+	stderr = &logs
+	t.Cleanup(func() { stderr = os.Stderr })
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-format", "json"}, &out)
@@ -84,6 +86,12 @@ func TestDevAndReadmeDisconnect(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^accepted\s+command=`).MatchString(res.String()) {
 		t.Fatalf("want an accepted result, got: %s", res.String())
+	}
+	// The logs of the whole run: every GUID ends in ".AgentGateway<N>", and
+	// the demo numbers are 5550<agent>.
+	waitUntil(t, 5*time.Second, "the worker's log line", func() bool { return strings.Contains(logs.String(), `"outcome":"accepted"`) })
+	if l := logs.String(); strings.Contains(l, "AgentGateway") || regexp.MustCompile(`5550\d{3}`).MatchString(l) {
+		t.Fatalf("dev logs hold a GUID or an unmasked number:\n%s", l)
 	}
 }
 
