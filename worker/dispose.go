@@ -139,7 +139,10 @@ func (w *Worker) logOutcome(j *job, out outcome, ackErr error) {
 	}
 	if out.res != nil {
 		outcomeName = string(out.res.Status)
-		ev = ev.Str(keyCommandID, out.res.CommandID).Str(keyRetcode, out.res.RetCode).Str(keyReason, mask(out.res.Reason))
+		ev = ev.Str(keyCommandID, out.res.CommandID).Str(keyRetcode, out.res.RetCode)
+		if out.res.Reason != "" {
+			ev = ev.Str(keyReason, mask(out.res.Reason))
+		}
 	} else {
 		ev = ev.Str(keyCommandID, j.cmd.CommandID).Dur(keyDelay, out.retry)
 	}
