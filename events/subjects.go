@@ -1,5 +1,7 @@
 package events
 
+import "strconv"
+
 // Subjects. Every subject callcontrol uses starts with "callcontrol.".
 const (
 	// SubjectDisconnect is where disconnect commands are published.
@@ -16,6 +18,15 @@ const (
 	// that got it died). It is stored in [StreamDeadLetter], and a worker
 	// turns it into a failed result.
 	SubjectMaxDeliveries = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamCommands + "." + ConsumerWorkers
+	// SubjectAgentEvents is the prefix of republished gateway events:
+	// AgentEventSubject gives "callcontrol.events.<agent_id>.<eventType>".
+	SubjectAgentEvents = "callcontrol.events"
+	// SubjectConfirmations is the prefix of confirmations:
+	// "callcontrol.confirmations.confirmed" or ".unconfirmed".
+	SubjectConfirmations = "callcontrol.confirmations"
+	// SubjectSessionEvents is the prefix of session events:
+	// "callcontrol.sessions.<agent_id>.<kind>" (see [SessionEvent]).
+	SubjectSessionEvents = "callcontrol.sessions"
 )
 
 // Streams and key-value buckets, created or updated idempotently at start.
@@ -26,6 +37,10 @@ const (
 	StreamResults = "CALLCONTROL_RESULTS"
 	// StreamDeadLetter holds [SubjectDeadLetter] and [SubjectMaxDeliveries].
 	StreamDeadLetter = "CALLCONTROL_DLQ"
+	// StreamEvents holds [SubjectAgentEvents].>, [SubjectConfirmations].>
+	// and [SubjectSessionEvents].>: everything the pollers observe, kept
+	// for analytics to read from the start.
+	StreamEvents = "CALLCONTROL_EVENTS"
 	// ConsumerWorkers is the durable pull consumer all worker replicas share.
 	ConsumerWorkers = "workers"
 	// ConsumerExhausted is the durable consumer of [SubjectMaxDeliveries].
@@ -37,6 +52,13 @@ const (
 	BucketSessions = "callcontrol_sessions"
 	// BucketLeases maps "agent.<agent_id>" to the worker holding the agent.
 	BucketLeases = "callcontrol_leases"
+	// BucketPending maps PendingKey(agent, command_id) to a [Pending]
+	// confirmation: written by the worker when a disconnect is accepted,
+	// removed by the poller when it confirms (or gives up on) it.
+	BucketPending = "callcontrol_pending"
+	// BucketPollers holds poller membership ("member.<instance>") and the
+	// per-agent poll leases ("agent.<agent_id>" -> instance).
+	BucketPollers = "callcontrol_pollers"
 )
 
 // Header names. Nats-Msg-Id is JetStream's de-duplication header: commands
@@ -55,3 +77,40 @@ func ResultSubject(s Status) string { return SubjectResults + "." + string(s) }
 // ResultMsgID returns the Nats-Msg-Id of the result of command id, so that a
 // result re-published after a crash or redelivery is de-duplicated.
 func ResultMsgID(commandID string) string { return "result-" + commandID }
+
+// AgentEventSubject returns the subject an agent event is republished on.
+// Characters of eventType that cannot stand in a subject token become '_'.
+func AgentEventSubject(agentID int, eventType string) string {
+	return SubjectAgentEvents + "." + strconv.Itoa(agentID) + "." + subjectToken(eventType)
+}
+
+// ConfirmationSubject returns the subject of a confirmation with status s.
+func ConfirmationSubject(s ConfirmationStatus) string { return SubjectConfirmations + "." + string(s) }
+
+// ConfirmationMsgID returns the Nats-Msg-Id of the confirmation of a
+// command. Confirmed and unconfirmed share it: whichever is stored first
+// is the only one.
+func ConfirmationMsgID(commandID string) string { return "confirmation-" + commandID }
+
+// SessionEventSubject returns the subject of a session event.
+func SessionEventSubject(agentID int, kind SessionEventKind) string {
+	return SubjectSessionEvents + "." + strconv.Itoa(agentID) + "." + string(kind)
+}
+
+// PendingKey is the [BucketPending] key of a command awaiting confirmation.
+func PendingKey(agentID int, commandID string) string {
+	return strconv.Itoa(agentID) + "." + commandID
+}
+
+func subjectToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

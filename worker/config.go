@@ -51,6 +51,10 @@ type Config struct {
 	// for the session registry to hold a different GUID before the single
 	// session retry. Default 2s.
 	SessionWait time.Duration
+	// ConfirmWithin is how long after acceptance the poller waits for the
+	// release event of a disconnect before reporting it unconfirmed.
+	// Default 15s.
+	ConfirmWithin time.Duration
 	// ShutdownTimeout bounds how long Run waits for in-flight commands after
 	// its context ends; then they are cancelled and Nak'ed. Default 30s.
 	ShutdownTimeout time.Duration
@@ -89,6 +93,7 @@ func (c Config) withDefaults() Config {
 		c.MaxLimited = 3
 	}
 	def(&c.SessionWait, 2*time.Second)
+	def(&c.ConfirmWithin, 15*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
 	if c.Instance == "" {
 		host, _ := os.Hostname()
@@ -119,6 +124,7 @@ func (c Config) Validate() error {
 	check(c.RandomizationFactor >= 0 && c.RandomizationFactor < 1, "RandomizationFactor", "must be in [0,1)")
 	check(c.MaxLimited >= 0, "MaxLimited", "must not be negative")
 	check(c.SessionWait >= 0, "SessionWait", "must not be negative")
+	check(c.ConfirmWithin > 0, "ConfirmWithin", "must be >0")
 	check(c.ShutdownTimeout > 0, "ShutdownTimeout", "must be >0")
 	return errors.Join(errs...)
 }

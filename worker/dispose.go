@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -69,6 +70,11 @@ func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
 // command's original payload. Each publication carries a Nats-Msg-Id derived
 // from the command_id, so doing it again after a crash duplicates nothing.
 func (w *Worker) record(ctx context.Context, res *events.Result, payload []byte, store bool) error {
+	if store && res.Status == events.StatusAccepted {
+		if err := w.expectRelease(ctx, res); err != nil {
+			return err
+		}
+	}
 	if store {
 		if err := w.ledger.done(ctx, res); err != nil {
 			return err
@@ -81,6 +87,24 @@ func (w *Worker) record(ctx context.Context, res *events.Result, payload []byte,
 		return nil
 	}
 	return w.deadLetter(ctx, payload, res)
+}
+
+// expectRelease records an accepted disconnect as pending, so the poller
+// can confirm it with the release event the gateway raises (or report it
+// unconfirmed after ConfirmWithin).
+func (w *Worker) expectRelease(ctx context.Context, res *events.Result) error {
+	p := events.Pending{
+		CommandID: res.CommandID, AgentID: res.AgentID, Number: res.Number, CorrelationID: res.CorrelationID,
+		IssuedAt: res.IssuedAt, AcceptedAt: res.CompletedAt, Deadline: res.CompletedAt.Add(w.cfg.ConfirmWithin),
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if _, err := w.pending.Put(ctx, events.PendingKey(p.AgentID, p.CommandID), b); err != nil {
+		return fmt.Errorf("pending: %w", err)
+	}
+	return nil
 }
 
 func (w *Worker) publishResult(ctx context.Context, res *events.Result) error {

@@ -28,6 +28,13 @@ type Topology struct {
 	// LedgerTTL is how long a command_id is remembered as executed: a
 	// command re-published later than this runs again. Default 24h.
 	LedgerTTL time.Duration
+	// EventMaxAge is how long agent events, confirmations and session
+	// events are kept. Default 7 days.
+	EventMaxAge time.Duration
+	// PollLeaseTTL is the TTL of poller membership and per-agent poll
+	// leases: how long a dead poller's agents wait to be taken over. It
+	// must exceed the gateway client's PollTimeout. Default 30s.
+	PollLeaseTTL time.Duration
 }
 
 func (t Topology) withDefaults() Topology {
@@ -46,11 +53,17 @@ func (t Topology) withDefaults() Topology {
 	if t.LedgerTTL == 0 {
 		t.LedgerTTL = 24 * time.Hour
 	}
+	if t.EventMaxAge == 0 {
+		t.EventMaxAge = 7 * 24 * time.Hour
+	}
+	if t.PollLeaseTTL == 0 {
+		t.PollLeaseTTL = 30 * time.Second
+	}
 	return t
 }
 
-// Provision creates or updates the streams, key-value buckets and the shared
-// worker consumer. It is idempotent: every process calls it at start.
+// Provision creates or updates the streams, key-value buckets and the
+// consumers of every role. It is idempotent: every process calls it at start.
 // cfg supplies the consumer's AckWait and MaxDeliver and the lease TTL.
 func Provision(ctx context.Context, js jetstream.JetStream, topo Topology, cfg Config) error {
 	topo, cfg = topo.withDefaults(), cfg.withDefaults()
@@ -58,6 +71,8 @@ func Provision(ctx context.Context, js jetstream.JetStream, topo Topology, cfg C
 		{Name: events.StreamCommands, Subjects: []string{events.SubjectDisconnect}, MaxAge: topo.CommandMaxAge},
 		{Name: events.StreamResults, Subjects: []string{events.SubjectResults + ".>"}, MaxAge: topo.ResultMaxAge},
 		{Name: events.StreamDeadLetter, Subjects: []string{events.SubjectDeadLetter, events.SubjectMaxDeliveries}, MaxAge: topo.ResultMaxAge},
+		{Name: events.StreamEvents, MaxAge: topo.EventMaxAge, Subjects: []string{
+			events.SubjectAgentEvents + ".>", events.SubjectConfirmations + ".>", events.SubjectSessionEvents + ".>"}},
 	}
 	for _, sc := range streams {
 		sc.Replicas, sc.Storage, sc.Duplicates = topo.Replicas, topo.Storage, topo.DuplicateWindow
@@ -70,6 +85,8 @@ func Provision(ctx context.Context, js jetstream.JetStream, topo Topology, cfg C
 		{Bucket: events.BucketLedger, TTL: topo.LedgerTTL, Description: "command_id -> execution record"},
 		{Bucket: events.BucketSessions, Description: "agent_id -> current gateway session"},
 		{Bucket: events.BucketLeases, TTL: cfg.LeaseTTL, Description: "agent.<id> -> worker holding the agent"},
+		{Bucket: events.BucketPending, TTL: time.Hour, Description: "<agent>.<command_id> -> accepted disconnect awaiting its release event"},
+		{Bucket: events.BucketPollers, TTL: topo.PollLeaseTTL, Description: "member.<instance>, agent.<id> -> poller holding the agent"},
 	}
 	for _, kc := range buckets {
 		kc.Replicas, kc.Storage, kc.History = topo.Replicas, topo.Storage, 1

@@ -12,7 +12,8 @@ import (
 )
 
 // sessions is the worker's read-through view of the session registry
-// ([events.BucketSessions]): a watched in-memory map from agent ID to GUID,
+// ([events.BucketSessions]): a watched in-memory map from agent ID to the
+// GUID of its usable session (an invalid session counts as none),
 // so the hot path never does a KV round trip and a rotated GUID is seen as
 // soon as the registry has it.
 type sessions struct {
@@ -86,7 +87,7 @@ func (s *sessions) apply(e jetstream.KeyValueEntry) {
 		return
 	}
 	var sess events.Session
-	del := e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &sess) != nil || sess.GUID == ""
+	del := e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &sess) != nil || !sess.Usable()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if del {

@@ -37,6 +37,7 @@ type Worker struct {
 	gw       disconnecter
 	log      zerolog.Logger
 	ledger   ledger
+	pending  jetstream.KeyValue
 	leases   *leases
 	sessions *sessions
 }
@@ -123,8 +124,8 @@ func (w *Worker) bind(ctx context.Context) (bound, error) {
 	if b.exhausted, err = w.js.Consumer(ctx, events.StreamDeadLetter, events.ConsumerExhausted); err != nil {
 		return b, fmt.Errorf("worker: consumer %s: %w", events.ConsumerExhausted, err)
 	}
-	kvs := make([]jetstream.KeyValue, 3)
-	for i, name := range []string{events.BucketLedger, events.BucketLeases, events.BucketSessions} {
+	kvs := make([]jetstream.KeyValue, 4)
+	for i, name := range []string{events.BucketLedger, events.BucketLeases, events.BucketSessions, events.BucketPending} {
 		if kvs[i], err = w.js.KeyValue(ctx, name); err != nil {
 			return b, fmt.Errorf("worker: bucket %s: %w", name, err)
 		}
@@ -132,6 +133,7 @@ func (w *Worker) bind(ctx context.Context) (bound, error) {
 	w.ledger = ledger{kv: kvs[0]}
 	w.leases = newLeases(kvs[1], w.cfg.Instance, w.cfg.LeaseTTL)
 	w.sessions = newSessions(kvs[2])
+	w.pending = kvs[3]
 	return b, nil
 }
 

@@ -34,6 +34,7 @@ type agent struct {
 	polls    int64
 
 	queue []Event
+	muted bool          // events are dropped instead of queued (MuteEvents)
 	wake  chan struct{} // closed when the queue or session changes
 	calls []*call       // the last one is the agent's "last call"
 }
@@ -64,7 +65,19 @@ func (s *Sim) QueueEvent(agentID int, eventType string, content any) {
 	s.pushLocked(s.agentLocked(agentID, ""), eventType, content)
 }
 
+// MuteEvents makes the gateway lose every event of the agent while muted is
+// true: a disconnect then succeeds but raises no release event, as when an
+// event is lost on its way to the client. For tests of confirmation timeouts.
+func (s *Sim) MuteEvents(agentID int, muted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.agentLocked(agentID, "").muted = muted
+}
+
 func (s *Sim) pushLocked(a *agent, eventType string, content any) {
+	if a.muted {
+		return
+	}
 	a.queue = append(a.queue, Event{
 		EventType:    eventType,
 		WorkNo:       a.workNo,
