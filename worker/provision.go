@@ -62,11 +62,24 @@ func (t Topology) withDefaults() Topology {
 	return t
 }
 
-// Provision creates or updates the streams, key-value buckets and the
-// consumers of every role. It is idempotent: every process calls it at start.
-// cfg supplies the consumer's AckWait and MaxDeliver and the lease TTL.
+// Provision creates or updates everything: [ProvisionShared],
+// [ProvisionWorker] and [ProvisionPoller]. It is idempotent. A process that
+// runs one role should call the shared part and its own only, so that it
+// does not reset another role's settings (AckWait, lease TTLs) to defaults.
 func Provision(ctx context.Context, js jetstream.JetStream, topo Topology, cfg Config) error {
-	topo, cfg = topo.withDefaults(), cfg.withDefaults()
+	if err := ProvisionShared(ctx, js, topo); err != nil {
+		return err
+	}
+	if err := ProvisionWorker(ctx, js, topo, cfg); err != nil {
+		return err
+	}
+	return ProvisionPoller(ctx, js, topo)
+}
+
+// ProvisionShared creates or updates the streams and the buckets every role
+// uses: commands, results, dead letters, events; ledger, sessions, pending.
+func ProvisionShared(ctx context.Context, js jetstream.JetStream, topo Topology) error {
+	topo = topo.withDefaults()
 	streams := []jetstream.StreamConfig{
 		{Name: events.StreamCommands, Subjects: []string{events.SubjectDisconnect}, MaxAge: topo.CommandMaxAge},
 		{Name: events.StreamResults, Subjects: []string{events.SubjectResults + ".>"}, MaxAge: topo.ResultMaxAge},
@@ -81,18 +94,21 @@ func Provision(ctx context.Context, js jetstream.JetStream, topo Topology, cfg C
 			return fmt.Errorf("provision: stream %s: %w", sc.Name, err)
 		}
 	}
-	buckets := []jetstream.KeyValueConfig{
-		{Bucket: events.BucketLedger, TTL: topo.LedgerTTL, Description: "command_id -> execution record"},
-		{Bucket: events.BucketSessions, Description: "agent_id -> current gateway session"},
-		{Bucket: events.BucketLeases, TTL: cfg.LeaseTTL, Description: "agent.<id> -> worker holding the agent"},
-		{Bucket: events.BucketPending, TTL: time.Hour, Description: "<agent>.<command_id> -> accepted disconnect awaiting its release event"},
-		{Bucket: events.BucketPollers, TTL: topo.PollLeaseTTL, Description: "member.<instance>, agent.<id> -> poller holding the agent"},
-	}
-	for _, kc := range buckets {
-		kc.Replicas, kc.Storage, kc.History = topo.Replicas, topo.Storage, 1
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
-			return fmt.Errorf("provision: bucket %s: %w", kc.Bucket, err)
-		}
+	return provisionBuckets(ctx, js, topo,
+		jetstream.KeyValueConfig{Bucket: events.BucketLedger, TTL: topo.LedgerTTL, Description: "command_id -> execution record"},
+		jetstream.KeyValueConfig{Bucket: events.BucketSessions, Description: "agent_id -> current gateway session"},
+		jetstream.KeyValueConfig{Bucket: events.BucketPending, TTL: time.Hour, Description: "<agent>.<command_id> -> accepted disconnect awaiting its release event"},
+	)
+}
+
+// ProvisionWorker creates or updates the workers' lease bucket (TTL
+// cfg.LeaseTTL) and consumers (AckWait, MaxDeliver from cfg).
+func ProvisionWorker(ctx context.Context, js jetstream.JetStream, topo Topology, cfg Config) error {
+	topo, cfg = topo.withDefaults(), cfg.withDefaults()
+	err := provisionBuckets(ctx, js, topo, jetstream.KeyValueConfig{
+		Bucket: events.BucketLeases, TTL: cfg.LeaseTTL, Description: "agent.<id> -> worker holding the agent"})
+	if err != nil {
+		return err
 	}
 	consumers := []struct {
 		stream string
@@ -118,6 +134,24 @@ func Provision(ctx context.Context, js jetstream.JetStream, topo Topology, cfg C
 	for _, c := range consumers {
 		if _, err := js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg); err != nil {
 			return fmt.Errorf("provision: consumer %s: %w", c.cfg.Durable, err)
+		}
+	}
+	return nil
+}
+
+// ProvisionPoller creates or updates the pollers' membership and lease
+// bucket (TTL topo.PollLeaseTTL).
+func ProvisionPoller(ctx context.Context, js jetstream.JetStream, topo Topology) error {
+	topo = topo.withDefaults()
+	return provisionBuckets(ctx, js, topo, jetstream.KeyValueConfig{
+		Bucket: events.BucketPollers, TTL: topo.PollLeaseTTL, Description: "member.<instance>, agent.<id> -> poller holding the agent"})
+}
+
+func provisionBuckets(ctx context.Context, js jetstream.JetStream, topo Topology, buckets ...jetstream.KeyValueConfig) error {
+	for _, kc := range buckets {
+		kc.Replicas, kc.Storage, kc.History = topo.Replicas, topo.Storage, 1
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("provision: bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil

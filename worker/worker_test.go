@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -116,6 +117,19 @@ func TestDuplicateCommandExecutesOnce(t *testing.T) {
 	}
 	if got := len(b.sim.Disconnects()); got != 1 {
 		t.Fatalf("%d requests reached the gateway, want 1", got)
+	}
+	// The accepted command awaits its release event.
+	kv, err := b.js.KeyValue(context.Background(), events.BucketPending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), events.PendingKey(201, "dup-1"))
+	if err != nil {
+		t.Fatalf("pending record: %v", err)
+	}
+	var p events.Pending
+	if err := json.Unmarshal(e.Value(), &p); err != nil || p.Number != customer(201) || !p.Deadline.After(p.AcceptedAt) {
+		t.Fatalf("pending = %+v (%v)", p, err)
 	}
 }
 
