@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -8,6 +9,7 @@ import (
 	"go/token"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // jsonSchema is the part of a JSON Schema document these tests compare with
@@ -28,17 +31,45 @@ type jsonSchema struct {
 	Not                  *struct {
 		Required []string `json:"required"`
 	} `json:"not"`
+	Examples []json.RawMessage `json:"examples"`
+
+	raw map[string]any // the whole document, for validate
 }
 
 type property struct {
-	Type      string   `json:"type,omitempty"`
-	Format    string   `json:"format,omitempty"`
-	Pattern   string   `json:"pattern,omitempty"`
-	MinLength *int64   `json:"minLength,omitempty"`
-	MaxLength *int64   `json:"maxLength,omitempty"`
-	Minimum   *int64   `json:"minimum,omitempty"`
-	Maximum   *int64   `json:"maximum,omitempty"`
-	Enum      []string `json:"enum,omitempty"`
+	Type      any    `json:"type,omitempty"` // a type name, or a list of them
+	Format    string `json:"format,omitempty"`
+	Pattern   string `json:"pattern,omitempty"`
+	MinLength *int64 `json:"minLength,omitempty"`
+	MaxLength *int64 `json:"maxLength,omitempty"`
+	Minimum   *int64 `json:"minimum,omitempty"`
+	Maximum   *int64 `json:"maximum,omitempty"`
+	Enum      []any  `json:"enum,omitempty"`
+}
+
+// types returns the JSON types p allows.
+func (p property) types() []string {
+	switch t := p.Type.(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, x := range t {
+			s, _ := x.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	return nil
+}
+
+// enum returns p's enum values as sorted text.
+func (p property) enum() []string {
+	var out []string
+	for _, v := range p.Enum {
+		out = append(out, fmt.Sprint(v))
+	}
+	return slices.Sorted(slices.Values(out))
 }
 
 func loadSchema(t *testing.T, name string) jsonSchema {
@@ -54,34 +85,133 @@ func loadSchema(t *testing.T, name string) jsonSchema {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	if err := json.Unmarshal(data, &s.raw); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
 	if s.Schema != "https://json-schema.org/draft/2020-12/schema" || s.Type != "object" || len(s.Properties) == 0 {
 		t.Fatalf("%s: not a draft 2020-12 schema of an object with properties", name)
+	}
+	if id := "https://github.com/callcontrol/callcontrol/events/schema/" + name; s.raw["$id"] != id {
+		t.Errorf("%s: $id = %v, want %s", name, s.raw["$id"], id)
 	}
 	return s
 }
 
+// wireType is a Go type of the contract with its JSON Schema.
+type wireType struct {
+	file string
+	full any // every field set, so that every field is encoded
+	// decode parses a payload as the consumers in this repository do; nil
+	// means encoding/json, with unknown fields refused.
+	decode func([]byte) (any, error)
+}
+
+// wireTypes lists every schema in schema/ with its Go type.
+func wireTypes() []wireType {
+	return []wireType{
+		{"disconnect_command.schema.json", fullCommand(), func(b []byte) (any, error) { return DecodeDisconnect(b) }},
+		{"result.schema.json", fullResult(), nil},
+		{"agent_event.schema.json", fullAgentEvent(), nil},
+		{"confirmation.schema.json", fullConfirmation(), nil},
+		{"pending.schema.json", fullPending(), nil},
+		{"session.schema.json", fullSession(), nil},
+		{"session_event.schema.json", fullSessionEvent(), nil},
+	}
+}
+
+var schemaT0 = time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+
 // fullCommand has every field set, including the exclusive ExpiresAt and
 // TTL, so that its encoding has every field name.
 func fullCommand() DisconnectCommand {
-	t0 := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 	return DisconnectCommand{
-		CommandID: "c-1", AgentID: 101, Number: "13800001234", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute),
+		CommandID: "c-1", AgentID: 101, Number: "13800001234", IssuedAt: schemaT0, ExpiresAt: schemaT0.Add(time.Minute),
 		TTL: time.Second, CorrelationID: "case-1", RequestedBy: "crm", GUID: "secret",
 	}
 }
 
 func fullResult() Result {
-	t0 := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 	return Result{
 		CommandID: "c-1", AgentID: 101, Number: "13800001234", Status: StatusFailed, Reason: "no_session",
 		RetCode: "100-006", Attempts: 1, CorrelationID: "case-1", RequestedBy: "crm",
-		IssuedAt: t0, ExpiresAt: t0.Add(time.Minute), CompletedAt: t0.Add(time.Second), GatewayMillis: 12,
+		IssuedAt: schemaT0, ExpiresAt: schemaT0.Add(time.Minute), CompletedAt: schemaT0.Add(time.Second), GatewayMillis: 12,
 	}
 }
 
-// encodedFields returns each field name of v's JSON encoding with the
-// schema type of its value.
-func encodedFields(t *testing.T, v any) map[string]string {
+func fullAgentEvent() AgentEvent {
+	return AgentEvent{
+		AgentID: 59999, Type: EventCustomerRelease, CallID: "1767366245-101", Number: "13800001234",
+		Content:     json.RawMessage(`{"callid":"1767366245-101","number":"13800001234"}`),
+		GeneratedAt: schemaT0, ReceivedAt: schemaT0.Add(20 * time.Millisecond),
+	}
+}
+
+func fullConfirmation() Confirmation {
+	return Confirmation{
+		CommandID: "c-1", CorrelationID: "case-1", AgentID: 101, Number: "13800001234", Status: ConfirmationConfirmed,
+		EventType: EventCallRelease, CallID: "1767366245-101", IssuedAt: schemaT0, AcceptedAt: schemaT0.Add(400 * time.Millisecond),
+		ReleasedAt: schemaT0.Add(430 * time.Millisecond), ConfirmedAt: schemaT0.Add(450 * time.Millisecond), LatencyMillis: 430,
+	}
+}
+
+func fullPending() Pending {
+	return Pending{
+		CommandID: "c-1", AgentID: 101, Number: "13800001234", CorrelationID: "case-1",
+		IssuedAt: schemaT0, AcceptedAt: schemaT0.Add(time.Second), Deadline: schemaT0.Add(16 * time.Second),
+	}
+}
+
+func fullSession() Session {
+	return Session{
+		GUID: "6d0f3c2e.AgentGateway1", AuthMode: 2, Node: "AgentGateway1", State: SessionInvalid,
+		Reason: "retcode 100-006", UpdatedAt: schemaT0,
+	}
+}
+
+func fullSessionEvent() SessionEvent {
+	return SessionEvent{AgentID: 101, Kind: SessionInvalidated, Reason: "retcode 100-006", RetCode: "100-006", At: schemaT0}
+}
+
+// Every schema in schema/ is compared with a Go type.
+func TestEverySchemaHasGoType(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("schema/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, wt := range wireTypes() {
+		want = append(want, "schema/"+wt.file)
+	}
+	if got := slices.Sorted(slices.Values(files)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Errorf("schema/ holds %v, the tests compare %v", got, want)
+	}
+}
+
+// jsonType is the JSON Schema type of a value decoded by encoding/json.
+func jsonType(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case float64:
+		if v == float64(int64(v)) {
+			return "integer"
+		}
+		return "number"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// encodedObject returns v's JSON encoding decoded into a map.
+func encodedObject(t *testing.T, v any) map[string]any {
 	t.Helper()
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -91,46 +221,39 @@ func encodedFields(t *testing.T, v any) map[string]string {
 	if err := json.Unmarshal(data, &obj); err != nil {
 		t.Fatal(err)
 	}
+	return obj
+}
+
+// encodedFields returns each field name of v's JSON encoding with the
+// schema type of its value.
+func encodedFields(t *testing.T, v any) map[string]string {
+	t.Helper()
 	types := map[string]string{}
-	for k, v := range obj {
-		switch v.(type) {
-		case string:
-			types[k] = "string"
-		case float64:
-			types[k] = "integer" // every number of ours is an integer
-		default:
-			t.Fatalf("field %s has an unexpected JSON type %T", k, v)
-		}
+	for k, v := range encodedObject(t, v) {
+		types[k] = jsonType(v)
 	}
 	return types
 }
 
 func TestSchemaFieldsMatchGo(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		file  string
-		value any
-	}{
-		{"disconnect_command.schema.json", fullCommand()},
-		{"result.schema.json", fullResult()},
-	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
+	for _, wt := range wireTypes() {
+		t.Run(wt.file, func(t *testing.T) {
 			t.Parallel()
-			s := loadSchema(t, tt.file)
-			v := reflect.ValueOf(tt.value)
+			s := loadSchema(t, wt.file)
+			v := reflect.ValueOf(wt.full)
 			for i := range v.NumField() {
 				if v.Field(i).IsZero() {
-					t.Fatalf("the full %T leaves %s zero: set it so that it is encoded", tt.value, v.Type().Field(i).Name)
+					t.Fatalf("the full %T leaves %s zero: set it so that it is encoded", wt.full, v.Type().Field(i).Name)
 				}
 			}
-			fields := encodedFields(t, tt.value)
+			fields := encodedFields(t, wt.full)
 			if got, want := slices.Sorted(maps.Keys(s.Properties)), slices.Sorted(maps.Keys(fields)); !slices.Equal(got, want) {
 				t.Fatalf("schema properties %v, Go encodes %v", got, want)
 			}
 			for name, typ := range fields {
-				if s.Properties[name].Type != typ {
-					t.Errorf("%s: schema type %q, Go encodes %q", name, s.Properties[name].Type, typ)
+				if !slices.Contains(s.Properties[name].types(), typ) {
+					t.Errorf("%s: schema type %v, Go encodes %q", name, s.Properties[name].Type, typ)
 				}
 			}
 			for i := range v.NumField() {
@@ -172,36 +295,92 @@ func TestCommandSchemaRequired(t *testing.T) {
 			t.Errorf("without %s: required %v in the schema, DecodeDisconnect error %v", name, required, err)
 		}
 	}
-	if s.AdditionalProperties == nil || !*s.AdditionalProperties {
-		t.Error("additionalProperties must be true: unknown fields are ignored")
-	}
 	if s.Not == nil || !slices.Equal(s.Not.Required, []string{"expires_at", "ttl_ms"}) {
 		t.Error(`want "not": {"required": ["expires_at", "ttl_ms"]}: they exclude each other`)
 	}
 }
 
-// The result schema's required fields are exactly those Go always encodes.
-func TestResultSchemaRequired(t *testing.T) {
+// The other schemas' required fields are exactly those Go always encodes:
+// the fields without omitempty or omitzero.
+func TestSchemaRequired(t *testing.T) {
 	t.Parallel()
-	s := loadSchema(t, "result.schema.json")
-	always := slices.Sorted(maps.Keys(encodedFields(t, Result{})))
-	if got := slices.Sorted(slices.Values(s.Required)); !slices.Equal(got, always) {
-		t.Errorf("required = %v, Go always encodes %v", got, always)
+	for _, wt := range wireTypes() {
+		s := loadSchema(t, wt.file)
+		if s.AdditionalProperties == nil || !*s.AdditionalProperties {
+			t.Errorf("%s: additionalProperties must be true: unknown fields are ignored", wt.file)
+		}
+		if wt.file == "disconnect_command.schema.json" {
+			continue // TestCommandSchemaRequired
+		}
+		typ := reflect.TypeOf(wt.full)
+		tagged := requiredByTags(typ)
+		always := slices.Sorted(maps.Keys(encodedFields(t, reflect.Zero(typ).Interface())))
+		if !slices.Equal(tagged, always) {
+			t.Fatalf("%v: fields without omitempty/omitzero %v, the zero value encodes %v", typ, tagged, always)
+		}
+		if got := slices.Sorted(slices.Values(s.Required)); !slices.Equal(got, tagged) {
+			t.Errorf("%s: required = %v, %v always encodes %v", wt.file, got, typ, tagged)
+		}
 	}
 }
 
-// The status enum equals the Status constants declared in this package.
-func TestResultSchemaStatusEnum(t *testing.T) {
+// requiredByTags returns the JSON names of typ's fields that have neither
+// omitempty nor omitzero, sorted.
+func requiredByTags(typ reflect.Type) []string {
+	var names []string
+	for f := range typ.Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		o := strings.Split(opts, ",")
+		if !slices.Contains(o, "omitempty") && !slices.Contains(o, "omitzero") {
+			names = append(names, name)
+		}
+	}
+	return slices.Sorted(slices.Values(names))
+}
+
+// Every enum of the schemas equals the constants declared in this package.
+func TestSchemaEnums(t *testing.T) {
 	t.Parallel()
-	s := loadSchema(t, "result.schema.json")
-	got := slices.Sorted(slices.Values(s.Properties["status"].Enum))
-	if want := statusConstants(t); !slices.Equal(got, want) {
-		t.Errorf("status enum = %v, Status constants = %v", got, want)
+	ofType := func(name string) func(_, typ string) bool {
+		return func(_, typ string) bool { return typ == name }
+	}
+	eventTypes := func(name, typ string) bool { return typ == "" && strings.HasPrefix(name, "Event") }
+	want := map[[2]string][]string{
+		{"result.schema.json", "status"}:           constants(t, ofType("Status")),
+		{"confirmation.schema.json", "status"}:     constants(t, ofType("ConfirmationStatus")),
+		{"confirmation.schema.json", "event_type"}: constants(t, eventTypes),
+		{"session.schema.json", "state"}:           constants(t, ofType("SessionState")),
+		{"session_event.schema.json", "kind"}:      constants(t, ofType("SessionEventKind")),
+		{"session.schema.json", "auth_mode"}:       {"1", "2"}, // Session.AuthMode: 1 static, 2 rotating
+	}
+	seen := map[[2]string]bool{}
+	for _, wt := range wireTypes() {
+		s := loadSchema(t, wt.file)
+		for name, p := range s.Properties {
+			key := [2]string{wt.file, name}
+			if w := want[key]; !slices.Equal(p.enum(), w) {
+				t.Errorf("%s: %s enum = %v, Go constants %v", wt.file, name, p.enum(), w)
+			}
+			seen[key] = true
+		}
+	}
+	for key := range want {
+		if !seen[key] {
+			t.Errorf("%s has no property %s", key[0], key[1])
+		}
 	}
 }
 
-// statusConstants parses the package for every constant of type Status.
-func statusConstants(t *testing.T) []string {
+// constants parses the package for the string constants for which match
+// (given the constant's name and type name, "" when untyped) is true, and
+// returns their values sorted.
+func constants(t *testing.T, match func(name, typ string) bool) []string {
 	t.Helper()
 	entries, err := os.ReadDir(".")
 	if err != nil {
@@ -221,28 +400,36 @@ func statusConstants(t *testing.T) []string {
 			if !ok {
 				return true
 			}
-			typ, _ := spec.Type.(*ast.Ident)
-			for _, v := range spec.Values {
+			for i, v := range spec.Values {
+				typ, _ := spec.Type.(*ast.Ident)
 				if call, ok := v.(*ast.CallExpr); ok && len(call.Args) == 1 { // Status("x")
 					typ, _ = call.Fun.(*ast.Ident)
 					v = call.Args[0]
 				}
 				lit, ok := v.(*ast.BasicLit)
-				if typ == nil || typ.Name != "Status" || !ok {
+				if !ok || lit.Kind != token.STRING || i >= len(spec.Names) {
 					continue
 				}
-				s, _ := strconv.Unquote(lit.Value)
-				values = append(values, s)
+				typName := ""
+				if typ != nil {
+					typName = typ.Name
+				}
+				if match(spec.Names[i].Name, typName) {
+					s, _ := strconv.Unquote(lit.Value)
+					values = append(values, s)
+				}
 			}
 			return true
 		})
 	}
 	if len(values) == 0 {
-		t.Fatal("no Status constants found")
+		t.Fatal("no matching constants found")
 	}
 	return slices.Sorted(slices.Values(values))
 }
 
+// Fields with the same meaning have the same rules in every schema: those
+// DisconnectCommand.Validate applies, and the date-time format.
 func TestSchemaBounds(t *testing.T) {
 	t.Parallel()
 	ptr := func(v int64) *int64 { return &v }
@@ -254,20 +441,35 @@ func TestSchemaBounds(t *testing.T) {
 		"command_id":     {Type: "string", Pattern: idPattern, MinLength: ptr(1), MaxLength: ptr(MaxCommandIDLen)},
 		"agent_id":       {Type: "integer", Minimum: ptr(AgentIDMin), Maximum: ptr(AgentIDMax)},
 		"number":         {Type: "string", Pattern: numberPattern, MinLength: ptr(1), MaxLength: ptr(MaxNumberDigits)},
-		"issued_at":      date,
-		"expires_at":     date,
 		"correlation_id": text,
 		"requested_by":   text,
 	}
-	command := maps.Clone(common)
-	command["ttl_ms"] = property{Type: "integer", Minimum: ptr(1), Maximum: ptr(MaxTTL.Milliseconds())}
-	command["guid"] = text
-	for file, want := range map[string]map[string]property{"disconnect_command.schema.json": command, "result.schema.json": common} {
-		s := loadSchema(t, file)
-		for name, w := range want {
-			if got := s.Properties[name]; !reflect.DeepEqual(got, w) {
-				t.Errorf("%s: %s = %s, want %s", file, name, show(got), show(w))
+	for _, wt := range wireTypes() {
+		s := loadSchema(t, wt.file)
+		want := maps.Clone(common)
+		switch wt.file {
+		case "disconnect_command.schema.json":
+			want["ttl_ms"] = property{Type: "integer", Minimum: ptr(1), Maximum: ptr(MaxTTL.Milliseconds())}
+			want["guid"] = text
+		case "agent_event.schema.json":
+			want["number"] = property{Type: "string"} // as the gateway wrote it
+		}
+		checked := 0
+		for name, got := range s.Properties {
+			w, ok := want[name]
+			if !ok && got.Format != "" {
+				w, ok = date, true
 			}
+			if !ok {
+				continue
+			}
+			checked++
+			if !reflect.DeepEqual(got, w) {
+				t.Errorf("%s: %s = %s, want %s", wt.file, name, show(got), show(w))
+			}
+		}
+		if checked == 0 {
+			t.Errorf("%s: no field checked", wt.file)
 		}
 	}
 }
@@ -305,27 +507,156 @@ func TestSchemaPatternsMatchGo(t *testing.T) {
 	}
 }
 
-// asyncapi.yaml cannot be parsed without a YAML library; check at least that
-// it names every subject, stream, consumer, bucket and header it documents,
-// and the schema files.
-func TestAsyncAPINamesContract(t *testing.T) {
+// validate checks v against the subset of JSON Schema the schemas in
+// schema/ use (type, enum, pattern, lengths, bounds, date-time, required,
+// properties) and returns what it breaks.
+func validate(s map[string]any, v any, at string) []string {
+	var errs []string
+	fail := func(format string, args ...any) { errs = append(errs, at+": "+fmt.Sprintf(format, args...)) }
+	if typ, ok := s["type"]; ok && !slices.Contains(property{Type: typ}.types(), jsonType(v)) {
+		fail("%s, want type %v", jsonType(v), typ)
+		return errs
+	}
+	if enum, ok := s["enum"].([]any); ok && !slices.ContainsFunc(enum, func(e any) bool { return reflect.DeepEqual(e, v) }) {
+		fail("%v is not one of %v", v, enum)
+	}
+	num := func(key string) (float64, bool) { f, ok := s[key].(float64); return f, ok }
+	switch v := v.(type) {
+	case string:
+		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(v) {
+			fail("%q does not match %s", v, p)
+		}
+		n := float64(utf8.RuneCountInString(v))
+		if m, ok := num("minLength"); ok && n < m {
+			fail("%q is shorter than %v", v, m)
+		}
+		if m, ok := num("maxLength"); ok && n > m {
+			fail("%q is longer than %v", v, m)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, v); s["format"] == "date-time" && err != nil {
+			fail("%q is not a date-time", v)
+		}
+	case float64:
+		if m, ok := num("minimum"); ok && v < m {
+			fail("%v is less than %v", v, m)
+		}
+		if m, ok := num("maximum"); ok && v > m {
+			fail("%v is more than %v", v, m)
+		}
+	case map[string]any:
+		req, _ := s["required"].([]any)
+		for _, r := range req {
+			if _, ok := v[r.(string)]; !ok {
+				fail("%s is required", r)
+			}
+		}
+		props, _ := s["properties"].(map[string]any)
+		for k, x := range v {
+			if p, ok := props[k].(map[string]any); ok {
+				errs = append(errs, validate(p, x, at+"."+k)...)
+			}
+		}
+	}
+	return errs
+}
+
+// What Go encodes is valid by the schema, and the schema refuses values Go
+// would not encode.
+func TestSchemaValidatesGo(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile("asyncapi.yaml")
-	if err != nil {
-		t.Fatal(err)
+	bad := map[string][]any{
+		"agent_id":       {100.0, 60000.0, 101.5, "101", nil},
+		"command_id":     {"", "a b", strings.Repeat("x", 65)},
+		"number":         {"", "+1", strings.Repeat("9", 25), 13800001234.0},
+		"correlation_id": {"a b", strings.Repeat("x", 129)},
+		"status":         {"maybe", ""},
+		"event_type":     {nil, 1.0},
+		"kind":           {"maybe", ""},
+		"state":          {"maybe", ""},
+		"auth_mode":      {0.0, 3.0, "2"},
+		"content":        {1.0, true, []any{}},
+		"guid":           {nil},
 	}
-	doc := string(data)
-	if !strings.HasPrefix(doc, "asyncapi: 3.0.0\n") {
-		t.Error("asyncapi.yaml does not start with asyncapi: 3.0.0")
+	for _, wt := range wireTypes() {
+		s := loadSchema(t, wt.file)
+		obj := encodedObject(t, wt.full)
+		if errs := validate(s.raw, obj, wt.file); len(errs) > 0 {
+			t.Errorf("the full %T is invalid: %v", wt.full, errs)
+		}
+		for _, name := range s.Required {
+			o := maps.Clone(obj)
+			delete(o, name)
+			if validate(s.raw, o, wt.file) == nil {
+				t.Errorf("%s: valid without %s", wt.file, name)
+			}
+		}
+		for name, p := range s.Properties {
+			values := bad[name]
+			if p.Format == "date-time" {
+				values = []any{"2026-01-02", "2026-01-02 15:04:05Z", "", 1.0}
+			}
+			if wt.file == "agent_event.schema.json" && name == "number" {
+				values = []any{nil, 1.0} // any text
+			}
+			for _, x := range values {
+				o := maps.Clone(obj)
+				o[name] = x
+				if validate(s.raw, o, wt.file) == nil {
+					t.Errorf("%s: %s = %#v is valid", wt.file, name, x)
+				}
+			}
+		}
 	}
-	for _, name := range []string{
-		SubjectDisconnect, SubjectResults + ".{status}", SubjectDeadLetter,
-		StreamCommands, StreamResults, StreamDeadLetter, ConsumerWorkers, ConsumerExhausted, BucketSessions,
-		HeaderMsgID, HeaderCommandID, HeaderCorrelationID, HeaderStatus, HeaderReason, ResultMsgID(""),
-		"./schema/disconnect_command.schema.json", "./schema/result.schema.json",
-	} {
-		if !strings.Contains(doc, name) {
-			t.Errorf("asyncapi.yaml does not mention %q", name)
+}
+
+// An AgentEvent's content is null, a string or an object, as received.
+func TestAgentEventContent(t *testing.T) {
+	t.Parallel()
+	s := loadSchema(t, "agent_event.schema.json")
+	for _, content := range []json.RawMessage{nil, json.RawMessage(`null`), json.RawMessage(`"1767366245-101"`), json.RawMessage(`{"a":[1]}`)} {
+		ev := fullAgentEvent()
+		ev.Content = content
+		if errs := validate(s.raw, encodedObject(t, ev), "AgentEvent"); len(errs) > 0 {
+			t.Errorf("content %s: %v", content, errs)
+		}
+	}
+}
+
+// The schemas' examples are valid, decode into the Go types without unknown
+// fields and encode back to themselves.
+func TestSchemaExamplesMatchGo(t *testing.T) {
+	t.Parallel()
+	for _, wt := range wireTypes() {
+		s := loadSchema(t, wt.file)
+		if len(s.Examples) == 0 {
+			t.Errorf("%s has no examples", wt.file)
+		}
+		decode := wt.decode
+		if decode == nil {
+			decode = func(b []byte) (any, error) {
+				v := reflect.New(reflect.TypeOf(wt.full))
+				dec := json.NewDecoder(bytes.NewReader(b))
+				dec.DisallowUnknownFields()
+				err := dec.Decode(v.Interface())
+				return v.Elem().Interface(), err
+			}
+		}
+		for i, ex := range s.Examples {
+			var want any
+			if err := json.Unmarshal(ex, &want); err != nil {
+				t.Fatal(err)
+			}
+			if errs := validate(s.raw, want, fmt.Sprintf("%s example %d", wt.file, i)); len(errs) > 0 {
+				t.Errorf("%v", errs)
+			}
+			v, err := decode(ex)
+			if err != nil {
+				t.Errorf("%s example %d: %v", wt.file, i, err)
+				continue
+			}
+			if got := encodedObject(t, v); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s example %d encodes back as\n%v\nwant\n%v", wt.file, i, got, want)
+			}
 		}
 	}
 }

@@ -65,14 +65,20 @@ func drain(nc *nats.Conn, d time.Duration) {
 	}
 }
 
-func provision(ctx context.Context, js jetstream.JetStream, replicas int, wc worker.Config) error {
+// provisionRole creates or updates the shared streams and buckets and
+// those of one role (provision is worker.ProvisionWorker, ProvisionPoller
+// or, for dev, everything), bounded by 30 s.
+func provisionRole(ctx context.Context, js jetstream.JetStream, topo worker.Topology, role func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return worker.Provision(ctx, js, worker.Topology{Replicas: replicas}, wc)
+	if err := worker.ProvisionShared(ctx, js, topo); err != nil {
+		return err
+	}
+	return role(ctx)
 }
 
 // workerPositive lists the worker flags that must be above zero.
-var workerPositive = []string{"concurrency", "default-ttl", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout"}
+var workerPositive = []string{"concurrency", "default-ttl", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout", "confirm-within"}
 
 // workerFlags are the worker's settings.
 func workerFlags(s *settings, c *worker.Config) {
@@ -83,8 +89,10 @@ func workerFlags(s *settings, c *worker.Config) {
 	fs.IntVar(&c.MaxDeliver, "max-deliver", d.MaxDeliver, "deliveries of one command before it fails as max_deliveries")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "per-agent lease TTL: how long a dead worker's agents stay blocked")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a stopping worker finishes in-flight commands")
+	fs.DurationVar(&c.ConfirmWithin, "confirm-within", d.ConfirmWithin, "how long an accepted disconnect waits for its release event before it is unconfirmed")
 	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
-		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout"} {
+		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout",
+		"ConfirmWithin": "confirm-within"} {
 		s.field(f, n)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,8 +20,8 @@ import (
 )
 
 // runDev starts an embedded NATS server with JetStream, the gateway
-// simulator with signed-in demo agents on live calls, and a worker, all in
-// one process, and runs until interrupted.
+// simulator with signed-in demo agents on live calls, a worker and a
+// poller, all in one process, and runs until interrupted.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("dev", stderr)
 	var (
@@ -31,6 +30,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		sf                  simFlags
 		lf                  logFlags
 		wcfg                worker.Config
+		pcfg                poller.Config
 	)
 	s.fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	s.fs.StringVar(&dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server")
@@ -38,6 +38,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	sf.register(s, "127.0.0.1:0")
 	lf.register(s, "console")
 	workerFlags(s, &wcfg)
+	pollerFlags(s, &pcfg)
+	s.fs.DurationVar(&sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -54,8 +56,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	wcfg.Logger = log
+	wcfg.Logger, pcfg.Logger, pcfg.PollTimeout = log, log, gateway.DefaultPollTimeout
 	if err := wcfg.Validate(); err != nil {
+		return s.explain(err)
+	}
+	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
 
@@ -70,7 +75,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer drain(nc, 5*time.Second)
-	if err := provision(ctx, js, 1, wcfg); err != nil {
+	topo := worker.Topology{Replicas: 1, PollLeaseTTL: pcfg.LeaseTTL}
+	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.Provision(ctx, js, topo, wcfg) }); err != nil {
 		return err
 	}
 
@@ -96,7 +102,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	p, err := poller.New(pcfg, js, gw)
+	if err != nil {
+		return err
+	}
 	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return p.Run(gctx) })
 	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n"+
 		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+agents)
 	return g.Wait()
@@ -140,19 +151,12 @@ func devGateway(sim *simServer, conns int) (*gateway.Client, error) {
 	return gateway.New(cfg)
 }
 
-// seedAgents signs the demo agents in through the gateway's HTTP API,
-// registers their GUIDs in the session registry and puts each on a call.
+// seedAgents signs the demo agents in through the gateway's HTTP API and
+// registers their sessions, as `callcontrol signin` does, and puts each on
+// a call.
 func seedAgents(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, sim *simServer, n int) error {
-	kv, err := js.KeyValue(ctx, events.BucketSessions)
-	if err != nil {
-		return err
-	}
 	for id := 101; id < 101+n; id++ {
-		guid, err := gw.SignIn(ctx, id, gateway.SignInRequest{}, true)
-		if err != nil {
-			return fmt.Errorf("sign in demo agent %d: %w", id, err)
-		}
-		if err := putSession(ctx, kv, id, guid, sim.authMode); err != nil {
+		if err := signIn(ctx, js, gw, id, gateway.SignInRequest{}, sim.authMode); err != nil {
 			return err
 		}
 		if _, err := sim.sim.StartCall(id, "5550"+strconv.Itoa(id)); err != nil {
@@ -160,14 +164,4 @@ func seedAgents(ctx context.Context, js jetstream.JetStream, gw *gateway.Client,
 		}
 	}
 	return nil
-}
-
-// putSession registers agent's GUID in the session registry.
-func putSession(ctx context.Context, kv jetstream.KeyValue, agent int, guid string, authMode int) error {
-	b, err := json.Marshal(events.Session{GUID: guid, AuthMode: authMode, UpdatedAt: time.Now().UTC()})
-	if err != nil {
-		return err
-	}
-	_, err = kv.Put(ctx, strconv.Itoa(agent), b)
-	return err
 }

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
@@ -15,16 +13,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// Exit codes of `disconnect --wait`.
+const (
+	exitNotAccepted = 1 // rejected, failed or expired
+	exitUnconfirmed = 3 // accepted, but no release event arrived in time
+)
+
 // runDisconnect publishes one command and, with --wait, prints its result
-// and exits non-zero unless it was accepted.
+// and its confirmation. It exits 0 only for an accepted (and, unless
+// --confirm=false, confirmed) command.
 func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("disconnect", stderr)
 	var (
-		nf      natsFlags
-		cmd     events.DisconnectCommand
-		ttl     time.Duration
-		wait    bool
-		timeout time.Duration
+		nf            natsFlags
+		cmd           events.DisconnectCommand
+		ttl, timeout  time.Duration
+		wait, confirm bool
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
 	s.fs.IntVar(&cmd.AgentID, "agent", 0, "agent ID (101-59999)")
@@ -33,7 +37,8 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	s.fs.StringVar(&cmd.CommandID, "command-id", "", "command ID (default: a new UUID)")
 	s.fs.StringVar(&cmd.CorrelationID, "correlation-id", "", "your reference, copied to the result")
 	s.fs.StringVar(&cmd.RequestedBy, "requested-by", "cli", "who asks, for audit")
-	s.fs.BoolVar(&wait, "wait", false, "wait for the result, print it and exit non-zero unless accepted")
+	s.fs.BoolVar(&wait, "wait", false, "wait for the result (and confirmation) and print them")
+	s.fs.BoolVar(&confirm, "confirm", true, "with --wait, also wait for the confirmation from the poller")
 	s.fs.DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
 	for f, n := range map[string]string{"agent_id": "agent", "number": "number", "ttl_ms": "ttl",
 		"command_id": "command-id", "correlation_id": "correlation-id", "requested_by": "requested-by"} {
@@ -56,28 +61,53 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-
-	var results jetstream.MessagesContext
-	if wait { // subscribe before publishing, so the result cannot be missed
-		if results, err = tailResults(ctx, js, false); err != nil {
+	if !wait {
+		if err := publishCommand(ctx, js, cmd); err != nil {
 			return err
 		}
-		defer results.Stop()
+		fmt.Fprintf(stdout, "published command %s\n", cmd.CommandID)
+		return nil
+	}
+	return publishAndWait(ctx, js, cmd, confirm, stdout)
+}
+
+// publishAndWait subscribes to results and confirmations first, so that
+// neither can be missed, then publishes and prints what arrives.
+func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.DisconnectCommand, confirm bool, stdout io.Writer) error {
+	results, err := tail(ctx, js, events.StreamResults, events.SubjectResults+".>", false)
+	if err != nil {
+		return err
+	}
+	defer results.Stop()
+	var confirmations jetstream.MessagesContext
+	if confirm {
+		if confirmations, err = tail(ctx, js, events.StreamEvents, events.SubjectConfirmations+".>", false); err != nil {
+			return err
+		}
+		defer confirmations.Stop()
 	}
 	if err := publishCommand(ctx, js, cmd); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "published command %s: agent %d, number %s\n", cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number))
-	if !wait {
-		return nil
-	}
-	res, err := awaitResult(ctx, results, cmd.CommandID)
-	if err != nil {
+	var res events.Result
+	if err := await(ctx, results, cmd.CommandID, &res); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, formatResult(res))
 	if res.Status != events.StatusAccepted {
-		return exitError(1)
+		return exitError(exitNotAccepted)
+	}
+	if !confirm {
+		return nil
+	}
+	var c events.Confirmation
+	if err := await(ctx, confirmations, cmd.CommandID, &c); err != nil {
+		return fmt.Errorf("%w (is a poller running?)", err)
+	}
+	fmt.Fprintln(stdout, formatConfirmation(c))
+	if c.Status != events.ConfirmationConfirmed {
+		return exitError(exitUnconfirmed)
 	}
 	return nil
 }
@@ -96,45 +126,41 @@ func publishCommand(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 	return nil
 }
 
-// tailResults opens an ordered consumer on the result stream, from now or
-// from the start.
-func tailResults(ctx context.Context, js jetstream.JetStream, all bool) (jetstream.MessagesContext, error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectResults + ".>"}, DeliverPolicy: jetstream.DeliverNewPolicy}
+// tail opens an ordered consumer on stream for subject, from now or (all)
+// from the first stored message.
+func tail(ctx context.Context, js jetstream.JetStream, stream, subject string, all bool) (jetstream.MessagesContext, error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if all {
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
-	cons, err := js.OrderedConsumer(ctx, events.StreamResults, cfg)
+	cons, err := js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("results stream: %w", err)
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	return cons.Messages()
 }
 
-func awaitResult(ctx context.Context, msgs jetstream.MessagesContext, id string) (events.Result, error) {
+// await decodes into v the first message of msgs about command id.
+func await(ctx context.Context, msgs jetstream.MessagesContext, id string, v any) error {
 	stop := context.AfterFunc(ctx, msgs.Stop)
 	defer stop()
 	for {
 		m, err := msgs.Next()
 		if err != nil {
 			if ctx.Err() != nil {
-				return events.Result{}, fmt.Errorf("no result for command %s: %w", id, ctx.Err())
+				return fmt.Errorf("nothing arrived for command %s: %w", id, ctx.Err())
 			}
-			return events.Result{}, err
+			return err
 		}
-		if m.Headers().Get(events.HeaderCommandID) != id {
-			continue
+		if m.Headers().Get(events.HeaderCommandID) == id {
+			return json.Unmarshal(m.Data(), v)
 		}
-		var r events.Result
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
-			return r, fmt.Errorf("decode result: %w", err)
-		}
-		return r, nil
 	}
 }
 
 // formatResult renders a result as one human-readable line.
 func formatResult(r events.Result) string {
-	line := fmt.Sprintf("%-8s command=%s agent=%d number=%s attempts=%d gateway=%dms",
+	line := fmt.Sprintf("%-11s command=%s agent=%d number=%s attempts=%d gateway=%dms",
 		r.Status, r.CommandID, r.AgentID, events.MaskNumber(r.Number), r.Attempts, r.GatewayMillis)
 	if !r.IssuedAt.IsZero() && !r.CompletedAt.IsZero() {
 		line += fmt.Sprintf(" latency=%dms", r.CompletedAt.Sub(r.IssuedAt).Milliseconds())
@@ -148,42 +174,14 @@ func formatResult(r events.Result) string {
 	return line
 }
 
-// runWatch prints every result as it arrives until interrupted.
-func runWatch(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("watch", stderr)
-	var (
-		nf  natsFlags
-		all bool
-	)
-	nf.register(s, "nats://127.0.0.1:4222")
-	s.fs.BoolVar(&all, "all", false, "start from the first stored result instead of now")
-	if err := s.parse(args); err != nil {
-		return err
+// formatConfirmation renders a confirmation as one human-readable line.
+func formatConfirmation(c events.Confirmation) string {
+	line := fmt.Sprintf("%-11s command=%s agent=%d number=%s", c.Status, c.CommandID, c.AgentID, events.MaskNumber(c.Number))
+	if c.Status == events.ConfirmationConfirmed {
+		line += fmt.Sprintf(" event=%s call=%s latency=%dms", c.EventType, c.CallID, c.LatencyMillis)
 	}
-	nc, js, err := nf.connect("watch")
-	if err != nil {
-		return err
+	if !c.AcceptedAt.IsZero() && !c.ConfirmedAt.IsZero() {
+		line += fmt.Sprintf(" after_accept=%dms", c.ConfirmedAt.Sub(c.AcceptedAt).Milliseconds())
 	}
-	defer nc.Close()
-	msgs, err := tailResults(ctx, js, all)
-	if err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, msgs.Stop)
-	defer stop()
-	for {
-		m, err := msgs.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var r events.Result
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
-			fmt.Fprintf(os.Stderr, "undecodable result on %s: %v\n", m.Subject(), err)
-			continue
-		}
-		fmt.Fprintf(stdout, "%s %s\n", r.CompletedAt.Local().Format(time.TimeOnly), formatResult(r))
-	}
+	return line
 }

@@ -29,7 +29,7 @@ func (f *simFlags) register(s *settings, listen string) {
 	fs.StringVar(&f.listen, "gateway-listen", listen, "address the simulator listens on")
 	fs.BoolVar(&f.plain, "gateway-plain-http", false, "serve plain HTTP instead of HTTPS with a self-signed certificate")
 	fs.StringVar(&f.certOut, "gateway-cert-out", "", "write the simulator's self-signed certificate (PEM) here, for --gateway-ca")
-	fs.IntVar(&f.cfg.AuthMode, "sim-authmode", 1, "AUTHMODE: 1 static GUID, 2 rotating GUID")
+	fs.IntVar(&f.cfg.AuthMode, "sim-authmode", 2, "AUTHMODE: 1 static GUID, 2 rotating GUID (the gateway's default)")
 	fs.DurationVar(&f.cfg.GUIDInterval, "sim-guid-interval", time.Minute, "AUTHMODE 2: GUID rotation interval")
 	fs.DurationVar(&f.cfg.GUIDTimeout, "sim-guid-timeout", 2*time.Minute, "AUTHMODE 2: GUID validity")
 	fs.DurationVar(&f.cfg.PollHold, "sim-poll-hold", 10*time.Second, "long-poll hold of an empty event queue")

@@ -71,8 +71,7 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, _ := js.KeyValue(ctx, events.BucketSessions)
-	if err := putSession(ctx, kv, agent, guid, 1); err != nil {
+	if err := registerSession(ctx, js, agent, guid, 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sim.StartCall(agent, number); err != nil {
@@ -103,14 +102,14 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	_ = first.Wait()
 	sim.SetFaults(gatewaysim.Faults{})
 
-	results, err := tailResults(ctx, js, true)
+	results, err := tail(ctx, js, events.StreamResults, events.SubjectResults+".>", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer results.Stop()
 	_, secondLogs := start()
-	res, err := awaitResult(ctx, results, cmd.CommandID)
-	if err != nil {
+	var res events.Result
+	if err := await(ctx, results, cmd.CommandID, &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.Status != events.StatusAccepted {

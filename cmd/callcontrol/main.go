@@ -17,11 +17,15 @@ import (
 const usage = `usage: callcontrol <command> [flags]
 
 commands:
-  dev          embedded NATS + gateway simulator + worker, all in one process
+  dev          embedded NATS + gateway simulator + worker + poller, all in one process
   worker       execute disconnect commands from JetStream against the gateway
+  poller       long-poll the agents' gateway events, republish them, confirm disconnects
   gatewaysim   run the CC-Gateway simulator
-  disconnect   publish one disconnect command (--wait prints its result)
-  watch        print results as they arrive
+  disconnect   publish one disconnect command (--wait prints its result and confirmation)
+  watch        print results and confirmations (--events: agent events) as they arrive
+  signin       sign an agent in at the gateway and register its session
+  register     register a GUID obtained elsewhere for an agent
+  signout      remove an agent's session (and log it out at the gateway)
 
 Every flag can also be set as CALLCONTROL_<FLAG> (e.g. CALLCONTROL_NATS_URL).
 Run 'callcontrol <command> -h' for its flags.
@@ -57,8 +61,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return flag.ErrHelp
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer) error{
-		"dev": runDev, "worker": runWorker, "gatewaysim": runGatewaySim,
+		"dev": runDev, "worker": runWorker, "poller": runPoller, "gatewaysim": runGatewaySim,
 		"disconnect": runDisconnect, "watch": runWatch,
+		"signin": runSignIn, "register": runRegister, "signout": runSignOut,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -87,6 +87,9 @@ func TestDevAndReadmeDisconnect(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^accepted\s+command=`).MatchString(res.String()) {
 		t.Fatalf("want an accepted result, got: %s", res.String())
 	}
+	if !regexp.MustCompile(`(?m)^confirmed\s+command=.* event=AgentEvent_Customer_Release`).MatchString(res.String()) {
+		t.Fatalf("want a confirmation, got: %s", res.String())
+	}
 	// The logs of the whole run: every GUID ends in ".AgentGateway<N>", and
 	// the demo numbers are 5550<agent>.
 	waitUntil(t, 5*time.Second, "the worker's log line", func() bool { return strings.Contains(logs.String(), `"outcome":"accepted"`) })

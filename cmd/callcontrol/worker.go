@@ -50,7 +50,9 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	defer drain(nc, 5*time.Second)
-	if err := provision(ctx, js, nf.replicas, wcfg); err != nil {
+	topo := worker.Topology{Replicas: nf.replicas}
+	err = provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.ProvisionWorker(ctx, js, topo, wcfg) })
+	if err != nil {
 		return err
 	}
 	w, err := worker.New(wcfg, js, gw)

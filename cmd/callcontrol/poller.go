@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/poller"
+	"github.com/callcontrol/callcontrol/worker"
+)
+
+// pollerFlags are the poller's settings.
+func pollerFlags(s *settings, c *poller.Config) {
+	fs, d := s.fs, poller.DefaultConfig()
+	fs.DurationVar(&c.LeaseTTL, "poll-lease-ttl", d.LeaseTTL, "per-agent poll lease TTL: how long a dead poller's agents wait to be taken over")
+	fs.DurationVar(&c.PollGap, "poll-gap", d.PollGap, "pause after an empty poll")
+	fs.DurationVar(&c.ReleaseGrace, "release-grace", d.ReleaseGrace, "how long a release event waits for the worker's pending record")
+	for f, n := range map[string]string{"LeaseTTL": "poll-lease-ttl", "PollGap": "poll-gap", "ReleaseGrace": "release-grace"} {
+		s.field(f, n)
+	}
+}
+
+// runPoller runs one poller replica.
+func runPoller(ctx context.Context, args []string, _ io.Writer) error {
+	s := newSettings("poller", stderr)
+	var (
+		nf   natsFlags
+		lf   logFlags
+		pcfg poller.Config
+		gcfg gateway.Config
+	)
+	nf.register(s, "nats://127.0.0.1:4222")
+	lf.register(s, "json")
+	pollerFlags(s, &pcfg)
+	gatewayFlags(s, &gcfg)
+	s.fs.DurationVar(&gcfg.PollTimeout, "gateway-poll-timeout", gateway.DefaultPollTimeout, "HTTP timeout of one long poll (above the gateway's ~10 s hold)")
+	s.field("PollTimeout", "gateway-poll-timeout")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	pcfg.Logger, pcfg.PollTimeout = log, gcfg.PollTimeout
+	if err := pcfg.Validate(); err != nil {
+		return s.explain(err)
+	}
+	gw, err := gateway.New(gcfg)
+	if err != nil {
+		return s.explain(err)
+	}
+	defer gw.Close()
+	nc, js, err := nf.connect("poller")
+	if err != nil {
+		return err
+	}
+	defer drain(nc, 5*time.Second)
+	topo := worker.Topology{Replicas: nf.replicas, PollLeaseTTL: pcfg.LeaseTTL}
+	err = provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.ProvisionPoller(ctx, js, topo) })
+	if err != nil {
+		return err
+	}
+	p, err := poller.New(pcfg, js, gw)
+	if err != nil {
+		return s.explain(err)
+	}
+	return p.Run(ctx)
+}

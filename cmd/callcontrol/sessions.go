@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// registerSession stores agent's GUID in the session registry, where the
+// pollers pick the agent up and the workers find its GUID, and publishes a
+// "registered" session event (without the GUID).
+func registerSession(ctx context.Context, js jetstream.JetStream, agent int, guid string, authMode int) error {
+	kv, err := js.KeyValue(ctx, events.BucketSessions)
+	if err != nil {
+		return fmt.Errorf("session registry: %w", err)
+	}
+	sess := events.Session{GUID: guid, AuthMode: authMode, State: events.SessionActive, UpdatedAt: time.Now().UTC()}
+	if i := strings.LastIndexByte(guid, '.'); i >= 0 {
+		sess.Node = guid[i+1:]
+	}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, strconv.Itoa(agent), b); err != nil {
+		return fmt.Errorf("session registry: %w", err)
+	}
+	return publishSessionEvent(ctx, js, events.SessionEvent{AgentID: agent, Kind: events.SessionRegistered, At: sess.UpdatedAt})
+}
+
+// removeSession deletes agent from the registry and publishes "signed_out".
+// It returns the GUID that was stored, "" when there was none.
+func removeSession(ctx context.Context, js jetstream.JetStream, agent int, reason string) (string, error) {
+	kv, err := js.KeyValue(ctx, events.BucketSessions)
+	if err != nil {
+		return "", fmt.Errorf("session registry: %w", err)
+	}
+	var sess events.Session
+	if e, err := kv.Get(ctx, strconv.Itoa(agent)); err == nil {
+		_ = json.Unmarshal(e.Value(), &sess)
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", fmt.Errorf("session registry: %w", err)
+	}
+	if err := kv.Delete(ctx, strconv.Itoa(agent)); err != nil {
+		return "", fmt.Errorf("session registry: %w", err)
+	}
+	ev := events.SessionEvent{AgentID: agent, Kind: events.SessionSignedOut, Reason: reason, At: time.Now().UTC()}
+	return sess.GUID, publishSessionEvent(ctx, js, ev)
+}
+
+func publishSessionEvent(ctx context.Context, js jetstream.JetStream, ev events.SessionEvent) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(events.SessionEventSubject(ev.AgentID, ev.Kind))
+	m.Data = b
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("session event: %w", err)
+	}
+	return nil
+}
+
+// signIn signs agent in at the gateway, taking over a session held
+// elsewhere (forcelogin) when the gateway answers 100-002, and registers
+// the GUID.
+func signIn(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, agent int, req gateway.SignInRequest, authMode int) error {
+	guid, err := gw.SignIn(ctx, agent, req, false)
+	if gateway.RetCodeOf(err) == "100-002" {
+		guid, err = gw.SignIn(ctx, agent, req, true)
+	}
+	if err != nil {
+		return fmt.Errorf("sign in agent %d: %w", agent, err)
+	}
+	return registerSession(ctx, js, agent, guid, authMode)
+}
+
+// sessionFlags are the flags of signin, signout and register.
+type sessionFlags struct {
+	nf       natsFlags
+	agent    int
+	authMode int
+	gcfg     gateway.Config
+}
+
+func (f *sessionFlags) register(s *settings) {
+	f.nf.register(s, "nats://127.0.0.1:4222")
+	s.fs.IntVar(&f.agent, "agent", 0, "agent ID (101-59999)")
+	s.fs.IntVar(&f.authMode, "authmode", 2, "the gateway's AUTHMODE: 1 static GUID, 2 rotating")
+}
+
+func (f *sessionFlags) check() error {
+	if f.agent < events.AgentIDMin || f.agent > events.AgentIDMax {
+		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, f.agent)
+	}
+	if f.authMode != 1 && f.authMode != 2 {
+		return fmt.Errorf("--authmode (CALLCONTROL_AUTHMODE): must be 1 or 2, got %d", f.authMode)
+	}
+	return nil
+}
+
+// runSignIn signs an agent in through the gateway and registers it.
+func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
+	s := newSettings("signin", stderr)
+	var (
+		f   sessionFlags
+		req gateway.SignInRequest
+	)
+	f.register(s)
+	gatewayFlags(s, &f.gcfg)
+	s.fs.StringVar(&req.Password, "password", "", "the agent's password (prefer CALLCONTROL_PASSWORD)")
+	s.fs.StringVar(&req.PhoneNum, "phonenum", "", "soft-phone or phone number bound to the agent")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	gw, err := gateway.New(f.gcfg)
+	if err != nil {
+		return s.explain(err)
+	}
+	defer gw.Close()
+	nc, js, err := f.nf.connect("signin")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := signIn(ctx, js, gw, f.agent, req, f.authMode); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "agent %d signed in and registered\n", f.agent)
+	return nil
+}
+
+// runRegister registers a GUID obtained elsewhere (e.g. by an agent desktop).
+func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
+	s := newSettings("register", stderr)
+	var (
+		f    sessionFlags
+		guid string
+	)
+	f.register(s)
+	s.fs.StringVar(&guid, "guid", "", "the agent's GUID (prefer CALLCONTROL_GUID: a secret)")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if guid == "" || strings.ContainsAny(guid, " \r\n\t") {
+		return errors.New("--guid (CALLCONTROL_GUID): required, without spaces")
+	}
+	nc, js, err := f.nf.connect("register")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := registerSession(ctx, js, f.agent, guid, f.authMode); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "agent %d registered\n", f.agent)
+	return nil
+}
+
+// runSignOut signs an agent out at the gateway (when --gateway-url is set)
+// and removes it from the registry.
+func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
+	s := newSettings("signout", stderr)
+	var f sessionFlags
+	f.register(s)
+	gatewayFlags(s, &f.gcfg)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	nc, js, err := f.nf.connect("signout")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	guid, err := removeSession(ctx, js, f.agent, "signed out by callcontrol signout")
+	if err != nil {
+		return err
+	}
+	if f.gcfg.BaseURL != "" && guid != "" {
+		gw, err := gateway.New(f.gcfg)
+		if err != nil {
+			return s.explain(err)
+		}
+		defer gw.Close()
+		if err := gw.Logout(ctx, f.agent, guid); err != nil {
+			return fmt.Errorf("agent %d removed from the registry, but the gateway refused the logout: %w", f.agent, err)
+		}
+	}
+	fmt.Fprintf(stdout, "agent %d signed out\n", f.agent)
+	return nil
+}
