@@ -87,11 +87,18 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The worker and the poller each get their own connection pool: the
+	// poller's long polls hold a connection per agent.
 	gw, err := devGateway(sim, wcfg.Concurrency)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
+	pgw, err := devGateway(sim, agents+8)
+	if err != nil {
+		return err
+	}
+	defer pgw.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sim.serve(gctx) })
@@ -102,7 +109,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := poller.New(pcfg, js, gw)
+	p, err := poller.New(pcfg, js, pgw)
 	if err != nil {
 		return err
 	}

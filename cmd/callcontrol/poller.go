@@ -35,7 +35,9 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 	pollerFlags(s, &pcfg)
 	gatewayFlags(s, &gcfg)
 	s.fs.DurationVar(&gcfg.PollTimeout, "gateway-poll-timeout", gateway.DefaultPollTimeout, "HTTP timeout of one long poll (above the gateway's ~10 s hold)")
+	s.fs.IntVar(&gcfg.MaxConns, "gateway-max-conns", 10000, "connections to the gateway: each agent's long poll holds one, so at least the agents one replica polls")
 	s.field("PollTimeout", "gateway-poll-timeout")
+	s.field("MaxConns", "gateway-max-conns")
 	if err := s.parse(args); err != nil {
 		return err
 	}
