@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway"
@@ -100,8 +102,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer pgw.Close()
 
+	// The simulator outlives the worker and the poller, so that they can
+	// finish their in-flight requests when the process stops.
+	simCtx, stopSim := context.WithCancel(context.Background())
+	simDone := make(chan error, 1)
+	go func() { simDone <- sim.serve(simCtx) }()
+	stopSimWait := sync.OnceValue(func() error { stopSim(); return <-simDone })
+	defer stopSimWait()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sim.serve(gctx) })
 	if err := seedAgents(gctx, js, gw, sim, agents); err != nil {
 		return err
 	}
@@ -117,7 +125,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	g.Go(func() error { return p.Run(gctx) })
 	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n"+
 		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+agents)
-	return g.Wait()
+	return errors.Join(g.Wait(), stopSimWait())
 }
 
 // startNATS runs an embedded nats-server with JetStream on listen.
