@@ -1,13 +1,10 @@
 package poller
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,13 +17,6 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 )
-
-// partyEvents are the gateway event types that name the parties of a call
-// (caller, called, otherPhone, partner).
-var partyEvents = map[string]bool{
-	"AgentEvent_Talking": true, "AgentEvent_Ringing": true,
-	"AgentEvent_Customer_Alerting": true, "AgentEvent_Conference": true,
-}
 
 const (
 	// confirmSweepEvery is how often deadlines are checked and failed
@@ -86,28 +76,6 @@ type pendingCmd struct {
 	queued    bool                 // in the outbox or being settled
 }
 
-// agentTrack is what is known of one agent: its pending commands, the
-// parties of its recent calls and its releases not matched yet.
-type agentTrack struct {
-	pending  map[string]*pendingCmd
-	calls    map[string]*callParties
-	order    []string // call IDs, oldest first
-	releases []*releaseEvent
-}
-
-type callParties struct {
-	parties  map[string]bool
-	consumed map[string]bool // numbers whose release in this call confirmed a command
-	ended    time.Time       // when its Call_Release was seen
-}
-
-type releaseEvent struct {
-	typ, callID, number string
-	at                  time.Time // ReleasedAt: gateway time, else received
-	seen                time.Time // local time, for the grace
-	used                bool      // a Customer_Release confirms one command
-}
-
 // newConfirmer returns a confirmer; owns reports whether this replica polls
 // an agent now (it is called without the confirmer's lock held).
 func newConfirmer(cfg Config, js jetstream.JetStream, log zerolog.Logger, owns func(agent int) bool) *confirmer {
@@ -159,184 +127,6 @@ func (c *confirmer) run(ctx context.Context) error {
 			c.sweep(time.Now())
 		}
 		c.dispatch(jobCtx, &g)
-	}
-}
-
-// observe takes one event of an owned agent, in order per agent. It only
-// updates memory and queues decided confirmations; it never waits on NATS.
-func (c *confirmer) observe(_ context.Context, ev events.AgentEvent) {
-	if !partyEvents[ev.Type] && ev.Type != events.EventCustomerRelease && ev.Type != events.EventCallRelease {
-		return
-	}
-	str, obj := parseReleaseContent(ev.Content)
-	callID := cmp.Or(ev.CallID, obj["callid"], str)
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.track(ev.AgentID)
-	switch ev.Type {
-	case events.EventCustomerRelease:
-		rel := &releaseEvent{typ: ev.Type, callID: callID, number: normalizeParty(cmp.Or(ev.Number, obj["number"])),
-			at: releaseTime(ev, now), seen: now}
-		c.customerRelease(t, rel)
-	case events.EventCallRelease:
-		c.callRelease(t, &releaseEvent{typ: ev.Type, callID: callID, at: releaseTime(ev, now), seen: now})
-	default:
-		if callID == "" {
-			return
-		}
-		call := t.call(callID)
-		for _, k := range []string{"caller", "called", "otherphone", "number"} {
-			call.add(obj[k])
-		}
-		for p := range strings.SplitSeq(obj["partner"], ",") {
-			call.add(p)
-		}
-	}
-}
-
-// customerRelease confirms the oldest waiting command for the released
-// number, or keeps the release for the grace. A release of a number whose
-// release in that call already confirmed a command (through Call_Release)
-// is the same release and is ignored.
-func (c *confirmer) customerRelease(t *agentTrack, rel *releaseEvent) {
-	if rel.number == "" {
-		return
-	}
-	var call *callParties
-	if rel.callID != "" {
-		call = t.call(rel.callID)
-		call.add(rel.number)
-		if call.consumed[rel.number] {
-			return
-		}
-	}
-	if pc := t.oldestWaiting(rel.number); pc != nil {
-		rel.used = true
-		c.confirm(t, pc, rel)
-		return
-	}
-	t.keep(rel)
-}
-
-// callRelease confirms, for each party of the call whose release has not
-// confirmed a command yet, the oldest waiting command for that number: the
-// fallback for numbers no Customer_Release names (an inner-help work
-// number). Unused parties keep the release for the grace.
-func (c *confirmer) callRelease(t *agentTrack, rel *releaseEvent) {
-	call, ok := t.calls[rel.callID]
-	if !ok || rel.callID == "" {
-		return
-	}
-	call.ended = rel.seen
-	open := false
-	for _, n := range slices.Sorted(maps.Keys(call.parties)) {
-		if call.consumed[n] {
-			continue
-		}
-		if pc := t.oldestWaiting(n); pc != nil {
-			c.confirm(t, pc, rel)
-		} else {
-			open = true
-		}
-	}
-	if open {
-		t.keep(rel)
-	}
-}
-
-// matchKept matches a newly seen waiting command against the releases kept
-// for the grace: Customer_Releases first (they name the number), then
-// Call_Releases, oldest first.
-func (c *confirmer) matchKept(t *agentTrack, pc *pendingCmd, now time.Time) {
-	n := normalizeParty(pc.p.Number)
-	for _, typ := range []string{events.EventCustomerRelease, events.EventCallRelease} {
-		for _, rel := range t.releases {
-			if rel.typ != typ || rel.used || now.Sub(rel.seen) > c.grace {
-				continue
-			}
-			call := t.calls[rel.callID]
-			if call != nil && call.consumed[n] {
-				continue
-			}
-			switch {
-			case typ == events.EventCustomerRelease && rel.number == n:
-				rel.used = true
-			case typ == events.EventCallRelease && call != nil && call.parties[n]:
-			default:
-				continue
-			}
-			c.confirm(t, pc, rel)
-			return
-		}
-	}
-}
-
-// confirm decides pc as confirmed by rel. The caller holds c.mu.
-func (c *confirmer) confirm(t *agentTrack, pc *pendingCmd, rel *releaseEvent) {
-	if call := t.calls[rel.callID]; call != nil {
-		call.consumed[normalizeParty(pc.p.Number)] = true
-	}
-	out := newConfirmation(pc.p, time.Now())
-	out.Status, out.EventType, out.CallID, out.ReleasedAt = events.ConfirmationConfirmed, rel.typ, rel.callID, rel.at
-	if !pc.p.IssuedAt.IsZero() && rel.at.After(pc.p.IssuedAt) {
-		out.LatencyMillis = rel.at.Sub(pc.p.IssuedAt).Milliseconds()
-	}
-	c.decide(pc, out)
-}
-
-func newConfirmation(p events.Pending, now time.Time) *events.Confirmation {
-	return &events.Confirmation{
-		CommandID: p.CommandID, CorrelationID: p.CorrelationID, AgentID: p.AgentID, Number: p.Number,
-		Status: events.ConfirmationUnconfirmed, IssuedAt: p.IssuedAt, AcceptedAt: p.AcceptedAt, ConfirmedAt: now,
-	}
-}
-
-// decide records pc's outcome and queues it. The caller holds c.mu.
-func (c *confirmer) decide(pc *pendingCmd, out *events.Confirmation) {
-	pc.out = out
-	c.enqueue(pc)
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (c *confirmer) enqueue(pc *pendingCmd) {
-	if !pc.queued {
-		pc.queued = true
-		c.outbox = append(c.outbox, pc)
-	}
-}
-
-// sweep decides as unconfirmed every waiting command past its deadline of
-// an agent this replica owns, and orphans (any agent) more than twice the
-// grace past it; it also forgets expired releases and ended calls.
-func (c *confirmer) sweep(now time.Time) {
-	c.mu.Lock()
-	var due []int
-	for _, pc := range c.pending {
-		if pc.out == nil && now.After(pc.p.Deadline) && !slices.Contains(due, pc.p.AgentID) {
-			due = append(due, pc.p.AgentID)
-		}
-	}
-	c.mu.Unlock()
-	owned := make(map[int]bool, len(due))
-	for _, a := range due {
-		owned[a] = c.owns(a)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, pc := range c.pending {
-		if pc.out == nil && now.After(pc.p.Deadline) && (owned[pc.p.AgentID] || now.After(pc.p.Deadline.Add(2*c.grace))) {
-			c.decide(pc, newConfirmation(pc.p, now))
-		}
-	}
-	for a, t := range c.agents {
-		t.prune(now, c.grace)
-		if len(t.pending) == 0 && len(t.calls) == 0 && len(t.releases) == 0 {
-			delete(c.agents, a)
-		}
 	}
 }
 
@@ -526,120 +316,4 @@ func (c *confirmer) apply(e jetstream.KeyValueEntry) {
 	t := c.track(p.AgentID)
 	t.pending[key] = pc
 	c.matchKept(t, pc, time.Now())
-}
-
-// track returns agent's state, creating it. The caller holds c.mu.
-func (c *confirmer) track(agent int) *agentTrack {
-	t, ok := c.agents[agent]
-	if !ok {
-		t = &agentTrack{pending: make(map[string]*pendingCmd), calls: make(map[string]*callParties)}
-		c.agents[agent] = t
-	}
-	return t
-}
-
-// oldestWaiting returns the earliest accepted undecided command for number.
-func (t *agentTrack) oldestWaiting(number string) *pendingCmd {
-	var best *pendingCmd
-	for _, pc := range t.pending {
-		if pc.out != nil || normalizeParty(pc.p.Number) != number {
-			continue
-		}
-		if best == nil || pc.p.AcceptedAt.Before(best.p.AcceptedAt) ||
-			pc.p.AcceptedAt.Equal(best.p.AcceptedAt) && pc.rev < best.rev {
-			best = pc
-		}
-	}
-	return best
-}
-
-// call returns the parties of callID, remembering at most
-// confirmCallsPerAgent calls.
-func (t *agentTrack) call(callID string) *callParties {
-	if cp, ok := t.calls[callID]; ok {
-		return cp
-	}
-	cp := &callParties{parties: make(map[string]bool), consumed: make(map[string]bool)}
-	t.calls[callID] = cp
-	t.order = append(t.order, callID)
-	if len(t.order) > confirmCallsPerAgent {
-		delete(t.calls, t.order[0])
-		t.order = t.order[1:]
-	}
-	return cp
-}
-
-// keep holds an unmatched release for the grace.
-func (t *agentTrack) keep(rel *releaseEvent) {
-	t.releases = append(t.releases, rel)
-	if len(t.releases) > confirmReleasesPerAgent {
-		t.releases = t.releases[1:]
-	}
-}
-
-// prune forgets releases older than grace and calls ended more than
-// confirmCallMemory ago.
-func (t *agentTrack) prune(now time.Time, grace time.Duration) {
-	t.releases = slices.DeleteFunc(t.releases, func(r *releaseEvent) bool { return now.Sub(r.seen) > grace })
-	t.order = slices.DeleteFunc(t.order, func(id string) bool {
-		cp := t.calls[id]
-		if !cp.ended.IsZero() && now.Sub(cp.ended) > confirmCallMemory {
-			delete(t.calls, id)
-			return true
-		}
-		return false
-	})
-}
-
-func (cp *callParties) add(n string) {
-	if n = normalizeParty(n); n != "" {
-		cp.parties[n] = true
-	}
-}
-
-// releaseTime is when the gateway says the release happened, else when the
-// poller received it.
-func releaseTime(ev events.AgentEvent, now time.Time) time.Time {
-	switch {
-	case !ev.GeneratedAt.IsZero():
-		return ev.GeneratedAt
-	case !ev.ReceivedAt.IsZero():
-		return ev.ReceivedAt
-	}
-	return now
-}
-
-// parseReleaseContent reads an event's content tolerantly: a bare string
-// (Call_Release's callid) or an object whose keys are lowercased and whose
-// string or number values are kept as text.
-func parseReleaseContent(raw json.RawMessage) (string, map[string]string) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return strings.TrimSpace(s), nil
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil {
-		return "", nil
-	}
-	out := make(map[string]string, len(obj))
-	for k, v := range obj {
-		var n json.Number
-		switch {
-		case json.Unmarshal(v, &s) == nil:
-			out[strings.ToLower(k)] = strings.TrimSpace(s)
-		case json.Unmarshal(v, &n) == nil:
-			out[strings.ToLower(k)] = n.String()
-		}
-	}
-	return "", out
-}
-
-// normalizeParty trims a party and drops the a/A prefix the gateway puts
-// before agent IDs in Ringing.
-func normalizeParty(n string) string {
-	n = strings.TrimSpace(n)
-	if len(n) > 1 && (n[0] == 'a' || n[0] == 'A') && strings.Trim(n[1:], "0123456789") == "" {
-		return n[1:]
-	}
-	return n
 }
