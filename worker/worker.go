@@ -36,6 +36,7 @@ type Worker struct {
 	js       jetstream.JetStream
 	gw       disconnecter
 	log      zerolog.Logger
+	fetchLog zerolog.Logger // sampled: every slot fails at once while NATS is away
 	ledger   ledger
 	pending  jetstream.KeyValue
 	leases   *leases
@@ -50,7 +51,9 @@ func New(cfg Config, js jetstream.JetStream, gw disconnecter) (*Worker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Worker{cfg: cfg, js: js, gw: gw, log: cfg.Logger.With().Str("component", "worker").Logger()}, nil
+	log := cfg.Logger.With().Str("component", "worker").Logger()
+	return &Worker{cfg: cfg, js: js, gw: gw, log: log,
+		fetchLog: log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})}, nil
 }
 
 // Run consumes commands until ctx ends, then stops pulling, lets in-flight
@@ -144,7 +147,7 @@ func (w *Worker) slot(ctx, work context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(w.cfg.FetchWait))
 		if err != nil {
-			w.log.Warn().Err(err).Msg("fetch failed")
+			w.fetchLog.Warn().Err(err).Msg("fetch failed")
 			_ = sleep(ctx, w.cfg.FetchWait)
 			continue
 		}
