@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BIN     ?= bin/callcontrol
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build test test/short lint tidy fuzz clean
+.PHONY: help run build test test/short lint tidy fuzz bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+
+bench: ## benchmarks: pipeline throughput as ratios to baselines measured in the same run, hot-path allocations
+	$(GO) test -run='^$$' -bench='Ceiling|Pipelining' -benchtime=1x -count=1 ./worker/
+	$(GO) test -run='^$$' -bench='Decode|Encode' -benchmem -count=1 ./worker/
 
 fuzz: ## fuzz the command decoder for 60s
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeDisconnect -fuzztime=60s ./events/

@@ -24,7 +24,7 @@ import (
 // bundle is one test's system: a real nats-server with JetStream, the
 // gateway simulator over real HTTPS, and the streams provisioned.
 type bundle struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -39,7 +39,7 @@ type bundle struct {
 // setup starts NATS and the simulator for one test. cfg is the worker
 // configuration the test will use (Logger is set to a buffer checked for
 // secrets at the end).
-func setup(t *testing.T, cfg Config, simCfg gatewaysim.Config) *bundle {
+func setup(t testing.TB, cfg Config, simCfg gatewaysim.Config) *bundle {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
@@ -233,7 +233,7 @@ func (b *bundle) waitResults(n int, within time.Duration) map[string][]events.Re
 }
 
 // waitFor polls cond until it holds or fails the test after within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
