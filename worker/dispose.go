@@ -56,7 +56,7 @@ func (w *Worker) dispose(j *job, out outcome) {
 
 // finish stores, publishes and acknowledges a terminal outcome.
 func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
-	if err := w.record(ctx, out.res, j.msg.Data(), out.store); err != nil {
+	if err := w.record(ctx, out, j.msg.Data()); err != nil {
 		return err
 	}
 	if out.res.Status == events.StatusAccepted {
@@ -69,13 +69,19 @@ func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
 // store), the result stream and, unless accepted, a dead-letter copy of the
 // command's original payload. Each publication carries a Nats-Msg-Id derived
 // from the command_id, so doing it again after a crash duplicates nothing.
-func (w *Worker) record(ctx context.Context, res *events.Result, payload []byte, store bool) error {
-	if store && res.Status == events.StatusAccepted {
+func (w *Worker) record(ctx context.Context, out outcome, payload []byte) error {
+	res := out.res
+	if out.store && res.Status == events.StatusAccepted {
 		if err := w.expectRelease(ctx, res); err != nil {
 			return err
 		}
 	}
-	if store {
+	switch {
+	case out.store && out.cas:
+		if err := w.ledger.doneAt(ctx, res, out.rev); err != nil {
+			return err
+		}
+	case out.store:
 		if err := w.ledger.done(ctx, res); err != nil {
 			return err
 		}

@@ -53,7 +53,7 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 		out = outcome{res: w.result(j, events.StatusRejected, err.Error(), "")}
 	} else {
 		j.valid, j.deadline = true, j.cmd.Deadline(raw.Time, w.cfg.DefaultTTL)
-		rec, err := w.ledger.get(ctx, j.cmd.CommandID)
+		rec, rev, err := w.ledger.get(ctx, j.cmd.CommandID)
 		if err != nil {
 			return err
 		}
@@ -61,8 +61,9 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 			return nil // it has its result
 		}
 		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
+		out.cas, out.rev = true, rev
 	}
-	if err := w.record(ctx, out.res, raw.Data, out.store); err != nil {
+	if err := w.record(ctx, out, raw.Data); err != nil {
 		return err
 	}
 	w.logOutcome(j, out, nil)

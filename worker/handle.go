@@ -31,9 +31,11 @@ type job struct {
 type outcome struct {
 	res      *events.Result // terminal: publish, then Ack (accepted) or Term
 	store    bool           // write res to the ledger first (false when replaying it)
-	retry    time.Duration  // not terminal: NakWithDelay(retry)
-	shutdown bool           // not terminal: plain Nak, no failure recorded
-	err      error          // cause, for the log line
+	cas      bool           // store only over ledger revision rev (0: only if absent)
+	rev      uint64
+	retry    time.Duration // not terminal: NakWithDelay(retry)
+	shutdown bool          // not terminal: plain Nak, no failure recorded
+	err      error         // cause, for the log line
 }
 
 // process runs one delivery from start to disposal. A panic is recovered
@@ -98,11 +100,8 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 	j.valid = true
 	j.deadline = j.cmd.Deadline(meta.Timestamp, w.cfg.DefaultTTL)
 
-	if out, done := w.replay(ctx, j); done {
-		return out
-	}
 	if !w.startable(j.deadline) {
-		return w.final(j, events.StatusExpired, "deadline passed before execution", "")
+		return w.expired(ctx, j, "deadline passed before execution")
 	}
 	dctx, cancel := context.WithDeadline(ctx, j.deadline.Add(-w.cfg.ExpiryGuard))
 	defer cancel()
@@ -111,7 +110,7 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 		if isShutdown(ctx) {
 			return outcome{shutdown: true, err: err}
 		}
-		return w.final(j, events.StatusExpired, "deadline passed while another command held the agent", "")
+		return w.expired(ctx, j, "deadline passed while another command held the agent")
 	}
 	j.lease.Store(l)
 	rec, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance)
@@ -125,17 +124,21 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 	return w.execute(ctx, j)
 }
 
-// replay returns the stored result when the ledger says the command was
-// already executed: it is published again (same Nats-Msg-Id), not re-sent.
-func (w *Worker) replay(ctx context.Context, j *job) (outcome, bool) {
-	rec, err := w.ledger.get(ctx, j.cmd.CommandID)
+// expired ends a command whose deadline passed before it could hold its
+// agent. Without the lease another delivery of it may be finishing, so the
+// ledger decides: a done command replays its result, otherwise "expired"
+// is stored only if the record is still the one read here.
+func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
+	rec, rev, err := w.ledger.get(ctx, j.cmd.CommandID)
 	switch {
 	case err != nil:
-		return outcome{retry: time.Second, err: err}, true
+		return outcome{retry: time.Second, err: err}
 	case rec != nil && rec.State == stateDone && rec.Result != nil:
-		return outcome{res: rec.Result}, true
+		return outcome{res: rec.Result}
 	}
-	return outcome{}, false
+	out := w.final(j, events.StatusExpired, reason, "")
+	out.cas, out.rev = true, rev
+	return out
 }
 
 // startable reports whether a gateway request may still start before deadline.

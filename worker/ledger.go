@@ -32,20 +32,21 @@ type record struct {
 	Result *events.Result `json:"result,omitempty"`
 }
 
-// get returns the record of id, or nil when there is none.
-func (l ledger) get(ctx context.Context, id string) (*record, error) {
+// get returns the record of id and its revision, or nil and 0 when there
+// is none.
+func (l ledger) get(ctx context.Context, id string) (*record, uint64, error) {
 	e, err := l.kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ledger: get: %w", err)
+		return nil, 0, fmt.Errorf("ledger: get: %w", err)
 	}
 	var r record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return nil, fmt.Errorf("ledger: decode %q: %w", id, err)
+		return nil, 0, fmt.Errorf("ledger: decode %q: %w", id, err)
 	}
-	return &r, nil
+	return &r, e.Revision(), nil
 }
 
 // start records that id is about to be sent. It returns the existing record
@@ -54,7 +55,8 @@ func (l ledger) start(ctx context.Context, id, owner string) (*record, error) {
 	b, _ := json.Marshal(record{State: stateStarted, Owner: owner})
 	_, err := l.kv.Create(ctx, id, b)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return l.get(ctx, id)
+		r, _, err := l.get(ctx, id)
+		return r, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: start: %w", err)
@@ -62,10 +64,28 @@ func (l ledger) start(ctx context.Context, id, owner string) (*record, error) {
 	return nil, nil
 }
 
-// done stores the final result of id.
+// done stores the final result of id. The caller holds the agent's lease,
+// so no other delivery of the command can be writing it.
 func (l ledger) done(ctx context.Context, res *events.Result) error {
 	b, _ := json.Marshal(record{State: stateDone, Result: res})
 	if _, err := l.kv.Put(ctx, res.CommandID, b); err != nil {
+		return fmt.Errorf("ledger: done: %w", err)
+	}
+	return nil
+}
+
+// doneAt stores the final result of id only over revision rev (0: only if
+// there is no record), for a caller without the agent's lease. A conflict
+// is an error: the redelivery will find what the other writer stored.
+func (l ledger) doneAt(ctx context.Context, res *events.Result, rev uint64) error {
+	b, _ := json.Marshal(record{State: stateDone, Result: res})
+	var err error
+	if rev == 0 {
+		_, err = l.kv.Create(ctx, res.CommandID, b)
+	} else {
+		_, err = l.kv.Update(ctx, res.CommandID, b, rev)
+	}
+	if err != nil {
 		return fmt.Errorf("ledger: done: %w", err)
 	}
 	return nil
