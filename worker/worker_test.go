@@ -372,3 +372,55 @@ func TestEveryDeliveryDiedEndsFailed(t *testing.T) {
 		t.Fatalf("%d requests reached the gateway", n)
 	}
 }
+
+// A delivery that waits for its agent past the deadline while another
+// delivery of the same command finished it must not overwrite that outcome
+// with "expired": it replays the stored result.
+func TestExpiredWhileWaitingKeepsFinishedOutcome(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	b.signIn([]int{951}, customer)
+	ctx := context.Background()
+	leases, err := b.js.KeyValue(ctx, events.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Create(ctx, "agent.951", []byte("other-worker")); err != nil {
+		t.Fatal(err)
+	}
+	ledgerKV, err := b.js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "raced", AgentID: 951, Number: customer(951), IssuedAt: time.Now(), TTL: 800 * time.Millisecond})
+	// Once the worker holds the message (waiting for the agent), the other
+	// delivery "finishes" the command.
+	cons, err := b.js.Consumer(ctx, events.StreamCommands, events.ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the command in progress", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 1
+	})
+	stored := events.Result{CommandID: "raced", AgentID: 951, Number: customer(951), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
+	rec, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	if _, err := ledgerKV.Put(ctx, "raced", rec); err != nil {
+		t.Fatal(err)
+	}
+	res := b.waitResults(1, 10*time.Second)
+	if r := res["raced"]; len(r) != 1 || r[0].Status != events.StatusAccepted || r[0].Attempts != 1 {
+		t.Fatalf("results = %+v, want the stored accepted result", r)
+	}
+	e, err := ledgerKV.Get(ctx, "raced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got record
+	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Result == nil || got.Result.Status != events.StatusAccepted {
+		t.Fatalf("ledger = %s, want the accepted outcome kept", e.Value())
+	}
+	if n := len(b.sim.Disconnects()); n != 0 {
+		t.Fatalf("%d requests reached the gateway", n)
+	}
+}
