@@ -424,3 +424,34 @@ func TestExpiredWhileWaitingKeepsFinishedOutcome(t *testing.T) {
 		t.Fatalf("%d requests reached the gateway", n)
 	}
 }
+
+// While a command retries for longer than AckWait, InProgress heartbeats
+// keep JetStream from redelivering it to another slot.
+func TestHeartbeatsOutlastAckWait(t *testing.T) {
+	cfg := testConfig()
+	cfg.AckWait = time.Second
+	b := setup(t, cfg, gatewaysim.Config{})
+	b.signIn([]int{961}, customer)
+	b.sim.SetFaults(gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{gatewaysim.Fault5xx}})
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "long", AgentID: 961, Number: customer(961), TTL: 20 * time.Second})
+	waitFor(t, 10*time.Second, "3 s of retries", func() bool {
+		return len(b.sim.Disconnects()) > 0 && time.Since(b.sim.Disconnects()[0].At) > 3*cfg.AckWait
+	})
+	b.sim.SetFaults(gatewaysim.Faults{})
+	res := b.waitResults(1, 10*time.Second)
+	if r := res["long"]; len(r) != 1 || r[0].Status != events.StatusAccepted {
+		t.Fatalf("results = %+v", r)
+	}
+	cons, err := b.js.Consumer(context.Background(), events.StreamCommands, events.ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Fatalf("%d redeliveries: AckWait fired during retries", info.NumRedelivered)
+	}
+}
