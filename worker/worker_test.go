@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strconv"
@@ -443,15 +444,11 @@ func TestHeartbeatsOutlastAckWait(t *testing.T) {
 	if r := res["long"]; len(r) != 1 || r[0].Status != events.StatusAccepted {
 		t.Fatalf("results = %+v", r)
 	}
-	cons, err := b.js.Consumer(context.Background(), events.StreamCommands, events.ConsumerWorkers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.NumRedelivered != 0 {
-		t.Fatalf("%d redeliveries: AckWait fired during retries", info.NumRedelivered)
+	// The one disposal log line names the delivery that decided it.
+	waitFor(t, 5*time.Second, "the disposal log line", func() bool { return bytes.Contains(b.logs.Bytes(), []byte(`"command_id":"long"`)) })
+	for _, line := range bytes.Split(b.logs.Bytes(), []byte("\n")) {
+		if bytes.Contains(line, []byte(`"command_id":"long"`)) && !bytes.Contains(line, []byte(`"delivery":1,`)) {
+			t.Fatalf("decided on a redelivery: AckWait fired during retries: %s", line)
+		}
 	}
 }
