@@ -93,6 +93,9 @@ func TestThousandCommandsWithFaults(t *testing.T) {
 	if o := b.sim.Overlaps(); o != 0 {
 		t.Errorf("%d overlapping requests for one agent", o)
 	}
+	if d := len(b.deadLetters()); d != 0 {
+		t.Errorf("%d dead letters for accepted commands", d)
+	}
 }
 
 // The same command_id published twice, once within JetStream's duplicate
@@ -247,6 +250,43 @@ func TestInvalidCommandsRejected(t *testing.T) {
 	if n := len(b.sim.Disconnects()); n != 0 {
 		t.Fatalf("%d requests reached the gateway", n)
 	}
+	// Each rejected command is copied, unchanged, to the dead-letter stream
+	// with its reason.
+	dlq := b.deadLetters()
+	for _, c := range cases {
+		m, ok := dlq[c.id]
+		if !ok {
+			t.Errorf("%s: no dead letter", c.id)
+			continue
+		}
+		if string(m.Data) != c.payload || !strings.HasPrefix(m.Header.Get(events.HeaderReason), c.field+":") ||
+			m.Header.Get(events.HeaderStatus) != string(events.StatusRejected) {
+			t.Errorf("%s: dead letter %q with headers %v", c.id, m.Data, m.Header)
+		}
+	}
+}
+
+// deadLetters returns the dead-letter stream's messages by command ID.
+func (b *bundle) deadLetters() map[string]*jetstream.RawStreamMsg {
+	b.t.Helper()
+	ctx := context.Background()
+	s, err := b.js.Stream(ctx, events.StreamDeadLetter)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	out := map[string]*jetstream.RawStreamMsg{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		out[m.Header.Get(events.HeaderCommandID)] = m
+	}
+	return out
 }
 
 // Many commands for few agents, on two workers: the simulator never sees
