@@ -47,4 +47,10 @@ const (
 	ReasonAlreadyReleased = "already_released"
 	ReasonNoSession       = "no_session"
 	ReasonMaxDeliveries   = "max_deliveries"
+	// ReasonOutcomeUnknown prefixes the reason of a command that ended
+	// failed or expired after a request that got no answer (a timeout, a
+	// reset, a 5xx): the gateway may still have executed it, even later,
+	// e.g. when it was frozen. Its confirmation (or AgentEvent_*_Release
+	// events) tells what happened.
+	ReasonOutcomeUnknown = "outcome_unknown"
 )

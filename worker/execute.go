@@ -105,10 +105,19 @@ func (w *Worker) conclude(ctx context.Context, j *job, err, last error, permanen
 		if last != nil {
 			reason = fmt.Sprintf("deadline passed after %d attempts: %v", j.attempts, last)
 		}
-		return w.final(j, events.StatusExpired, reason, rc)
+		return w.final(j, events.StatusExpired, w.unknown(j, reason), rc)
 	default:
-		return w.final(j, events.StatusFailed, err.Error(), rc)
+		return w.final(j, events.StatusFailed, w.unknown(j, err.Error()), rc)
 	}
+}
+
+// unknown marks the reason of a command that ends without success although
+// a request of it may have reached the gateway: it may have been executed.
+func (w *Worker) unknown(j *job, reason string) string {
+	if j.maybeExecuted {
+		return events.ReasonOutcomeUnknown + ": " + reason
+	}
+	return reason
 }
 
 // guid returns the GUID to send for the job's agent: the command's own, or

@@ -189,6 +189,9 @@ func TestExpiresWhileGatewayFails(t *testing.T) {
 	if len(r) != 1 || r[0].Status != events.StatusExpired {
 		t.Fatalf("results = %+v, want one expired", r)
 	}
+	if !strings.HasPrefix(r[0].Reason, events.ReasonOutcomeUnknown+":") {
+		t.Errorf("reason %q: requests without an answer leave the outcome unknown", r[0].Reason)
+	}
 	deadline := issued.Add(cmd.TTL)
 	reqs := b.sim.Disconnects()
 	if len(reqs) < 2 {
