@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -67,14 +68,36 @@ func drain(nc *nats.Conn, d time.Duration) {
 
 // provisionRole creates or updates the shared streams and buckets and
 // those of one role (provision is worker.ProvisionWorker, ProvisionPoller
-// or, for dev, everything), bounded by 30 s.
+// or, for dev, everything). It is idempotent, so an attempt JetStream did
+// not answer (a cluster still electing its meta leader, or busy with the
+// same streams created by other replicas starting at the same time) is
+// abandoned after 10 s and made again, for up to 60 s in all.
 func provisionRole(ctx context.Context, js jetstream.JetStream, topo worker.Topology, role func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := worker.ProvisionShared(ctx, js, topo); err != nil {
-		return err
+	for {
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		err := worker.ProvisionShared(actx, js, topo)
+		if err == nil {
+			err = role(actx)
+		}
+		acancel()
+		if err == nil || ctx.Err() != nil || !unanswered(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond): // between attempts
+		}
 	}
-	return role(ctx)
+}
+
+// unanswered tells whether err means that JetStream did not answer.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
 
 // workerPositive lists the worker flags that must be above zero.

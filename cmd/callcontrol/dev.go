@@ -33,12 +33,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		lf                  logFlags
 		wcfg                worker.Config
 		pcfg                poller.Config
+		hf                  healthFlags
 	)
 	s.fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	s.fs.StringVar(&dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server")
 	s.fs.IntVar(&agents, "agents", 5, "demo agents 101, 102, ... signed in, each on a call with 5550<agent id>")
 	sf.register(s, "127.0.0.1:0")
 	lf.register(s, "console")
+	hf.register(s)
 	workerFlags(s, &wcfg)
 	pollerFlags(s, &pcfg)
 	s.fs.DurationVar(&sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
@@ -77,6 +79,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer drain(nc, 5*time.Second)
+	stopHealth, err := hf.start(ctx, nc)
+	if err != nil {
+		return err
+	}
+	defer stopHealth()
 	topo := worker.Topology{Replicas: 1, PollLeaseTTL: pcfg.LeaseTTL}
 	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.Provision(ctx, js, topo, wcfg) }); err != nil {
 		return err

@@ -29,9 +29,11 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 		lf   logFlags
 		pcfg poller.Config
 		gcfg gateway.Config
+		hf   healthFlags
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
 	lf.register(s, "json")
+	hf.register(s)
 	pollerFlags(s, &pcfg)
 	gatewayFlags(s, &gcfg)
 	s.fs.DurationVar(&gcfg.PollTimeout, "gateway-poll-timeout", gateway.DefaultPollTimeout, "HTTP timeout of one long poll (above the gateway's ~10 s hold)")
@@ -59,6 +61,11 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	defer drain(nc, 5*time.Second)
+	stopHealth, err := hf.start(ctx, nc)
+	if err != nil {
+		return err
+	}
+	defer stopHealth()
 	topo := worker.Topology{Replicas: nf.replicas, PollLeaseTTL: pcfg.LeaseTTL}
 	err = provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.ProvisionPoller(ctx, js, topo) })
 	if err != nil {

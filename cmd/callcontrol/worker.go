@@ -17,9 +17,11 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		lf   logFlags
 		wcfg worker.Config
 		gcfg gateway.Config
+		hf   healthFlags
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
 	lf.register(s, "json")
+	hf.register(s)
 	workerFlags(s, &wcfg)
 	gatewayFlags(s, &gcfg)
 	if err := s.parse(args); err != nil {
@@ -50,6 +52,11 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	defer drain(nc, 5*time.Second)
+	stopHealth, err := hf.start(ctx, nc)
+	if err != nil {
+		return err
+	}
+	defer stopHealth()
 	topo := worker.Topology{Replicas: nf.replicas}
 	err = provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.ProvisionWorker(ctx, js, topo, wcfg) })
 	if err != nil {
