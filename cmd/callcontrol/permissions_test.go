@@ -67,6 +67,9 @@ func startConfiguredNATS(t *testing.T, passwords map[string]string) (string, *vi
 	if err != nil {
 		t.Fatalf("%s: %v", natsConf, err)
 	}
+	if !opts.SyncAlways {
+		t.Errorf("%s: JetStream must fsync every write (sync_interval: always)", natsConf)
+	}
 	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
 	opts.StoreDir, opts.JetStreamMaxStore, opts.JetStreamMaxMemory = t.TempDir(), 1<<30, 256<<20
 	opts.Cluster, opts.Routes = server.ClusterOpts{}, nil
