@@ -162,3 +162,32 @@ func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 }
 
 var stderr io.Writer = os.Stderr
+
+// serveRole runs one long-running role: it builds the gateway client,
+// connects to NATS, serves the health endpoint, provisions the shared
+// streams and buckets and the role's own (provision), then runs the role
+// until ctx ends. On the way out it drains the NATS connection.
+func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf *healthFlags, gcfg gateway.Config,
+	provision func(context.Context, jetstream.JetStream, worker.Topology) error,
+	run func(context.Context, jetstream.JetStream, *gateway.Client) error) error {
+	gw, err := gateway.New(gcfg)
+	if err != nil {
+		return s.explain(err)
+	}
+	defer gw.Close()
+	nc, js, err := nf.connect(name)
+	if err != nil {
+		return err
+	}
+	defer drain(nc, 5*time.Second)
+	stopHealth, err := hf.start(ctx, nc)
+	if err != nil {
+		return err
+	}
+	defer stopHealth()
+	topo := worker.Topology{Replicas: nf.replicas}
+	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return provision(ctx, js, topo) }); err != nil {
+		return err
+	}
+	return run(ctx, js, gw)
+}

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // pollerFlags are the poller's settings.
@@ -51,29 +51,15 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		return s.explain(err)
+	provision := func(ctx context.Context, js jetstream.JetStream, topo worker.Topology) error {
+		topo.PollLeaseTTL = pcfg.LeaseTTL
+		return worker.ProvisionPoller(ctx, js, topo)
 	}
-	defer gw.Close()
-	nc, js, err := nf.connect("poller")
-	if err != nil {
-		return err
-	}
-	defer drain(nc, 5*time.Second)
-	stopHealth, err := hf.start(ctx, nc)
-	if err != nil {
-		return err
-	}
-	defer stopHealth()
-	topo := worker.Topology{Replicas: nf.replicas, PollLeaseTTL: pcfg.LeaseTTL}
-	err = provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.ProvisionPoller(ctx, js, topo) })
-	if err != nil {
-		return err
-	}
-	p, err := poller.New(pcfg, js, gw)
-	if err != nil {
-		return s.explain(err)
-	}
-	return p.Run(ctx)
+	return serveRole(ctx, "poller", s, &nf, &hf, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+		p, err := poller.New(pcfg, js, gw)
+		if err != nil {
+			return s.explain(err)
+		}
+		return p.Run(ctx)
+	})
 }

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // runWorker runs one worker replica against a NATS server and a gateway.
@@ -42,29 +42,14 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if err := gcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		return s.explain(err)
+	provision := func(ctx context.Context, js jetstream.JetStream, topo worker.Topology) error {
+		return worker.ProvisionWorker(ctx, js, topo, wcfg)
 	}
-	defer gw.Close()
-	nc, js, err := nf.connect("worker")
-	if err != nil {
-		return err
-	}
-	defer drain(nc, 5*time.Second)
-	stopHealth, err := hf.start(ctx, nc)
-	if err != nil {
-		return err
-	}
-	defer stopHealth()
-	topo := worker.Topology{Replicas: nf.replicas}
-	err = provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.ProvisionWorker(ctx, js, topo, wcfg) })
-	if err != nil {
-		return err
-	}
-	w, err := worker.New(wcfg, js, gw)
-	if err != nil {
-		return s.explain(err)
-	}
-	return w.Run(ctx)
+	return serveRole(ctx, "worker", s, &nf, &hf, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+		w, err := worker.New(wcfg, js, gw)
+		if err != nil {
+			return s.explain(err)
+		}
+		return w.Run(ctx)
+	})
 }
