@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
-	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -15,9 +12,6 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // buildBinary compiles callcontrol once for the process tests.
@@ -36,36 +30,10 @@ func buildBinary(t *testing.T) string {
 // accepted; the killed worker's logs hold no GUID and no unmasked number.
 func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	bin := buildBinary(t)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	sim := gatewaysim.New(gatewaysim.Config{})
-	srv := httptest.NewTLSServer(sim)
-	t.Cleanup(func() { sim.Close(); srv.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	natsURL, js := testJetStream(t, worker.Config{AckWait: 2 * time.Second, LeaseTTL: 2 * time.Second})
+	sim, gwURL, caFile := testGateway(t, gatewaysim.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	wcfg := worker.Config{AckWait: 2 * time.Second, LeaseTTL: 2 * time.Second}
-	if err := worker.Provision(ctx, js, worker.Topology{}, wcfg); err != nil {
-		t.Fatal(err)
-	}
 	const agent, number = 301, "13800001234"
 	guid, err := sim.SignIn(agent)
 	if err != nil {
@@ -81,7 +49,7 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 
 	start := func() (*exec.Cmd, *lockedBuffer) {
 		var logs lockedBuffer
-		c := exec.Command(bin, "worker", "--nats-url", ns.ClientURL(), "--gateway-url", srv.URL,
+		c := exec.Command(bin, "worker", "--nats-url", natsURL, "--gateway-url", gwURL,
 			"--gateway-ca", caFile, "--ack-wait", "2s", "--lease-ttl", "2s", "--gateway-timeout", "20s")
 		c.Stderr = &logs
 		if err := c.Start(); err != nil {

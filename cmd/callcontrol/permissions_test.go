@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -107,14 +104,8 @@ func TestRolePermissions(t *testing.T) {
 	stderr = &logs
 	t.Cleanup(func() { stderr = os.Stderr })
 
-	sim := gatewaysim.New(gatewaysim.Config{AuthMode: 2, GUIDInterval: time.Second, PollHold: 300 * time.Millisecond})
-	srv := httptest.NewTLSServer(sim)
-	t.Cleanup(func() { sim.Close(); srv.Close() })
-	ca := filepath.Join(t.TempDir(), "gateway-ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	gwFlags := []string{"--gateway-url", srv.URL, "--gateway-ca", ca}
+	sim, gwURL, ca := testGateway(t, gatewaysim.Config{AuthMode: 2, GUIDInterval: time.Second, PollHold: 300 * time.Millisecond})
+	gwFlags := []string{"--gateway-url", gwURL, "--gateway-ca", ca}
 
 	// A wrong password is refused.
 	if nc, err := nats.Connect(userURL(url, "worker", "nope")); err == nil {

@@ -4,52 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/pem"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // signin registers a session (taking over with forcelogin when the agent is
 // already signed in elsewhere), register stores a GUID obtained elsewhere,
 // and signout removes the session and logs the agent out at the gateway.
 func TestSessionCommands(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	sim := gatewaysim.New(gatewaysim.Config{})
-	srv := httptest.NewTLSServer(sim)
-	t.Cleanup(func() { sim.Close(); srv.Close() })
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	natsURL, js := testJetStream(t, worker.Config{})
+	sim, gwURL, ca := testGateway(t, gatewaysim.Config{})
 	ctx := context.Background()
-	if err := worker.Provision(ctx, js, worker.Topology{}, worker.Config{}); err != nil {
-		t.Fatal(err)
-	}
 	kv, _ := js.KeyValue(ctx, events.BucketSessions)
 	session := func(agent string) (events.Session, bool) {
 		e, err := kv.Get(ctx, agent)
@@ -62,7 +31,7 @@ func TestSessionCommands(t *testing.T) {
 		}
 		return s, true
 	}
-	gwFlags := []string{"--nats-url", ns.ClientURL(), "--gateway-url", srv.URL, "--gateway-ca", ca}
+	gwFlags := []string{"--nats-url", natsURL, "--gateway-url", gwURL, "--gateway-ca", ca}
 	if _, err := sim.SignIn(101); err != nil { // signed in elsewhere: signin must take over
 		t.Fatal(err)
 	}
@@ -76,7 +45,7 @@ func TestSessionCommands(t *testing.T) {
 		t.Fatalf("session after signin = %+v, %v", s, ok)
 	}
 	t.Setenv("CALLCONTROL_GUID", "abc-123.AgentGateway1")
-	if err := run(ctx, []string{"register", "--agent", "102", "--nats-url", ns.ClientURL()}, &out); err != nil {
+	if err := run(ctx, []string{"register", "--agent", "102", "--nats-url", natsURL}, &out); err != nil {
 		t.Fatalf("register: %v", err)
 	}
 	if s, ok := session("102"); !ok || s.GUID != "abc-123.AgentGateway1" || s.AuthMode != 2 {

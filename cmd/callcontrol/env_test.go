@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"encoding/pem"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// testJetStream starts an in-process nats-server with JetStream for one
+// test, provisions every stream and bucket with wcfg, and returns its URL
+// and a JetStream context on a connection closed at the end of the test.
+func testJetStream(t *testing.T, wcfg worker.Config) (string, jetstream.JetStream) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := worker.Provision(ctx, js, worker.Topology{}, wcfg); err != nil {
+		t.Fatal(err)
+	}
+	return ns.ClientURL(), js
+}
+
+// testGateway serves a simulator over HTTPS for one test and returns it,
+// its URL and a PEM file of its certificate, for --gateway-ca.
+func testGateway(t *testing.T, cfg gatewaysim.Config) (*gatewaysim.Sim, string, string) {
+	t.Helper()
+	sim := gatewaysim.New(cfg)
+	srv := httptest.NewTLSServer(sim)
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	ca := filepath.Join(t.TempDir(), "gateway-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return sim, srv.URL, ca
+}
