@@ -26,6 +26,7 @@ commands:
   signin       sign an agent in at the gateway and register its session
   register     register a GUID obtained elsewhere for an agent
   signout      remove an agent's session (and log it out at the gateway)
+  bench        measure throughput, latency and scale against baselines in the same run
 
 Every flag can also be set as CALLCONTROL_<FLAG> (e.g. CALLCONTROL_NATS_URL).
 Run 'callcontrol <command> -h' for its flags.
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return flag.ErrHelp
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer) error{
-		"dev": runDev, "worker": runWorker, "poller": runPoller, "gatewaysim": runGatewaySim,
+		"dev": runDev, "bench": runBench, "worker": runWorker, "poller": runPoller, "gatewaysim": runGatewaySim,
 		"disconnect": runDisconnect, "watch": runWatch,
 		"signin": runSignIn, "register": runRegister, "signout": runSignOut,
 	}

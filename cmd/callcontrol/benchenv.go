@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/poller"
+	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// benchEnv is one scenario's world: an embedded NATS server with fresh
+// storage, a gateway simulator over HTTPS in this process, and the worker
+// and poller as child processes of this binary, so that their CPU, memory,
+// goroutines and connections are their own.
+type benchEnv struct {
+	dir    string
+	ns     *server.Server
+	nf     natsFlags
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	ajs    jetstream.JetStream // for the commands: room for every async publish in flight
+	sim    *simServer
+	caFile string
+	gw     *gateway.Client // for sign-ins and the bare HTTP baseline
+	stop   func() error    // stops the simulator
+	kids   []*child
+}
+
+// newBenchEnv starts NATS and a simulator with cfg, and provisions the
+// streams and buckets.
+func newBenchEnv(ctx context.Context, cfg gatewaysim.Config, conns int) (*benchEnv, error) {
+	dir, err := os.MkdirTemp("", "callcontrol-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &benchEnv{dir: dir, stop: func() error { return nil }}
+	if e.ns, err = startNATS("127.0.0.1:0", filepath.Join(dir, "jetstream")); err != nil {
+		e.close()
+		return nil, err
+	}
+	e.nf = natsFlags{url: e.ns.ClientURL(), replicas: 1}
+	if e.nc, e.js, err = e.nf.connect("bench"); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.ajs, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(1<<16)); err != nil {
+		e.close()
+		return nil, err
+	}
+	topo := worker.Topology{Replicas: 1, PollLeaseTTL: poller.DefaultConfig().LeaseTTL}
+	if err := worker.Provision(ctx, e.js, topo, worker.DefaultConfig()); err != nil {
+		e.close()
+		return nil, err
+	}
+	sf := simFlags{listen: "127.0.0.1:0", cfg: cfg}
+	if e.sim, err = sf.start(); err != nil {
+		e.close()
+		return nil, err
+	}
+	simCtx, stopSim := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.sim.serve(simCtx) }()
+	e.stop = sync.OnceValue(func() error { stopSim(); return <-done })
+	e.caFile = filepath.Join(dir, "gateway-ca.pem")
+	if err := os.WriteFile(e.caFile, e.sim.certPE, 0o600); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.gw, err = devGateway(e.sim, conns); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// close stops the children, the simulator and NATS, and removes the storage.
+func (e *benchEnv) close() {
+	for _, k := range e.kids {
+		k.stop()
+	}
+	if e.gw != nil {
+		e.gw.Close()
+	}
+	_ = e.stop()
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.ns != nil {
+		e.ns.Shutdown()
+		e.ns.WaitForShutdown()
+	}
+	_ = os.RemoveAll(e.dir)
+}
+
+// call puts agent on a call with customer(agent) unless it is on one.
+func (e *benchEnv) call(agent int) error {
+	if _, err := e.sim.sim.StartCall(agent, benchCustomer(agent)); err != nil && !strings.Contains(err.Error(), "already") {
+		return fmt.Errorf("call for agent %d: %w", agent, err)
+	}
+	return nil
+}
+
+func benchCustomer(agent int) string { return "5550" + strconv.Itoa(agent) }
+
+func agentRange(first, n int) []int {
+	a := make([]int, n)
+	for i := range a {
+		a[i] = first + i
+	}
+	return a
+}
+
+// child is a worker or poller process of this binary.
+type child struct {
+	role   string
+	cmd    *exec.Cmd
+	health string // host:port of its health endpoint
+	done   chan struct{}
+}
+
+// start runs `<this binary> role args...` with its NATS and gateway flags
+// and waits until its health endpoint answers /readyz.
+func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(e.dir, role+".log"))
+	if err != nil {
+		return nil, err
+	}
+	base := []string{role, "--nats-url", e.nf.url, "--gateway-url", e.sim.url, "--gateway-ca", e.caFile,
+		"--health-listen", port, "--log-level", "info"}
+	c := &child{role: role, health: port, done: make(chan struct{}), cmd: exec.Command(exe, append(base, args...)...)}
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	c.cmd.Env = append(os.Environ(), "CALLCONTROL_BENCH_CHILD=1")
+	if err := c.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	go func() { _ = c.cmd.Wait(); logf.Close(); close(c.done) }()
+	e.kids = append(e.kids, c)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ok, _ := httpOK("http://" + port + "/readyz"); ok {
+			return c, nil
+		}
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("bench: %s exited at start; see %s", role, logf.Name())
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("bench: %s not ready after 30s", role)
+		}
+	}
+}
+
+// stop ends the process with SIGTERM (SIGKILL after 30 s) and waits.
+func (c *child) stop() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// procStats is what the kernel and the Go runtime say about a child.
+type procStats struct {
+	CPU        time.Duration `json:"cpu_ns"`
+	RSS        int64         `json:"rss_bytes"`
+	PeakRSS    int64         `json:"peak_rss_bytes"`
+	Threads    int           `json:"threads"`
+	Sockets    int           `json:"sockets"`
+	Goroutines int           `json:"goroutines"` // -1 when the child does not export go_goroutines
+}
+
+// stats reads /proc/<pid> and the child's /metrics.
+func (c *child) stats() (procStats, error) {
+	pid := c.cmd.Process.Pid
+	st := procStats{Goroutines: -1}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return st, err
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are fields 14 and 15 of proc(5), in clock ticks (100 Hz).
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	if len(f) < 13 {
+		return st, fmt.Errorf("bench: /proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	stt, _ := strconv.ParseInt(f[12], 10, 64)
+	st.CPU = time.Duration(ut+stt) * 10 * time.Millisecond
+	status, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return st, err
+	}
+	defer status.Close()
+	sc := bufio.NewScanner(status)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			st.RSS = n << 10
+		case "VmHWM":
+			st.PeakRSS = n << 10
+		case "Threads":
+			st.Threads = int(n)
+		}
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+			st.Sockets++
+		}
+	}
+	st.Goroutines = c.gauge("go_goroutines")
+	return st, nil
+}
+
+// gauge reads one unlabelled metric from the child's /metrics, -1 if absent.
+func (c *child) gauge(name string) int {
+	resp, err := http.Get("http://" + c.health + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return int(f)
+			}
+		}
+	}
+	return -1
+}
+
+func httpOK(url string) (bool, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// freePort returns a loopback address that was free a moment ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// benchWait polls cond every 10 ms until it holds, ctx ends or d passes.
+func benchWait(ctx context.Context, d time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: %s: not after %s", what, d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// table turns the measurements into rows: value, baseline, ratio, target.
+func (r *benchReport) table() []benchRow {
+	var rows []benchRow
+	met := func(ok bool) *bool { return &ok }
+	if c := r.Ceiling; c != nil {
+		rows = append(rows,
+			benchRow{Measure: fmt.Sprintf("ceiling, %d in flight: pipeline vs bare HTTP POST loop", c.Concurrency),
+				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioHTTP, Target: ">= 0.5", Met: met(c.RatioHTTP >= 0.5)},
+			benchRow{Measure: "ceiling: pipeline vs raw JetStream consume+ack",
+				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.RawJetStream, "msg/s"), Ratio: c.RatioJetStream},
+			benchRow{Measure: "ceiling: worker CPU per command", Value: fmt.Sprintf("%d µs", c.WorkerCPU)},
+		)
+	}
+	for _, p := range r.Pipelining {
+		row := benchRow{Measure: fmt.Sprintf("pipelining, %v gateway, %d in flight", r.Sizes.SlowGateway, p.InFlight),
+			Value: rate(p.PerS, "cmd/s"), Baseline: rate(p.Ideal, "cmd/s ideal"), Ratio: p.Ratio}
+		if p.InFlight == maxLevel(r.Pipelining) {
+			row.Target, row.Met = ">= 0.9", met(p.Ratio >= 0.9)
+		}
+		rows = append(rows, row)
+	}
+	if n := len(r.Pipelining); n > 0 {
+		p := r.Pipelining[n-1]
+		rows = append(rows, benchRow{Measure: fmt.Sprintf("worker memory at %d in flight (peak RSS)", p.InFlight), Value: mib(p.PeakRSS)})
+	}
+	if l := r.Latency; l != nil {
+		rows = append(rows,
+			benchRow{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p50", l.Rate), Value: ms(l.Worker.P50),
+				Baseline: ms(l.Raw.P50) + " raw publish->consume", Ratio: l.RatioP50},
+			benchRow{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p99", l.Rate), Value: ms(l.Worker.P99),
+				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: l.RatioP99, Target: "<= 3", Met: met(l.RatioP99 <= 3)},
+		)
+	}
+	if c := r.Confirm; c != nil {
+		rows = append(rows,
+			benchRow{Measure: fmt.Sprintf("confirmation, %d agents polled: release event -> confirmation p50", c.Agents), Value: ms(c.Latency.P50)},
+			benchRow{Measure: "confirmation: p99", Value: ms(c.Latency.P99), Target: "<= " + ms(c.Target),
+				Met: met(c.Latency.N > 0 && c.Latency.P99 <= c.Target)},
+			benchRow{Measure: "confirmation: confirmed / disconnects", Value: fmt.Sprintf("%d / %d", c.Confirmed, c.Agents),
+				Target: "all", Met: met(c.Confirmed == c.Agents)},
+		)
+	}
+	if p := r.Poller; p != nil {
+		g := "n/a"
+		if p.Stats.Goroutines >= 0 {
+			g = fmt.Sprint(p.Stats.Goroutines)
+		}
+		rows = append(rows,
+			benchRow{Measure: fmt.Sprintf("poller, %d agents idle-polled: CPU", p.Agents), Value: fmt.Sprintf("%.2f cores", p.Cores),
+				Target: "< 1", Met: met(p.Cores < 1)},
+			benchRow{Measure: "poller: RSS", Value: mib(p.Stats.RSS), Target: "< 1 GiB", Met: met(p.Stats.RSS < 1<<30)},
+			benchRow{Measure: "poller: goroutines / threads / sockets", Value: fmt.Sprintf("%s / %d / %d", g, p.Stats.Threads, p.Stats.Sockets)},
+			benchRow{Measure: fmt.Sprintf("poller: agents polled again within %v", p.Window.Round(100*time.Millisecond)),
+				Value: fmt.Sprintf("%.1f%%", 100*p.PolledEveryHold), Target: "100%", Met: met(p.PolledEveryHold == 1)},
+		)
+	}
+	return rows
+}
+
+func maxLevel(ps []pipeResult) int {
+	m := 0
+	for _, p := range ps {
+		m = max(m, p.InFlight)
+	}
+	return m
+}
+
+func rate(v float64, unit string) string { return fmt.Sprintf("%.0f %s", v, unit) }
+func mib(b int64) string                 { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+func ms(d time.Duration) string          { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// markdown is the table as printed and committed.
+func (r *benchReport) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "callcontrol bench %s, %s, %d CPUs, %s\n\n", r.Version, r.GoVersion, r.CPUs, r.Started.Format(time.RFC3339))
+	b.WriteString("| measure | value | baseline (same run) | ratio | target | met |\n|---|---|---|---|---|---|\n")
+	for _, row := range r.Rows {
+		ratio, met := "", ""
+		if row.Ratio != 0 {
+			ratio = fmt.Sprintf("%.2f", row.Ratio)
+		}
+		if row.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*row.Met]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", row.Measure, row.Value, row.Baseline, ratio, row.Target, met)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "\nfailed: %s\n", f)
+	}
+	return b.String()
+}
+
+// svg draws two panels: throughput against commands in flight with a slow
+// gateway (measured and ideal), and latency percentiles.
+func (r *benchReport) svg() string {
+	const w, h, pad = 880, 340, 56
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
+	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="13">callcontrol bench %s (%d CPUs)</text>`+"\n", pad, esc(r.Version), r.CPUs)
+
+	// Left: throughput vs in flight, log2 x, linear y.
+	x0, y0, pw, ph := float64(pad), float64(h-pad), float64(w/2-pad-20), float64(h-2*pad)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d">throughput vs in flight (gateway %v per request)</text>`+"\n", x0, pad-14, r.Sizes.SlowGateway)
+	axes(&b, x0, y0, pw, ph)
+	if ps := r.Pipelining; len(ps) > 0 {
+		lo, hi := math.Log2(float64(ps[0].InFlight)), math.Log2(float64(ps[len(ps)-1].InFlight))
+		top := 0.0
+		for _, p := range ps {
+			top = max(top, p.Ideal, p.PerS)
+		}
+		x := func(m int) float64 {
+			if hi == lo {
+				return x0 + pw/2
+			}
+			return x0 + (math.Log2(float64(m))-lo)/(hi-lo)*pw
+		}
+		y := func(v float64) float64 { return y0 - v/top*ph }
+		line := func(val func(pipeResult) float64, style string) {
+			var pts []string
+			for _, p := range ps {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.InFlight), y(val(p))))
+			}
+			fmt.Fprintf(&b, `<polyline fill="none" %s points="%s"/>`+"\n", style, strings.Join(pts, " "))
+		}
+		line(func(p pipeResult) float64 { return p.Ideal }, `stroke="#999" stroke-dasharray="4 3"`)
+		line(func(p pipeResult) float64 { return p.PerS }, `stroke="#1f77b4" stroke-width="2"`)
+		for _, p := range ps {
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="#1f77b4"/>`+"\n", x(p.InFlight), y(p.PerS))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%d</text>`+"\n", x(p.InFlight), y0+16, p.InFlight)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", x(p.InFlight), y(p.PerS)-8, p.Ratio)
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%.0f cmd/s</text>`+"\n", x0-4, y0-ph+4, top)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">commands in flight (label: ratio to ideal)</text>`+"\n", x0+pw/2, y0+34)
+		legend(&b, x0+8, y0-ph+12, [][2]string{{"#1f77b4", "measured"}, {"#999", "ideal: in flight / latency"}})
+	}
+
+	// Right: latency percentiles, bars on a log scale.
+	x0 = float64(w/2 + pad)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d">latency percentiles (ms, log scale)</text>`+"\n", x0, pad-14)
+	axes(&b, x0, y0, pw, ph)
+	type bar struct {
+		label string
+		p     percentiles
+	}
+	var bars []bar
+	if l := r.Latency; l != nil {
+		bars = append(bars, bar{"raw JetStream", l.Raw}, bar{"publish->POST", l.Worker})
+	}
+	if c := r.Confirm; c != nil {
+		bars = append(bars, bar{"event->confirm", c.Latency})
+	}
+	if len(bars) > 0 {
+		const floor = 0.01 // ms, the bottom of the scale
+		top := floor * 10
+		for _, br := range bars {
+			top = max(top, float64(br.p.P99)/1e6)
+		}
+		lt := math.Log10(top*2) - math.Log10(floor)
+		y := func(msv float64) float64 { return y0 - (math.Log10(max(msv, floor))-math.Log10(floor))/lt*ph }
+		slot := pw / float64(len(bars))
+		for i, br := range bars {
+			cx := x0 + slot*float64(i) + slot/2
+			for j, v := range []struct {
+				d     time.Duration
+				color string
+			}{{br.p.P50, "#2ca02c"}, {br.p.P99, "#d62728"}} {
+				bx := cx - 22 + float64(j)*22
+				val := float64(v.d) / 1e6
+				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="20" height="%.1f" fill="%s"/>`+"\n", bx, y(val), y0-y(val), v.color)
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", bx+10, y(val)-4, val)
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", cx, y0+16, br.label)
+		}
+		legend(&b, x0+8, y0-ph+12, [][2]string{{"#2ca02c", "p50"}, {"#d62728", "p99"}})
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+func axes(b *strings.Builder, x0, y0, w, h float64) {
+	fmt.Fprintf(b, `<path d="M%.0f %.0f V%.0f H%.0f" fill="none" stroke="black"/>`+"\n", x0, y0-h, y0, x0+w)
+}
+
+func legend(b *strings.Builder, x, y float64, items [][2]string) {
+	for i, it := range items {
+		yy := y + float64(i)*16
+		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n", x, yy-9, it[0], x+14, yy, it[1])
+	}
+}
+
+func esc(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
