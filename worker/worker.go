@@ -41,6 +41,7 @@ type Worker struct {
 	pending  jetstream.KeyValue
 	leases   *leases
 	sessions *sessions
+	releases sync.WaitGroup // lease deletions still under way
 }
 
 // New checks cfg and returns a Worker that reads commands through js and
@@ -80,14 +81,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancelCause(context.Background())
 	defer cancelWork(nil)
 	var wg sync.WaitGroup
-	for range w.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.slot(ctx, work, b.workers)
-		}()
-	}
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		w.consume(ctx, work, b.workers)
+	}()
 	go func() {
 		defer wg.Done()
 		w.exhausted(ctx, b.exhausted, b.commands)
@@ -102,6 +100,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		cancelWork(errShutdown)
 		<-done
 	}
+	w.releases.Wait()
 	w.log.Info().Msg("worker stopped")
 	return nil
 }
@@ -140,19 +139,76 @@ func (w *Worker) bind(ctx context.Context) (bound, error) {
 	return b, nil
 }
 
-// slot pulls one message at a time until ctx ends. Pulling exactly one
-// message per free slot means nothing waits in a client buffer while its
-// AckWait runs.
-func (w *Worker) slot(ctx, work context.Context, cons jetstream.Consumer) {
+// consume runs Concurrency slots over one pull subscription until ctx
+// ends, and returns when their commands are disposed of. A slot takes a
+// message only when it is free; the subscription keeps at most prefetch
+// messages ready, so that a slot that frees finds its next command without
+// a round trip, and a message waits in this buffer only until a slot
+// frees, not for a whole command. (A Fetch(1) per slot costs a
+// subscription and a pull request per message: about 1 ms more per command
+// with a 50 ms gateway, see make bench.) When the subscription ends for
+// another reason (consumer deleted, connection closed), consume subscribes
+// again after FetchWait.
+func (w *Worker) consume(ctx, work context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		it, err := cons.Messages(jetstream.PullMaxMessages(w.prefetch()))
 		if err != nil {
-			w.fetchLog.Warn().Err(err).Msg("fetch failed")
+			w.fetchLog.Warn().Err(err).Msg("subscribe failed")
 			_ = sleep(ctx, w.cfg.FetchWait)
 			continue
 		}
-		for msg := range batch.Messages() {
-			w.process(work, msg)
+		var wg sync.WaitGroup
+		for range w.cfg.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.slot(ctx, work, it)
+			}()
 		}
+		wg.Wait()
+		w.unsubscribe(it)
+		if ctx.Err() == nil {
+			_ = sleep(ctx, w.cfg.FetchWait)
+		}
+	}
+}
+
+// prefetch is how many messages the subscription keeps ready for the
+// slots: enough to refill them while a pull request is under way, few
+// enough that none waits long while its AckWait runs.
+func (w *Worker) prefetch() int { return max(1, min(w.cfg.Concurrency/2, 32)) }
+
+// slot processes one message at a time until ctx ends or the subscription
+// fails. Next is safe for concurrent use: the slots take turns.
+func (w *Worker) slot(ctx, work context.Context, it jetstream.MessagesContext) {
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		switch {
+		case ctx.Err() != nil: // stopping: unsubscribe Naks what is left
+			if msg != nil {
+				_ = msg.Nak()
+			}
+			return
+		case err != nil:
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				w.fetchLog.Warn().Err(err).Msg("pull subscription failed")
+			}
+			it.Stop() // the other slots get ErrMsgIteratorClosed
+			return
+		}
+		w.process(work, msg)
+	}
+}
+
+// unsubscribe ends the subscription and Naks the messages still in its
+// buffer, so that another replica takes them at once, not after AckWait.
+func (w *Worker) unsubscribe(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		_ = msg.Nak()
 	}
 }

@@ -137,6 +137,27 @@ func TestDuplicateCommandExecutesOnce(t *testing.T) {
 	}
 }
 
+// Two copies of one command delivered at the same time to two slots, with a
+// slow gateway: the second finds the first's "started" record, waits for
+// the agent, reads the ledger again and replays the result instead of
+// sending a second request.
+func TestConcurrentDuplicatesExecuteOnce(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{Latency: 300 * time.Millisecond})
+	b.signIn([]int{202}, customer)
+	b.startWorker(nil)
+	data, _ := events.DisconnectCommand{CommandID: "dup-2", AgentID: 202, Number: customer(202)}.MarshalJSON()
+	b.publishRaw(data, "")
+	b.publishRaw(data, "")
+	b.waitResults(1, 10*time.Second)
+	waitFor(t, 10*time.Second, "both deliveries handled", func() bool { return consumerIdle(t, b) })
+	if got := len(b.sim.Disconnects()); got != 1 {
+		t.Fatalf("%d requests reached the gateway, want 1", got)
+	}
+	if res := b.results()["dup-2"]; len(res) != 1 || res[0].Status != events.StatusAccepted {
+		t.Fatalf("results = %+v, want one accepted", res)
+	}
+}
+
 // consumerIdle reports whether every stored command was acknowledged.
 func consumerIdle(t *testing.T, b *bundle) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
