@@ -105,42 +105,22 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 	if !w.startable(j.deadline) {
 		return w.expired(ctx, j, "deadline passed before execution")
 	}
-	// The agent's lease and the ledger's "started" record are written at
-	// the same time: one round trip less before the gateway request.
 	dctx, cancel := context.WithDeadline(ctx, j.deadline.Add(-w.cfg.ExpiryGuard))
 	defer cancel()
-	type leased struct {
-		l   *lease
-		err error
-	}
-	lc := make(chan leased, 1)
-	go func() {
-		l, err := w.leases.acquire(dctx, j.cmd.AgentID)
-		lc <- leased{l, err}
-	}()
-	rec, recErr := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance)
-	lr := <-lc
-	if lr.l != nil {
-		j.lease.Store(lr.l)
-	}
-	switch {
-	case recErr != nil:
-		return outcome{retry: time.Second, err: recErr}
-	case rec != nil && rec.State == stateDone:
-		return outcome{res: rec.Result}
-	case lr.err != nil && isShutdown(ctx):
-		return outcome{shutdown: true, err: lr.err}
-	case lr.err != nil:
+	l, err := w.leases.acquire(dctx, j.cmd.AgentID)
+	if err != nil {
+		if isShutdown(ctx) {
+			return outcome{shutdown: true, err: err}
+		}
 		return w.expired(ctx, j, "deadline passed while another command held the agent")
-	case rec != nil:
-		// Another delivery started this command before; it may have
-		// finished while this one waited for the agent.
-		if rec, _, recErr = w.ledger.get(ctx, j.cmd.CommandID); recErr != nil {
-			return outcome{retry: time.Second, err: recErr}
-		}
-		if rec != nil && rec.State == stateDone {
-			return outcome{res: rec.Result}
-		}
+	}
+	j.lease.Store(l)
+	rec, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance)
+	if err != nil {
+		return outcome{retry: time.Second, err: err}
+	}
+	if rec != nil && rec.State == stateDone {
+		return outcome{res: rec.Result}
 	}
 	j.maybeExecuted = rec != nil // an earlier delivery started sending
 	return w.execute(ctx, j)
