@@ -109,10 +109,10 @@ var errNoDeadLetter = errors.New("no such dead letter")
 // A command_id costs a read of the whole dead-letter subject: the stream
 // has no index on the header.
 func findDeadLetters(ctx context.Context, js jetstream.JetStream, ref string) ([]deadLetter, error) {
+	if err := checkRef(ref); err != nil {
+		return nil, err
+	}
 	if seq, err := strconv.ParseUint(ref, 10, 64); err == nil {
-		if seq == 0 {
-			return nil, fmt.Errorf("sequence must be 1 or more, got 0")
-		}
 		st, err := js.Stream(ctx, events.StreamDeadLetter)
 		if err != nil {
 			return nil, fmt.Errorf("stream %s: %w", events.StreamDeadLetter, err)
@@ -126,9 +126,6 @@ func findDeadLetters(ctx context.Context, js jetstream.JetStream, ref string) ([
 		}
 		return []deadLetter{newDeadLetter(raw.Sequence, raw.Time, raw.Header, raw.Data)}, nil
 	}
-	if !events.ValidCommandID(ref) {
-		return nil, fmt.Errorf("%q is neither a sequence number nor a command_id (1-%d letters, digits, '-' or '_')", ref, events.MaxCommandIDLen)
-	}
 	var out []deadLetter
 	w := scanWindow{stream: events.StreamDeadLetter, subject: events.SubjectDeadLetter}
 	err := scan(ctx, js, w, func(m jetstream.Msg) bool {
@@ -141,6 +138,21 @@ func findDeadLetters(ctx context.Context, js jetstream.JetStream, ref string) ([
 		err = fmt.Errorf("%w: no dead letter for command_id %s", errNoDeadLetter, ref)
 	}
 	return out, err
+}
+
+// checkRef validates a dead-letter reference: a sequence number (1 or
+// more) or a command_id. Digits only are taken as a sequence number.
+func checkRef(ref string) error {
+	if seq, err := strconv.ParseUint(ref, 10, 64); err == nil {
+		if seq == 0 {
+			return errors.New("dead-letter sequence numbers start at 1, got 0")
+		}
+		return nil
+	}
+	if !events.ValidCommandID(ref) {
+		return fmt.Errorf("%q is neither a dead-letter sequence number nor a command_id (1-%d letters, digits, '-' or '_')", ref, events.MaxCommandIDLen)
+	}
+	return nil
 }
 
 // safePayload renders a dead letter's payload for display: the number

@@ -40,6 +40,10 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, dlqUsage)
 		return nil
 	}
+	if strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, dlqUsage)
+		return fmt.Errorf("dlq: missing subcommand before %s: want list, show or replay", args[0])
+	}
 	fmt.Fprint(stderr, dlqUsage)
 	return fmt.Errorf("dlq: unknown subcommand %q: want list, show or replay", args[0])
 }
@@ -222,6 +226,9 @@ func runDLQShow(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("dlq show: want exactly one argument, a command_id or a dead-letter sequence number, got %d", len(pos))
+	}
+	if err := checkRef(pos[0]); err != nil {
+		return fmt.Errorf("dlq show: %w", err)
 	}
 	nc, js, err := inf.nf.connect("cli")
 	if err != nil {

@@ -72,3 +72,29 @@ func clearLedger(ctx context.Context, js jetstream.JetStream, id string, rev uin
 	}
 	return nil
 }
+
+// replayMsgID returns the Nats-Msg-Id of a replay of command id, once its
+// ledger record is cleared: "replay-<id>-<revision of the delete marker>".
+// Each clear leaves a new marker, so each replay of a new outcome gets a
+// new ID (and is not dropped as a duplicate of an earlier replay), while
+// every attempt to publish one replay finds the same marker and the same
+// ID (and is stored once). Without a marker (the ledger record aged out,
+// and with it any marker) the ID is "replay-<id>-dlq<dead-letter seq>".
+func replayMsgID(ctx context.Context, js jetstream.JetStream, id string, dlqSeq uint64) (string, error) {
+	kv, err := js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		return "", fmt.Errorf("ledger: %w", err)
+	}
+	h, err := kv.History(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Sprintf("replay-%s-dlq%d", id, dlqSeq), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("ledger: history of %s: %w", id, err)
+	}
+	last := h[len(h)-1]
+	if last.Operation() == jetstream.KeyValuePut {
+		return "", fmt.Errorf("ledger record of %s reappeared (revision %d): look again", id, last.Revision())
+	}
+	return fmt.Sprintf("replay-%s-%d", id, last.Revision()), nil
+}

@@ -36,13 +36,17 @@ const replayGuard = time.Second
 //   - Without a ledger record (older than the ledger TTL, or cleared by an
 //     earlier replay attempt) the results stream is searched for an
 //     accepted result after the dead letter; one found refuses the replay.
-//   - The Nats-Msg-Id is "replay-<dead-letter seq>-<command_id>": new, so the
-//     commands stream does not drop it as a duplicate of the original, and
-//     the same for every attempt to replay that dead letter, so a retried
-//     replay is stored once. The ledger is cleared before publishing: the
-//     other order lets a worker find the old record and replay the old
-//     result. A retried replay after a publish failure finds no record and
-//     publishes again.
+//   - The ledger is cleared before publishing: the other order lets a
+//     worker find the old record and replay the old result. The Nats-Msg-Id
+//     is "replay-<command_id>-<revision of the ledger's delete marker>"
+//     (see [replayMsgID]): not the original's, so the commands stream does
+//     not drop it as a duplicate; new for each replay, so replaying again
+//     after the replay failed again works; and the same for every attempt
+//     of one replay (a retry after a publish error finds no record and the
+//     same marker), so a retried replay is stored once. Should a duplicate
+//     be stored anyway (a retry after the de-duplication window), the
+//     ledger and the agent lease still keep the worker from executing it
+//     twice: the second copy finds the first one's record.
 //   - The deadline is the original one: a command without issued_at and
 //     expires_at is republished with issued_at (and ttl_ms) pinned to the
 //     values its first execution used, since a worker would otherwise date
@@ -67,7 +71,7 @@ type replayer struct {
 type replayed struct {
 	msgID     string
 	deadline  time.Time
-	duplicate bool   // an earlier attempt of this replay was stored already
+	duplicate bool // an earlier attempt of this replay was stored already
 	notes     []string
 }
 
@@ -102,7 +106,9 @@ func (r *replayer) replay(ctx context.Context, d deadLetter) (replayed, error) {
 			return out, err
 		}
 	}
-	out.msgID = "replay-" + strconv.FormatUint(d.Seq, 10) + "-" + id
+	if out.msgID, err = replayMsgID(ctx, r.js, id, d.Seq); err != nil {
+		return out, err
+	}
 	m := nats.NewMsg(events.SubjectDisconnect)
 	m.Data = data
 	m.Header.Set(events.HeaderMsgID, out.msgID)

@@ -44,6 +44,11 @@ func (f *replayFlags) check(pos []string) error {
 	case f.force && (f.ttl < time.Millisecond || f.ttl > events.MaxTTL):
 		return fmt.Errorf("--ttl (CALLCONTROL_TTL): must be between 1ms and %s, got %s", events.MaxTTL, f.ttl)
 	}
+	for _, ref := range pos {
+		if err := checkRef(ref); err != nil {
+			return fmt.Errorf("dlq replay: %w", err)
+		}
+	}
 	return nil
 }
 
