@@ -378,6 +378,16 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 		return json.Unmarshal([]byte(out), &l) == nil && len(l) == 2
 	})
 	stopWorker()
+	// A pull request of the stopped worker left on the server would take a
+	// replayed command and hold it for AckWait.
+	waitUntil(t, 10*time.Second, "the stopped worker's pull requests to go", func() bool {
+		c, err := e.js.Consumer(context.Background(), events.StreamCommands, events.ConsumerWorkers)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumWaiting == 0
+	})
 
 	// A stale revision does not clear the record.
 	led, err := readLedger(context.Background(), e.js, ids[403])
@@ -443,4 +453,66 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	}
 	mustContain(t, "status accepted", out, "accepted on callcontrol.results.accepted", "confirmed")
 	mustNotContain(t, "status accepted", out, "earlier execution", "13800004039")
+}
+
+// A command whose outcome is unknown (the gateway may have executed it) or
+// that a worker is executing is refused; --force replays the first with a
+// new deadline and clears its ledger record.
+func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
+	e := newDLQEnv(t) // no worker: the dead letters are written here
+	ctx := context.Background()
+	kv, err := e.js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	deadLetter := func(id string, rec ledgerRecord) {
+		t.Helper()
+		b, _ := json.Marshal(rec)
+		if _, err := kv.Put(ctx, id, b); err != nil {
+			t.Fatal(err)
+		}
+		cmd, _ := json.Marshal(events.DisconnectCommand{CommandID: id, AgentID: 501, Number: "13800005011", IssuedAt: now, TTL: time.Minute})
+		m := nats.NewMsg(events.SubjectDeadLetter)
+		m.Data = cmd
+		m.Header.Set(events.HeaderCommandID, id)
+		m.Header.Set(events.HeaderStatus, string(events.StatusFailed))
+		m.Header.Set(events.HeaderReason, "x")
+		if _, err := e.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadLetter("unknown-1", ledgerRecord{State: ledgerDone, Result: &events.Result{CommandID: "unknown-1", AgentID: 501,
+		Status: events.StatusFailed, Reason: events.ReasonOutcomeUnknown + ": timeout", IssuedAt: now, ExpiresAt: now.Add(time.Minute)}})
+	deadLetter("started-1", ledgerRecord{State: ledgerStarted, Owner: "w1"})
+
+	out, err := e.cli("dlq", "replay", "unknown-1", "started-1")
+	if err == nil {
+		t.Fatalf("replay succeeded:\n%s", out)
+	}
+	mustContain(t, "replay", out, "command=unknown-1 dlq_seq=1: the gateway may have executed it", "command=started-1 dlq_seq=2: a worker is executing it now")
+	if _, err := kv.Get(ctx, "unknown-1"); err != nil {
+		t.Fatalf("a refused replay touched the ledger: %v", err)
+	}
+	out, err = e.cli("dlq", "replay", "unknown-1", "--force", "--ttl", "10s")
+	if err != nil {
+		t.Fatalf("forced replay: %v\n%s", err, out)
+	}
+	mustContain(t, "forced replay", out, "forced although the gateway may have executed", "ttl_ms to 10000")
+	if _, err := kv.Get(ctx, "unknown-1"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("ledger record after the replay: %v, want it cleared", err)
+	}
+	st, err := e.js.Stream(ctx, events.StreamCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetLastMsgForSubject(ctx, events.SubjectDisconnect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := events.DecodeDisconnect(raw.Data)
+	if err != nil || cmd.CommandID != "unknown-1" || cmd.TTL != 10*time.Second || !cmd.IssuedAt.After(now) ||
+		!strings.HasPrefix(raw.Header.Get(events.HeaderMsgID), "replay-unknown-1-") {
+		t.Fatalf("replayed command %+v (%v), headers %v", cmd, err, raw.Header)
+	}
 }

@@ -27,7 +27,7 @@ const replayGuard = time.Second
 //     confirmation still name it. The ledger would make a worker replay the
 //     stored result instead of executing, so replay deletes the ledger
 //     record first, with a compare-and-set on the revision it checked, and
-//     only when that record is a failed, expired or rejected outcome. An
+//     only when that record is a failed or expired outcome. An
 //     accepted record is never deleted: that would allow a second release.
 //     "started" (a worker executing it now) is refused too. Deleting, not
 //     marking, the record makes the replay a fresh execution: a worker that
@@ -54,10 +54,13 @@ const replayGuard = time.Second
 //     not known, is refused unless --force, which sets issued_at to now and
 //     ttl_ms to --ttl (both explicit, and printed).
 //   - A failed or expired command whose reason is outcome_unknown may have
-//     been executed by the gateway: it is refused unless --force.
+//     been executed by the gateway, and so may one that ran out of
+//     deliveries (max_deliveries: its workers died, possibly mid-request):
+//     both are refused unless --force.
 //   - Dead letters are not removed: the stream is the audit trail (7 days,
-//     limits retention); a replayed command that fails again is copied
-//     there again.
+//     limits retention). A replayed command that fails again is copied
+//     there again once the first copy's Nats-Msg-Id (dlq-<command_id>) is
+//     out of the de-duplication window; before that the ledger has it.
 type replayer struct {
 	js     jetstream.JetStream
 	nm     numberMasker
@@ -178,7 +181,7 @@ func (r *replayer) command(d deadLetter, prev *events.Result, out *replayed) (ev
 	if prev != nil {
 		reason = prev.Reason
 	}
-	unknown := strings.HasPrefix(reason, events.ReasonOutcomeUnknown)
+	unknown := strings.HasPrefix(reason, events.ReasonOutcomeUnknown) || strings.HasPrefix(reason, events.ReasonMaxDeliveries)
 	if r.force {
 		old := "unknown"
 		if prev != nil && !prev.ExpiresAt.IsZero() {
@@ -188,7 +191,7 @@ func (r *replayer) command(d deadLetter, prev *events.Result, out *replayed) (ev
 		out.notes = append(out.notes, fmt.Sprintf("forced: issued_at set to %s and ttl_ms to %d (original deadline %s)",
 			cmd.IssuedAt.Format(time.RFC3339Nano), r.ttl.Milliseconds(), old))
 		if unknown {
-			out.notes = append(out.notes, "forced although the gateway may have executed the command before ("+events.ReasonOutcomeUnknown+")")
+			out.notes = append(out.notes, "forced although the gateway may have executed the command before (reason "+r.nm.text(reason, cmd.Number)+")")
 		}
 		return encodeCommand(cmd)
 	}
