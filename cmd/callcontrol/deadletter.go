@@ -118,14 +118,24 @@ func findDeadLetters(ctx context.Context, js jetstream.JetStream, ref string) ([
 			return nil, fmt.Errorf("stream %s: %w", events.StreamDeadLetter, err)
 		}
 		raw, err := st.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && raw.Subject != events.SubjectDeadLetter) {
-			return nil, fmt.Errorf("%w: sequence %d is not a dead letter in %s", errNoDeadLetter, seq, events.StreamDeadLetter)
-		}
-		if err != nil {
+		switch {
+		case err == nil && raw.Subject == events.SubjectDeadLetter:
+			return []deadLetter{newDeadLetter(raw.Sequence, raw.Time, raw.Header, raw.Data)}, nil
+		case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil, fmt.Errorf("stream %s: %w", events.StreamDeadLetter, err)
 		}
-		return []deadLetter{newDeadLetter(raw.Sequence, raw.Time, raw.Header, raw.Data)}, nil
+		// Not a dead letter's sequence: perhaps a command_id of digits.
+		list, err := findByCommandID(ctx, js, ref)
+		if errors.Is(err, errNoDeadLetter) {
+			err = fmt.Errorf("%w: %s is neither the sequence of a dead letter in %s nor a dead-lettered command_id", errNoDeadLetter, ref, events.StreamDeadLetter)
+		}
+		return list, err
 	}
+	return findByCommandID(ctx, js, ref)
+}
+
+// findByCommandID returns every dead letter of command id, oldest first.
+func findByCommandID(ctx context.Context, js jetstream.JetStream, ref string) ([]deadLetter, error) {
 	var out []deadLetter
 	w := scanWindow{stream: events.StreamDeadLetter, subject: events.SubjectDeadLetter}
 	err := scan(ctx, js, w, func(m jetstream.Msg) bool {
@@ -141,7 +151,8 @@ func findDeadLetters(ctx context.Context, js jetstream.JetStream, ref string) ([
 }
 
 // checkRef validates a dead-letter reference: a sequence number (1 or
-// more) or a command_id. Digits only are taken as a sequence number.
+// more) or a command_id. Digits only are a sequence number first, then a
+// command_id.
 func checkRef(ref string) error {
 	if seq, err := strconv.ParseUint(ref, 10, 64); err == nil {
 		if seq == 0 {
