@@ -404,9 +404,11 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 	now := time.Now().UTC()
 	deadLetter := func(id string, rec ledgerRecord) {
 		t.Helper()
-		b, _ := json.Marshal(rec)
-		if _, err := kv.Put(ctx, id, b); err != nil {
-			t.Fatal(err)
+		if rec.State != "" {
+			b, _ := json.Marshal(rec)
+			if _, err := kv.Put(ctx, id, b); err != nil {
+				t.Fatal(err)
+			}
 		}
 		cmd, _ := json.Marshal(events.DisconnectCommand{CommandID: id, AgentID: 501, Number: "13800005011", IssuedAt: now, TTL: time.Minute})
 		m := nats.NewMsg(events.SubjectDeadLetter)
@@ -437,6 +439,27 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 	if _, err := kv.Get(ctx, "unknown-1"); err != nil {
 		t.Fatalf("a refused replay touched the ledger: %v", err)
 	}
+	// Without a ledger record: an accepted result, or a confirmation (the
+	// replay's result may have been de-duplicated away), refuses it.
+	publish := func(subject, id string, v any) {
+		t.Helper()
+		m := nats.NewMsg(subject)
+		m.Data, _ = json.Marshal(v)
+		m.Header.Set(events.HeaderCommandID, id)
+		if _, err := e.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadLetter("acc-1", ledgerRecord{})
+	publish(events.ResultSubject(events.StatusAccepted), "acc-1", events.Result{CommandID: "acc-1", Status: events.StatusAccepted})
+	deadLetter("conf-1", ledgerRecord{})
+	publish(events.ConfirmationSubject(events.ConfirmationConfirmed), "conf-1", events.Confirmation{CommandID: "conf-1", Status: events.ConfirmationConfirmed})
+	out, err = e.cli("dlq", "replay", "acc-1", "conf-1", "--force", "--ttl", "10s")
+	if err == nil {
+		t.Fatalf("replay of accepted commands without ledger records succeeded:\n%s", out)
+	}
+	mustContain(t, "replay without ledger", out, "command=acc-1 dlq_seq=4: already accepted (result", "command=conf-1 dlq_seq=5: already accepted (confirmation confirmed")
+
 	out, err = e.cli("dlq", "replay", "unknown-1", "--force", "--ttl", "10s")
 	if err != nil {
 		t.Fatalf("forced replay: %v\n%s", err, out)

@@ -35,7 +35,8 @@ const replayGuard = time.Second
 //     report a party that is already gone as accepted.
 //   - Without a ledger record (older than the ledger TTL, or cleared by an
 //     earlier replay attempt) the results stream is searched for an
-//     accepted result after the dead letter; one found refuses the replay.
+//     accepted result after the dead letter, and the events stream for a
+//     confirmation of it; either refuses the replay.
 //   - The ledger is cleared before publishing: the other order lets a
 //     worker find the old record and replay the old result. The Nats-Msg-Id
 //     is "replay-<command_id>-<revision of the ledger's delete marker>"
@@ -142,16 +143,28 @@ func (r *replayer) checkNotExecuted(ctx context.Context, d deadLetter, led *ledg
 	case led != nil:
 		return nil
 	}
-	// No record: look for an accepted result since the dead letter. Cost:
-	// the accepted results stored since then.
-	w := scanWindow{stream: events.StreamResults, subject: events.ResultSubject(events.StatusAccepted), from: d.Time.Add(-clockSlack)}
-	acc, err := findLast[events.Result](ctx, r.js, w, d.CommandID)
+	// No record: look for an accepted result since the dead letter, and for
+	// a confirmation (every accepted command gets one, and its result may
+	// have been dropped as a duplicate of the first run's). Cost: the
+	// accepted results and the confirmations stored since then.
+	from := d.Time.Add(-clockSlack)
+	w := scanWindow{stream: events.StreamResults, subject: events.ResultSubject(events.StatusAccepted), from: from}
+	acc, err := findFirst[events.Result](ctx, r.js, w, d.CommandID)
 	if err != nil {
 		return err
 	}
 	if acc != nil {
 		return fmt.Errorf("already accepted (result %d in %s, %s): replaying would release the party again",
 			acc.Seq, events.StreamResults, acc.Value.CompletedAt.UTC().Format(time.RFC3339))
+	}
+	w = scanWindow{stream: events.StreamEvents, subject: events.SubjectConfirmations + ".>", from: from}
+	conf, err := findFirst[events.Confirmation](ctx, r.js, w, d.CommandID)
+	if err != nil {
+		return err
+	}
+	if conf != nil {
+		return fmt.Errorf("already accepted (confirmation %s %d in %s): replaying would release the party again",
+			conf.Value.Status, conf.Seq, events.StreamEvents)
 	}
 	return nil
 }

@@ -103,7 +103,10 @@ func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			rep.Refused, refused = err.Error(), refused+1
 		} else {
-			rep.Replayed, rep.MsgID, rep.Deadline, rep.Duplicate, rep.Notes = true, res.msgID, res.deadline.UTC(), res.duplicate, res.notes
+			rep.Replayed, rep.MsgID, rep.Duplicate, rep.Notes = true, res.msgID, res.duplicate, res.notes
+			if !res.duplicate {
+				rep.Deadline = res.deadline.UTC()
+			}
 		}
 		reports = append(reports, rep)
 		if !f.inf.asJSON {
@@ -161,11 +164,13 @@ func printReplay(w io.Writer, rep replayReport, d deadLetter, nm numberMasker) {
 		fmt.Fprintf(w, "%-11s command=%s dlq_seq=%d: %s\n", "refused", dash(rep.CommandID), rep.DLQSeq, rep.Refused)
 		return
 	}
+	deadline := rep.Deadline.Format(time.RFC3339Nano)
 	if rep.Duplicate {
+		deadline = "(the earlier attempt's)"
 		rep.Notes = append(rep.Notes, "an earlier attempt of this replay was stored already (same Nats-Msg-Id): not stored twice")
 	}
 	fmt.Fprintf(w, "%-11s command=%s dlq_seq=%d agent=%d number=%s msg_id=%s deadline=%s\n", "replayed", rep.CommandID, rep.DLQSeq,
-		d.Cmd.AgentID, nm.number(d.Cmd.Number), rep.MsgID, rep.Deadline.Format(time.RFC3339Nano))
+		d.Cmd.AgentID, nm.number(d.Cmd.Number), rep.MsgID, deadline)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
