@@ -195,7 +195,7 @@ func printStatus(w io.Writer, st *commandStatus, nm numberMasker) error {
 	if led := st.Ledger; led != nil {
 		row("ledger", "%s (revision %d, written %s)", led.State, led.Revision, ts(led.Updated))
 	} else {
-		row("ledger", "none (never executed, rejected, or older than the ledger TTL)")
+		row("ledger", "none (never executed, rejected, cleared by a replay not run yet, or older than the ledger TTL)")
 	}
 	if r := st.result(); r != nil {
 		row("status", "%s", r.Status)
