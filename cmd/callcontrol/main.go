@@ -26,7 +26,14 @@ commands:
   signin       sign an agent in at the gateway and register its session
   register     register a GUID obtained elsewhere for an agent
   signout      remove an agent's session (and log it out at the gateway)
+  dlq          dead letters: list, show <command_id|seq>, replay <command_id|seq>... | --all
+  status       a command's ledger state, result, pending and confirmation: status <command_id>
   bench        measure throughput, latency and scale against baselines in the same run
+  help         this text
+
+Exit codes: 0 success; 1 error, or (status) command not found, or (dlq replay) a
+dead letter not replayed, or (disconnect --wait) not accepted; 2 usage (-h);
+3 (disconnect --wait) accepted but unconfirmed.
 
 Every flag can also be set as CALLCONTROL_<FLAG> (e.g. CALLCONTROL_NATS_URL).
 Run 'callcontrol <command> -h' for its flags.
@@ -65,6 +72,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		"dev": runDev, "bench": runBench, "worker": runWorker, "poller": runPoller, "gatewaysim": runGatewaySim,
 		"disconnect": runDisconnect, "watch": runWatch,
 		"signin": runSignIn, "register": runRegister, "signout": runSignOut,
+		"dlq": runDLQ, "status": runStatus, "help": runHelp,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -72,4 +80,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("unknown command %q", args[0])
 	}
 	return cmd(ctx, args[1:], stdout)
+}
+
+func runHelp(_ context.Context, _ []string, stdout io.Writer) error {
+	fmt.Fprint(stdout, usage)
+	return nil
 }
