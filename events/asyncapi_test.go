@@ -288,10 +288,12 @@ func TestAsyncAPIMessages(t *testing.T) {
 		msgIDPattern     string
 		statuses         []string // the Callcontrol-Status enum
 	}{
-		{"DisconnectCommand", "./schema/disconnect_command.schema.json", []string{HeaderMsgID}, "^" + idPattern, nil},
+		{"DisconnectCommand", "./schema/disconnect_command.schema.json", []string{HeaderMsgID},
+			"^" + idPattern + "|^replay-" + strings.TrimSuffix(idPattern, "$") + "-[0-9]{1,20}$", nil},
 		{
 			"Result", "./schema/result.schema.json", []string{HeaderMsgID, HeaderCommandID, HeaderStatus},
-			"^" + ResultMsgID("") + idPattern, constants(t, func(_, typ string) bool { return typ == "Status" }),
+			"^" + ResultMsgID("") + strings.TrimSuffix(idPattern, "$") + "(" + ReplayMsgIDSuffix("0")[:len("-replay-")] + "[0-9]{1,20})?$",
+			constants(t, func(_, typ string) bool { return typ == "Status" }),
 		},
 		{"DeadLetterCommand", "", []string{HeaderReason, HeaderCommandID}, "", nil},
 		{"AgentEvent", "./schema/agent_event.schema.json", []string{HeaderMsgID}, "^ev-[0-9a-f]{32}$", nil},

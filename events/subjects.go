@@ -1,6 +1,9 @@
 package events
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Subjects. Every subject callcontrol uses starts with "callcontrol.".
 const (
@@ -69,7 +72,23 @@ const (
 	HeaderCorrelationID = "Callcontrol-Correlation-Id"
 	HeaderStatus        = "Callcontrol-Status"
 	HeaderReason        = "Callcontrol-Reason"
+	// HeaderReplayOf is set by `callcontrol dlq replay` on a replayed
+	// command: the dead-letter stream sequence it was replayed from. The
+	// replay's result and dead letter then get IDs of their own
+	// ([ReplayMsgIDSuffix]), so they are not de-duplicated against the
+	// first run's.
+	HeaderReplayOf = "Callcontrol-Replay-Of"
 )
+
+// ReplayMsgIDSuffix returns what is appended to the Nats-Msg-Id of the
+// result and the dead letter of a command carrying HeaderReplayOf value
+// seq: "-replay-<seq>", or "" when seq is not a decimal sequence number.
+func ReplayMsgIDSuffix(seq string) string {
+	if seq == "" || len(seq) > 20 || strings.Trim(seq, "0123456789") != "" {
+		return ""
+	}
+	return "-replay-" + seq
+}
 
 // ResultSubject returns the subject a result with status s is published on.
 func ResultSubject(s Status) string { return SubjectResults + "." + string(s) }

@@ -56,7 +56,7 @@ func (w *Worker) dispose(j *job, out outcome) {
 
 // finish stores, publishes and acknowledges a terminal outcome.
 func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
-	if err := w.record(ctx, out, j.msg.Data()); err != nil {
+	if err := w.record(ctx, out, j.msg.Data(), events.ReplayMsgIDSuffix(j.msg.Headers().Get(events.HeaderReplayOf))); err != nil {
 		return err
 	}
 	if out.res.Status == events.StatusAccepted {
@@ -68,8 +68,9 @@ func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
 // record makes a terminal result durable and visible: the ledger (when
 // store), the result stream and, unless accepted, a dead-letter copy of the
 // command's original payload. Each publication carries a Nats-Msg-Id derived
-// from the command_id, so doing it again after a crash duplicates nothing.
-func (w *Worker) record(ctx context.Context, out outcome, payload []byte) error {
+// from the command_id, so doing it again after a crash duplicates nothing;
+// a replayed dead letter's carry replay (see [events.ReplayMsgIDSuffix]) too.
+func (w *Worker) record(ctx context.Context, out outcome, payload []byte, replay string) error {
 	res := out.res
 	if out.store && res.Status == events.StatusAccepted {
 		if err := w.expectRelease(ctx, res); err != nil {
@@ -86,13 +87,13 @@ func (w *Worker) record(ctx context.Context, out outcome, payload []byte) error 
 			return err
 		}
 	}
-	if err := w.publishResult(ctx, res); err != nil {
+	if err := w.publishResult(ctx, res, replay); err != nil {
 		return err
 	}
 	if res.Status == events.StatusAccepted {
 		return nil
 	}
-	return w.deadLetter(ctx, payload, res)
+	return w.deadLetter(ctx, payload, res, replay)
 }
 
 // expectRelease records an accepted disconnect as pending, so the poller
@@ -113,14 +114,14 @@ func (w *Worker) expectRelease(ctx context.Context, res *events.Result) error {
 	return nil
 }
 
-func (w *Worker) publishResult(ctx context.Context, res *events.Result) error {
+func (w *Worker) publishResult(ctx context.Context, res *events.Result, replay string) error {
 	data, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
 	m := nats.NewMsg(events.ResultSubject(res.Status))
 	m.Data = data
-	m.Header.Set(events.HeaderMsgID, events.ResultMsgID(res.CommandID))
+	m.Header.Set(events.HeaderMsgID, events.ResultMsgID(res.CommandID)+replay)
 	m.Header.Set(events.HeaderCommandID, res.CommandID)
 	m.Header.Set(events.HeaderStatus, string(res.Status))
 	if res.CorrelationID != "" {
@@ -132,10 +133,10 @@ func (w *Worker) publishResult(ctx context.Context, res *events.Result) error {
 
 // deadLetter copies the original command, unchanged, to the dead-letter
 // stream with the reason in a header.
-func (w *Worker) deadLetter(ctx context.Context, payload []byte, res *events.Result) error {
+func (w *Worker) deadLetter(ctx context.Context, payload []byte, res *events.Result, replay string) error {
 	m := nats.NewMsg(events.SubjectDeadLetter)
 	m.Data = payload
-	m.Header.Set(events.HeaderMsgID, "dlq-"+res.CommandID)
+	m.Header.Set(events.HeaderMsgID, "dlq-"+res.CommandID+replay)
 	m.Header.Set(events.HeaderCommandID, res.CommandID)
 	m.Header.Set(events.HeaderStatus, string(res.Status))
 	m.Header.Set(events.HeaderReason, oneLine(res.Reason))

@@ -63,7 +63,7 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
 		out.cas, out.rev = true, rev
 	}
-	if err := w.record(ctx, out, raw.Data); err != nil {
+	if err := w.record(ctx, out, raw.Data, events.ReplayMsgIDSuffix(raw.Header.Get(events.HeaderReplayOf))); err != nil {
 		return err
 	}
 	w.logOutcome(j, out, nil)

@@ -13,10 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// headerReplayOf names, on a replayed command, the dead-letter sequence it
-// was replayed from (for audit; the worker ignores it).
-const headerReplayOf = "Callcontrol-Replay-Of"
-
 // replayGuard is the least time to its deadline a replayed command must
 // have left: less, and a worker could not start it anyway.
 const replayGuard = time.Second
@@ -59,16 +55,16 @@ const replayGuard = time.Second
 //     deliveries (max_deliveries: its workers died, possibly mid-request):
 //     both are refused unless --force.
 //   - Dead letters are not removed: the stream is the audit trail (7 days,
-//     limits retention). A replayed command that fails again is copied
-//     there again once the first copy's Nats-Msg-Id (dlq-<command_id>) is
-//     out of the de-duplication window; before that the ledger has it.
+//     limits retention). The replayed command carries
+//     events.HeaderReplayOf, so its result and, if it fails again, its
+//     dead letter get Nats-Msg-Ids of their own ("result-<command_id>-replay-<seq>")
+//     and are stored next to the first run's.
 type replayer struct {
-	js     jetstream.JetStream
-	nm     numberMasker
-	force  bool
-	ttl    time.Duration
-	now    func() time.Time
-	dupWin time.Duration // the results stream's de-duplication window
+	js    jetstream.JetStream
+	nm    numberMasker
+	force bool
+	ttl   time.Duration
+	now   func() time.Time
 }
 
 // replayed is what one replay did.
@@ -116,17 +112,13 @@ func (r *replayer) replay(ctx context.Context, d deadLetter) (replayed, error) {
 	m := nats.NewMsg(events.SubjectDisconnect)
 	m.Data = data
 	m.Header.Set(events.HeaderMsgID, out.msgID)
-	m.Header.Set(headerReplayOf, strconv.FormatUint(d.Seq, 10))
+	m.Header.Set(events.HeaderReplayOf, strconv.FormatUint(d.Seq, 10))
 	ack, err := r.js.PublishMsg(ctx, m)
 	if err != nil {
 		return out, fmt.Errorf("publish command (the ledger record is cleared; run the replay again): %w", err)
 	}
 	out.duplicate = ack.Duplicate
 	out.deadline = cmd.Deadline(time.Time{}, 0)
-	if prev != nil && r.dupWin > 0 && r.now().Before(prev.CompletedAt.Add(r.dupWin)) {
-		out.notes = append(out.notes, fmt.Sprintf("the results stream de-duplicates %s until %s: a result of this replay decided before then is not stored there again; follow it with 'callcontrol status %s' (the ledger)",
-			events.ResultMsgID(id), prev.CompletedAt.Add(r.dupWin).UTC().Format(time.RFC3339), id))
-	}
 	return out, nil
 }
 

@@ -93,9 +93,6 @@ func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	r := &replayer{js: js, nm: numberMasker{reveal: f.inf.reveal}, force: f.force, ttl: f.ttl, now: time.Now}
-	if st, err := js.Stream(ctx, events.StreamResults); err == nil {
-		r.dupWin = st.CachedInfo().Config.Duplicates
-	}
 	reports, refused := make([]replayReport, 0, len(targets)), 0
 	for _, d := range targets {
 		rep := replayReport{CommandID: d.CommandID, DLQSeq: d.Seq}

@@ -212,7 +212,7 @@ func printStatus(w io.Writer, st *commandStatus, nm numberMasker) error {
 	if e := st.ResultEvent; e != nil {
 		line := fmt.Sprintf("%s on %s (stream seq %d, %s)", e.Value.Status, e.Subject, e.Seq, ts(e.Time))
 		if r := st.result(); r != &e.Value && !r.CompletedAt.Equal(e.Value.CompletedAt) {
-			line += "; from an earlier execution: the ledger's result is newer (a replay's result within the de-duplication window is not stored again)"
+			line += "; from an earlier execution: the ledger's result is newer (a replay whose result event is not published yet)"
 		}
 		row("result event", "%s", line)
 	} else {
