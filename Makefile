@@ -54,9 +54,10 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-bench: ## benchmarks: pipeline throughput as ratios to baselines measured in the same run, hot-path allocations
-	$(GO) test -run='^$$' -bench='Ceiling|Pipelining' -benchtime=1x -count=1 ./worker/
-	$(GO) test -run='^$$' -bench='Decode|Encode' -benchmem -count=1 ./worker/
+bench: ## measure: hot-path allocations, then callcontrol bench (ratios to baselines of the same run) into docs/bench/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./worker/ ./gateway/
+	$(GO) build -o $(BIN) ./cmd/callcontrol
+	$(BIN) bench --json docs/bench/results.json --md docs/bench/results.md --svg docs/bench/chart.svg
 
 fuzz: ## fuzz the command decoder for 60s
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeDisconnect -fuzztime=60s ./events/
