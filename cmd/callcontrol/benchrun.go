@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
@@ -35,6 +36,7 @@ type ceilingResult struct {
 	RatioHTTP      float64 `json:"ratio_http"`
 	RatioJetStream float64 `json:"ratio_jetstream"`
 	WorkerCPU      int64   `json:"worker_cpu_us_per_cmd"`
+	ServerCPU      int64   `json:"nats_and_gateway_cpu_us_per_cmd"` // this process: NATS server, simulator, publisher
 	Accepted       int     `json:"accepted"`
 }
 
@@ -130,11 +132,12 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	if err != nil {
 		return err
 	}
-	accepted0 := results.status("accepted")
+	accepted0, self0 := results.status("accepted"), selfCPU()
 	elapsed, err := env.pipeline(ctx, prog, "ceiling: pipeline", results, pipeAgents, 0, nil)
 	if err != nil {
 		return err
 	}
+	self := selfCPU() - self0
 	s1, err := w.stats()
 	if err != nil {
 		return err
@@ -142,7 +145,8 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	pipe := float64(n) / elapsed.Seconds()
 	rep.Ceiling = &ceilingResult{Commands: n, Concurrency: conc, Pipeline: pipe, BareHTTP: bare, RawJetStream: raw,
 		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n),
-		Accepted: results.status("accepted") - accepted0}
+		ServerCPU: self.Microseconds() / int64(n),
+		Accepted:  results.status("accepted") - accepted0}
 	return nil
 }
 
@@ -657,4 +661,13 @@ func scratchConsumer(ctx context.Context, js jetstream.JetStream, name string) (
 		return nil, err
 	}
 	return s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy})
+}
+
+// selfCPU is the CPU time this process has used (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
