@@ -162,9 +162,10 @@ func (m *Metrics) Accepted(issuedAt, acceptedAt time.Time) {
 	m.acceptLatency.Observe(max(acceptedAt.Sub(issuedAt), 0).Seconds())
 }
 
-// Confirmed counts a published confirmation; latency (issued_at to the
-// release event) is observed when confirmed.
-func (m *Metrics) Confirmed(confirmed bool, latency time.Duration) {
+// Confirmed counts a published confirmation and, when confirmed, observes
+// the time from the command's issued_at to the release event (when both
+// are known).
+func (m *Metrics) Confirmed(confirmed bool, issuedAt, releasedAt time.Time) {
 	if m == nil {
 		return
 	}
@@ -173,7 +174,9 @@ func (m *Metrics) Confirmed(confirmed bool, latency time.Duration) {
 		return
 	}
 	m.confirmations[0].Inc()
-	m.confirmLatency.Observe(max(latency, 0).Seconds())
+	if !issuedAt.IsZero() && !releasedAt.IsZero() {
+		m.confirmLatency.Observe(max(releasedAt.Sub(issuedAt), 0).Seconds())
+	}
 }
 
 // SetPending sets the number of accepted disconnects waiting for a release.

@@ -16,7 +16,7 @@ func TestNilMetrics(t *testing.T) {
 	var m *Metrics
 	m.CommandDone("accepted", "0")
 	m.Accepted(time.Now(), time.Now())
-	m.Confirmed(true, time.Second)
+	m.Confirmed(true, time.Now(), time.Now())
 	m.SetPending(1)
 	m.SetAgentsOwned(1)
 	m.GatewayRequest(OpPoll, time.Second, nil)

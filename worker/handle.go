@@ -42,6 +42,7 @@ type outcome struct {
 // and the message Nak'ed: a bug must not take the worker down.
 func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	j := &job{msg: msg, msgID: msg.Headers().Get(events.HeaderMsgID)}
+	defer w.observeDelivery(time.Now())
 	defer func() {
 		if l := j.lease.Swap(nil); l != nil {
 			l.release()
