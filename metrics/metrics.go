@@ -78,25 +78,34 @@ type Metrics struct {
 // New creates the collectors and registers them on reg. It fails if reg
 // already holds a collector of the same name (one Metrics per registry).
 func New(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{retcodes: newLabelSet(maxRetcodes)}
-	var cs []prometheus.Collector
-	add := func(c prometheus.Collector) prometheus.Collector { cs = append(cs, c); return c }
-	m.commands = add(counterVec("commands_total",
-		"Commands that ended (a result was published and the message acknowledged), by result status and gateway retcode. A result replayed for a redelivered command is not counted again.",
-		"status", "retcode")).(*prometheus.CounterVec)
-	for _, s := range []string{"accepted", "rejected", "failed", "expired"} {
-		m.commands.WithLabelValues(s, "") // the series exist from the start
+	commands := counterVec("commands_total", "Commands that ended (a result was published and the message "+
+		"acknowledged), by result status and gateway retcode. A result replayed for a redelivered command is not counted again.",
+		"status", "retcode")
+	conf := counterVec("confirmations_total", "Confirmations of accepted disconnects published, by status "+
+		"(confirmed: a release event matched; unconfirmed: none in time).", "status")
+	reqs := counterVec("gateway_requests_total", "Gateway requests, by operation and outcome class "+
+		"(success, already_done, transient, limited, session, permanent).", "op", "class")
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "gateway_request_duration_seconds",
+		Help: "Duration of gateway requests, by operation (a poll includes the gateway's hold of up to ~10 s).", Buckets: gatewayBuckets}, []string{"op"})
+	pollErr := counterVec("poll_errors_total", "Failed event polls, by class (transient, limited, session, permanent).", "class")
+	sess := counterVec("session_errors_total", "Gateway answers saying the session (GUID) is not valid, by operation.", "op")
+	m := &Metrics{
+		commands:       commands,
+		retcodes:       newLabelSet(maxRetcodes),
+		acceptLatency:  histogram("accept_latency_seconds", "Time from a command's issued_at to its acceptance (the gateway executed it).", latencyBuckets),
+		confirmations:  [2]prometheus.Counter{conf.WithLabelValues("confirmed"), conf.WithLabelValues("unconfirmed")},
+		confirmLatency: histogram("confirm_latency_seconds", "Time from a command's issued_at to the release event that confirmed it.", latencyBuckets),
+		pending: gauge("pending_confirmations", "Accepted disconnects waiting for their release event "+
+			"(the pending bucket as this poller sees it; every replica sees all of them)."),
+		agentsOwned: gauge("poller_agents_owned", "Agents whose poll lease this poller replica holds."),
+		rotations:   counter("guid_rotations_total", "Session GUIDs the gateway rotated (Set-GUID, AUTHMODE 2) that the poller stored."),
+		ackWaitMargin: histogram("ack_wait_margin_seconds", "AckWait minus the time a delivery took from fetch to acknowledgement; "+
+			"at or below 0 only InProgress heartbeats kept it alive.", marginBuckets),
+		pollErrors: make([]prometheus.Counter, len(classes)),
 	}
-	m.acceptLatency = add(histogram("accept_latency_seconds", "Time from a command's issued_at to its acceptance (the gateway executed it).", latencyBuckets)).(prometheus.Histogram)
-	conf := add(counterVec("confirmations_total", "Confirmations of accepted disconnects published, by status (confirmed: a release event matched; unconfirmed: none in time).", "status")).(*prometheus.CounterVec)
-	m.confirmations = [2]prometheus.Counter{conf.WithLabelValues("confirmed"), conf.WithLabelValues("unconfirmed")}
-	m.confirmLatency = add(histogram("confirm_latency_seconds", "Time from a command's issued_at to the release event that confirmed it.", latencyBuckets)).(prometheus.Histogram)
-	m.pending = add(gauge("pending_confirmations", "Accepted disconnects waiting for their release event (the pending bucket as this poller sees it; every replica sees all of them).")).(prometheus.Gauge)
-	m.agentsOwned = add(gauge("poller_agents_owned", "Agents whose poll lease this poller replica holds.")).(prometheus.Gauge)
-	reqs := add(counterVec("gateway_requests_total", "Gateway requests, by operation and outcome class (success, already_done, transient, limited, session, permanent).", "op", "class")).(*prometheus.CounterVec)
-	dur := add(histogramVec("gateway_request_duration_seconds", "Duration of gateway requests, by operation (a poll includes the gateway's hold of up to ~10 s).", gatewayBuckets, "op")).(*prometheus.HistogramVec)
-	pollErr := add(counterVec("poll_errors_total", "Failed event polls, by class (transient, limited, session, permanent).", "class")).(*prometheus.CounterVec)
-	sess := add(counterVec("session_errors_total", "Gateway answers saying the session (GUID) is not valid, by operation.", "op")).(*prometheus.CounterVec)
+	for _, st := range []string{"accepted", "rejected", "failed", "expired"} {
+		commands.WithLabelValues(st, "") // the series exist from the start
+	}
 	for op := range numOps {
 		m.gwDuration[op] = dur.WithLabelValues(op.String())
 		m.sessionErrors[op] = sess.WithLabelValues(op.String())
@@ -105,17 +114,15 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			m.gwRequests[op][i] = reqs.WithLabelValues(op.String(), c.String())
 		}
 	}
-	m.pollErrors = make([]prometheus.Counter, len(classes))
 	for i, c := range classes {
 		if c != gateway.ClassSuccess && c != gateway.ClassAlreadyDone {
 			m.pollErrors[i] = pollErr.WithLabelValues(c.String())
 		}
 	}
-	m.rotations = add(counter("guid_rotations_total", "Session GUIDs the gateway rotated (Set-GUID, AUTHMODE 2) that the poller stored.")).(prometheus.Counter)
-	m.ackWaitMargin = add(histogram("ack_wait_margin_seconds", "AckWait minus the time a delivery took from fetch to acknowledgement; at or below 0 only InProgress heartbeats kept it alive.", marginBuckets)).(prometheus.Histogram)
-	add(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "gateway_last_answer_timestamp_seconds",
-		Help: "Unix time of the last HTTP answer from the gateway (0: none yet)."}, m.gw.lastAnswerSeconds))
-	for _, c := range cs {
+	lastAnswer := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "gateway_last_answer_timestamp_seconds",
+		Help: "Unix time of the last HTTP answer from the gateway (0: none yet)."}, m.gw.lastAnswerSeconds)
+	for _, c := range []prometheus.Collector{commands, m.acceptLatency, conf, m.confirmLatency, m.pending, m.agentsOwned,
+		reqs, dur, pollErr, sess, m.rotations, m.ackWaitMargin, lastAnswer} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -137,10 +144,6 @@ func gauge(name, help string) prometheus.Gauge {
 
 func histogram(name, help string, buckets []float64) prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets})
-}
-
-func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels)
 }
 
 // CommandDone counts a command that ended with status and the gateway's
