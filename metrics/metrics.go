@@ -233,8 +233,8 @@ func classIndex(c gateway.Class) int {
 	return len(classes) - 1 // permanent
 }
 
-// GuidRotated counts a rotated GUID the poller stored.
-func (m *Metrics) GuidRotated() {
+// GUIDRotated counts a rotated GUID the poller stored.
+func (m *Metrics) GUIDRotated() {
 	if m != nil {
 		m.rotations.Inc()
 	}

@@ -20,7 +20,7 @@ func TestNilMetrics(t *testing.T) {
 	m.SetPending(1)
 	m.SetAgentsOwned(1)
 	m.GatewayRequest(OpPoll, time.Second, nil)
-	m.GuidRotated()
+	m.GUIDRotated()
 	m.AckWaitMargin(time.Second)
 	if d := m.GatewayUnanswered(time.Now()); d != 0 {
 		t.Fatalf("GatewayUnanswered of nil = %v", d)
