@@ -42,12 +42,12 @@ type outcome struct {
 // and the message Nak'ed: a bug must not take the worker down.
 func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	j := &job{msg: msg, msgID: msg.Headers().Get(events.HeaderMsgID)}
-	defer w.observeDelivery(time.Now())
 	defer func() {
 		if l := j.lease.Swap(nil); l != nil {
 			l.release()
 		}
 	}()
+	defer w.observeDelivery(time.Now()) // runs before the lease release: it measures up to the ack
 	stop := w.keepalive(j)
 	out := func() (out outcome) {
 		defer func() {
