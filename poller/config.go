@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/rs/zerolog"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	// Logger receives one line per session change, loop start and stop
 	// (debug) and error. The zero value logs nothing.
 	Logger zerolog.Logger
+
+	// Metrics receives the poller's measurements (polls, GUID rotations,
+	// agents owned, pending and published confirmations). Default nil: none.
+	Metrics *metrics.Metrics
 }
 
 // noPollSignOut is how long the gateway lets an agent go unpolled before

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,6 +60,7 @@ type confirmer struct {
 	owns  func(agent int) bool
 	kick  chan struct{} // capacity 1: "the outbox has work"
 	kv    jetstream.KeyValue
+	m     *metrics.Metrics // nil: no metrics
 
 	mu      sync.Mutex
 	pending map[string]*pendingCmd // by PendingKey, every agent
@@ -84,7 +86,7 @@ func newConfirmer(cfg Config, js jetstream.JetStream, log zerolog.Logger, owns f
 		grace = confirmDefaultGrace
 	}
 	return &confirmer{
-		grace: grace, js: js, log: log, owns: owns, kick: make(chan struct{}, 1),
+		grace: grace, js: js, log: log, owns: owns, kick: make(chan struct{}, 1), m: cfg.Metrics,
 		pending: make(map[string]*pendingCmd), agents: make(map[int]*agentTrack),
 	}
 }
@@ -157,8 +159,9 @@ func (c *confirmer) settle(ctx context.Context, pc *pendingCmd) {
 		c.mu.Lock()
 		pc.published = true
 		c.mu.Unlock()
-		if !dup { // a duplicate was logged by whoever stored it first
+		if !dup { // a duplicate was logged and counted by whoever stored it first
 			c.logOutcome(out)
+			c.m.Confirmed(out.Status == events.ConfirmationConfirmed, out.IssuedAt, out.ReleasedAt)
 		}
 	}
 	c.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/cenkalti/backoff/v4"
 )
 
@@ -125,7 +126,10 @@ func (r *agentRun) run() string {
 func (r *agentRun) pollOnce() (gateway.Poll, error) {
 	ctx, cancel := context.WithTimeout(r.work, r.p.cfg.PollTimeout)
 	defer cancel()
-	return r.p.gw.PollEvent(ctx, r.st.agent, r.st.guid)
+	start := time.Now()
+	poll, err := r.p.gw.PollEvent(ctx, r.st.agent, r.st.guid)
+	r.p.cfg.Metrics.GatewayRequest(metrics.OpPoll, time.Since(start), err)
+	return poll, err
 }
 
 // onPoll handles a successful poll: store a rotated GUID, then republish

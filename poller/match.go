@@ -209,11 +209,16 @@ func (c *confirmer) sweep(now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	waiting := 0
 	for _, pc := range c.pending {
 		if pc.out == nil && now.After(pc.p.Deadline) && (owned[pc.p.AgentID] || now.After(pc.p.Deadline.Add(2*c.grace))) {
 			c.decide(pc, newConfirmation(pc.p, now))
 		}
+		if pc.out == nil {
+			waiting++
+		}
 	}
+	c.m.SetPending(waiting)
 	for a, t := range c.agents {
 		t.prune(now, c.grace)
 		if len(t.pending) == 0 && len(t.calls) == 0 && len(t.releases) == 0 {

@@ -55,6 +55,7 @@ func (p *Poller) schedule(ctx, work context.Context, g *errgroup.Group) {
 func (p *Poller) reconcile(ctx, work context.Context, g *errgroup.Group) {
 	live := p.mem.live(time.Now())
 	p.logMembers(live)
+	p.observeOwned()
 	want := make(map[int]bool)
 	for _, a := range p.reg.registered() {
 		if owner(a, live) == p.cfg.Instance {

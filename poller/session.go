@@ -115,6 +115,7 @@ func (p *Poller) storeRotation(ctx context.Context, st *agentState, guid string)
 	st.use(guid)
 	st.pending, st.rev = false, w.rev
 	p.reg.set(st.agent, regEntry{guid: guid, rev: w.rev, usable: true})
+	p.cfg.Metrics.GUIDRotated()
 	p.log.Debug().Int(keyAgentID, st.agent).Msg("session guid rotated")
 	p.publishSessionEvent(ctx, events.SessionEvent{AgentID: st.agent, Kind: events.SessionRotated}, w.rev)
 	return ""

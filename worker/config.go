@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/rs/zerolog"
 )
 
@@ -62,6 +63,9 @@ type Config struct {
 	Instance string
 	// Logger receives one line per disposed message. Default: no logging.
 	Logger zerolog.Logger
+	// Metrics receives the worker's measurements (commands by outcome,
+	// gateway requests, latencies, AckWait margin). Default nil: none.
+	Metrics *metrics.Metrics
 }
 
 func (c Config) withDefaults() Config {

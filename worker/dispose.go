@@ -51,6 +51,7 @@ func (w *Worker) dispose(j *job, out outcome) {
 	default:
 		err = j.msg.NakWithDelay(out.retry)
 	}
+	w.observeOutcome(out, err)
 	w.logOutcome(j, out, err)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/cenkalti/backoff/v4"
 )
 
@@ -49,7 +50,9 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 		j.attempts++
 		err := w.gw.Disconnect(rctx, agent, j.cmd.Number, guid)
 		rcancel()
-		j.gatewayTime += time.Since(start)
+		took := time.Since(start)
+		j.gatewayTime += took
+		w.cfg.Metrics.GatewayRequest(metrics.OpDisconnect, took, err)
 		last = err
 		switch gateway.Classify(err) {
 		case gateway.ClassSuccess, gateway.ClassAlreadyDone:

@@ -66,6 +66,7 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 	if err := w.record(ctx, out, raw.Data, events.ReplayMsgIDSuffix(raw.Header.Get(events.HeaderReplayOf))); err != nil {
 		return err
 	}
+	w.observeOutcome(out, nil)
 	w.logOutcome(j, out, nil)
 	return nil
 }

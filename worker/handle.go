@@ -49,6 +49,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 			w.releases.Go(l.release)
 		}
 	}()
+	defer w.observeDelivery(time.Now()) // runs before the lease release: it measures up to the ack
 	stop := w.keepalive(j)
 	out := func() (out outcome) {
 		defer func() {

@@ -164,10 +164,11 @@ func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 var stderr io.Writer = os.Stderr
 
 // serveRole runs one long-running role: it builds the gateway client,
-// connects to NATS, serves the health endpoint, provisions the shared
-// streams and buckets and the role's own (provision), then runs the role
-// until ctx ends. On the way out it drains the NATS connection.
-func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf *healthFlags, gcfg gateway.Config,
+// connects to NATS, serves the health and metrics endpoint (obs),
+// provisions the shared streams and buckets and the role's own
+// (provision), then runs the role until ctx ends. On the way out it drains
+// the NATS connection.
+func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf *healthFlags, obs *observability, gcfg gateway.Config,
 	provision func(context.Context, jetstream.JetStream, worker.Topology) error,
 	run func(context.Context, jetstream.JetStream, *gateway.Client) error) error {
 	gw, err := gateway.New(gcfg)
@@ -180,7 +181,7 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 		return err
 	}
 	defer drain(nc, 5*time.Second)
-	stopHealth, err := hf.start(ctx, nc)
+	stopHealth, err := hf.startObserved(ctx, obs, nc, js)
 	if err != nil {
 		return err
 	}

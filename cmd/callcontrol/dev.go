@@ -60,7 +60,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	obs, err := newObservability(devStreams, 2*gateway.DefaultPollTimeout)
+	if err != nil {
+		return err
+	}
 	wcfg.Logger, pcfg.Logger, pcfg.PollTimeout = log, log, gateway.DefaultPollTimeout
+	wcfg.Metrics, pcfg.Metrics = obs.metrics, obs.metrics
 	if err := wcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
@@ -79,7 +84,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer drain(nc, 5*time.Second)
-	stopHealth, err := hf.start(ctx, nc)
+	stopHealth, err := hf.startObserved(ctx, obs, nc, js)
 	if err != nil {
 		return err
 	}

@@ -6,42 +6,80 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// healthFlags is the optional health endpoint of the long-running roles.
+// healthFlags is the optional health and metrics endpoint of the
+// long-running roles.
 type healthFlags struct{ listen string }
 
 func (h *healthFlags) register(s *settings) {
-	s.fs.StringVar(&h.listen, "health-listen", "", `address of the health endpoint (GET /healthz, GET /readyz), e.g. ":8080"; "" = off`)
+	s.fs.StringVar(&h.listen, "health-listen", "", `address of the health and metrics endpoint (GET /healthz, /readyz, /metrics), e.g. ":8080"; "" = off`)
 }
 
-// healthHandler answers GET /healthz with 200 while the process runs and
-// GET /readyz with 200 while nc is connected to NATS, 503 otherwise.
-func healthHandler(nc *nats.Conn) http.Handler {
+// readiness is what GET /readyz checks, in order: the NATS connection,
+// then (when connected) the streams, then the gateway.
+type readiness struct {
+	nc *nats.Conn
+	// streams reports whether the role's streams are reachable (cached, so
+	// a probe is cheap); nil: not checked.
+	streams func(context.Context) error
+	// gateway reports whether the gateway answered recently enough; nil:
+	// not checked.
+	gateway func(now time.Time) error
+}
+
+// problems returns one line per failed check, or nothing when ready.
+func (r readiness) problems(ctx context.Context) []string {
+	if !r.nc.IsConnected() {
+		return []string{"nats: " + r.nc.Status().String()}
+	}
+	var out []string
+	if r.streams != nil {
+		if err := r.streams(ctx); err != nil {
+			out = append(out, "streams: "+err.Error())
+		}
+	}
+	if r.gateway != nil {
+		if err := r.gateway(time.Now()); err != nil {
+			out = append(out, "gateway: "+err.Error())
+		}
+	}
+	return out
+}
+
+// healthHandler answers GET /healthz with 200 while the process runs,
+// GET /readyz with 200 while every check of r passes (503 and one line per
+// failed check otherwise), and GET /metrics with the metrics of g.
+func healthHandler(r readiness, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !nc.IsConnected() {
+		if p := r.problems(req.Context()); len(p) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "nats: "+nc.Status().String())
+			fmt.Fprintln(w, strings.Join(p, "\n"))
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	return mux
 }
 
-// startHealth serves the health endpoint on listen (nothing when listen is
-// "") until ctx ends or the returned stop is called; stop waits for the
+// start serves the health endpoint on listen (nothing when listen is "")
+// until ctx ends or the returned stop is called; stop waits for the
 // server to end. A listen error is returned at once.
-func (h *healthFlags) start(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
+func (h *healthFlags) start(ctx context.Context, r readiness, g prometheus.Gatherer) (stop func(), err error) {
 	if h.listen == "" {
 		return func() {}, nil
 	}
@@ -49,12 +87,12 @@ func (h *healthFlags) start(ctx context.Context, nc *nats.Conn) (stop func(), er
 	if err != nil {
 		return nil, fmt.Errorf("--health-listen (CALLCONTROL_HEALTH_LISTEN): %w", err)
 	}
-	return serveHealth(ctx, ln, nc), nil
+	return serveHealth(ctx, ln, r, g), nil
 }
 
-// serveHealth serves healthHandler(nc) on ln until ctx ends or stop is called.
-func serveHealth(ctx context.Context, ln net.Listener, nc *nats.Conn) (stop func()) {
-	srv := &http.Server{Handler: healthHandler(nc), ReadHeaderTimeout: 5 * time.Second}
+// serveHealth serves healthHandler(r, g) on ln until ctx ends or stop is called.
+func serveHealth(ctx context.Context, ln net.Listener, r readiness, g prometheus.Gatherer) (stop func()) {
+	srv := &http.Server{Handler: healthHandler(r, g), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -73,4 +111,14 @@ func serveHealth(ctx context.Context, ln net.Listener, nc *nats.Conn) (stop func
 		shutdown()
 		<-done
 	}
+}
+
+// startObserved binds obs to the process's NATS connection and serves
+// the health endpoint (see start).
+func (h *healthFlags) startObserved(ctx context.Context, obs *observability, nc *nats.Conn, js jetstream.JetStream) (stop func(), err error) {
+	r, err := obs.bind(nc, js)
+	if err != nil {
+		return nil, err
+	}
+	return h.start(ctx, r, obs.reg)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // /healthz answers 200 while the process runs; /readyz 200 while the NATS
@@ -36,7 +37,7 @@ func TestHealthEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := serveHealth(ctx, ln, nc)
+	stop := serveHealth(ctx, ln, readiness{nc: nc}, prometheus.NewRegistry())
 	t.Cleanup(func() { cancel(); stop() })
 	base := "http://" + ln.Addr().String()
 	get := func(path string) (int, string) {
@@ -82,11 +83,11 @@ func TestHealthListenSetting(t *testing.T) {
 	}
 	defer ln.Close()
 	h := healthFlags{listen: ln.Addr().String()}
-	if _, err := h.start(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "CALLCONTROL_HEALTH_LISTEN") {
+	if _, err := h.start(context.Background(), readiness{}, nil); err == nil || !strings.Contains(err.Error(), "CALLCONTROL_HEALTH_LISTEN") {
 		t.Fatalf("start on a busy address: %v, want an error naming CALLCONTROL_HEALTH_LISTEN", err)
 	}
 	off := healthFlags{}
-	stop, err := off.start(context.Background(), nil)
+	stop, err := off.start(context.Background(), readiness{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,11 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pcfg.Logger, pcfg.PollTimeout = log, gcfg.PollTimeout
+	obs, err := newObservability(pollerStreams, 2*gcfg.PollTimeout)
+	if err != nil {
+		return err
+	}
+	pcfg.Logger, pcfg.PollTimeout, pcfg.Metrics = log, gcfg.PollTimeout, obs.metrics
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
@@ -55,7 +59,7 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 		topo.PollLeaseTTL = pcfg.LeaseTTL
 		return worker.ProvisionPoller(ctx, js, topo)
 	}
-	return serveRole(ctx, "poller", s, &nf, &hf, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+	return serveRole(ctx, "poller", s, &nf, &hf, obs, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
 		p, err := poller.New(pcfg, js, gw)
 		if err != nil {
 			return s.explain(err)

@@ -34,7 +34,11 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	wcfg.Logger = log
+	obs, err := newObservability(workerStreams, 2*gateway.DefaultPollTimeout)
+	if err != nil {
+		return err
+	}
+	wcfg.Logger, wcfg.Metrics = log, obs.metrics
 	gcfg.MaxConns = wcfg.Concurrency
 	if err := wcfg.Validate(); err != nil {
 		return s.explain(err)
@@ -45,7 +49,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	provision := func(ctx context.Context, js jetstream.JetStream, topo worker.Topology) error {
 		return worker.ProvisionWorker(ctx, js, topo, wcfg)
 	}
-	return serveRole(ctx, "worker", s, &nf, &hf, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+	return serveRole(ctx, "worker", s, &nf, &hf, obs, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
 		w, err := worker.New(wcfg, js, gw)
 		if err != nil {
 			return s.explain(err)

@@ -1,0 +1,134 @@
+package worker
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// The worker counts each command once by status and retcode, observes the
+// gateway requests, the acceptance latency and the AckWait margin, and
+// puts no number, GUID or command ID in a label.
+func TestWorkerMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Metrics = m
+	b := setup(t, cfg, gatewaysim.Config{})
+	guids := b.signIn([]int{1101}, customer)
+	b.signIn([]int{1102}, nil) // signed in, no call: 200-023
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "m-accepted", AgentID: 1101, Number: customer(1101), TTL: time.Minute})
+	b.publish(events.DisconnectCommand{CommandID: "m-failed", AgentID: 1102, Number: customer(1102), TTL: time.Minute})
+	b.publishRaw([]byte(`{"command_id":"m-rejected","agent_id":42,"number":"1"}`), "m-rejected")
+	b.waitResults(3, 20*time.Second)
+
+	want := []struct {
+		name   string
+		labels map[string]string
+		value  float64
+	}{
+		{"callcontrol_commands_total", map[string]string{"status": "accepted", "retcode": "0"}, 1},
+		{"callcontrol_commands_total", map[string]string{"status": "failed", "retcode": "200-023"}, 1},
+		{"callcontrol_commands_total", map[string]string{"status": "rejected", "retcode": ""}, 1},
+		{"callcontrol_gateway_requests_total", map[string]string{"op": "disconnect", "class": "success"}, 1},
+		{"callcontrol_gateway_requests_total", map[string]string{"op": "disconnect", "class": "already_done"}, 1},
+		{"callcontrol_gateway_request_duration_seconds", map[string]string{"op": "disconnect"}, 2},
+		{"callcontrol_accept_latency_seconds", nil, 1},
+		{"callcontrol_ack_wait_margin_seconds", nil, 3},
+	}
+	for _, w := range want {
+		waitFor(t, 5*time.Second, w.name, func() bool { return sample(t, reg, w.name, w.labels) == w.value })
+	}
+
+	// A redelivered command whose result is stored is not counted again.
+	b.publishRaw([]byte(`{"command_id":"m-accepted","agent_id":1101,"number":"`+customer(1101)+`"}`), "")
+	waitFor(t, 5*time.Second, "the replayed delivery", func() bool {
+		return sample(t, reg, "callcontrol_ack_wait_margin_seconds", nil) == 4
+	})
+	if v := sample(t, reg, "callcontrol_commands_total", map[string]string{"status": "accepted", "retcode": "0"}); v != 1 {
+		t.Fatalf("accepted after a replay = %v, want 1", v)
+	}
+
+	secrets := append([]string{customer(1101), customer(1102), "m-accepted", "m-failed"}, guids[1101])
+	for _, l := range labelValues(t, reg) {
+		for _, s := range secrets {
+			if strings.Contains(l, s) {
+				t.Errorf("label value %q holds %q", l, s)
+			}
+		}
+	}
+}
+
+// sample returns the value of the series of name whose labels include
+// labels: a counter's or gauge's value, a histogram's sample count; the
+// sum over matching series; 0 if none.
+func sample(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if !hasLabels(m, labels) {
+				continue
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+func hasLabels(m *dto.Metric, labels map[string]string) bool {
+	for k, v := range labels {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == k && lp.GetValue() == v {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// labelValues returns every label value of every series in g.
+func labelValues(t testing.TB, g prometheus.Gatherer) []string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				out = append(out, lp.GetValue())
+			}
+		}
+	}
+	return out
+}
