@@ -47,6 +47,7 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	nf.log = &log // WARN lines about risky settings, in the role's log format
 	pcfg.Logger, pcfg.PollTimeout = log, gcfg.PollTimeout
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
