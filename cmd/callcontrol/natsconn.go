@@ -82,7 +82,7 @@ func (n *natsFlags) connect(name string) (*nats.Conn, jetstream.JetStream, error
 	opts = append(opts, nats.Name("callcontrol-"+name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	nc, err := nats.Connect(n.url, opts...)
 	if err != nil {
-		msg := fmt.Sprintf("connect to NATS %s (%s): %v", redactURLs(n.url), n.method(), err)
+		msg := fmt.Sprintf("connect to NATS %s (%s): %v%s", redactURLs(n.url), n.method(), err, tlsHint(err))
 		return nil, nil, fmt.Errorf("%s", n.redact(msg))
 	}
 	js, err := jetstream.New(nc)
@@ -238,6 +238,20 @@ func (n *natsFlags) method() string {
 		return "user info in " + flagRef("nats-url") + tlsOn
 	}
 	return "no authentication" + tlsOn
+}
+
+// tlsHint names the setting that fixes a common TLS failure, "" for others.
+func tlsHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "certificate required"):
+		return fmt.Sprintf(" (the server requires a client certificate: set %s and %s)", flagRef("nats-cert"), flagRef("nats-key"))
+	case strings.Contains(msg, "IP SANs") || strings.Contains(msg, "certificate is valid for"):
+		return fmt.Sprintf(" (set %s to a name in the server's certificate)", flagRef("nats-tls-server-name"))
+	case strings.Contains(msg, "unknown authority"):
+		return fmt.Sprintf(" (set %s to the CA that signed the server's certificate)", flagRef("nats-ca"))
+	}
+	return ""
 }
 
 // redact masks the secrets of n (passwords and tokens, whether given as
