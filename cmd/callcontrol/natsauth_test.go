@@ -188,6 +188,9 @@ func exerciseRoles(t *testing.T, url string, auth []string) *lockedBuffer {
 	if out := mustRun(as("register", "--agent", "102", "--guid", "guid-102.AgentGateway1")...); !strings.Contains(out, "agent 102 registered") {
 		t.Fatalf("register: %s", out)
 	}
+	if !strings.Contains(logs.String(), `"setting":"--guid"`) {
+		t.Fatalf("register --guid on the command line logged no WARN:\n%s", logs.String())
+	}
 	if out := mustRun(as("signout", "--agent", "102")...); !strings.Contains(out, "agent 102 signed out") {
 		t.Fatalf("signout: %s", out)
 	}

@@ -60,7 +60,7 @@ func TestNATSSettingsConflicts(t *testing.T) {
 	stderr = io.Discard
 	t.Cleanup(func() { stderr = os.Stderr })
 	for _, c := range cases {
-		t.Run(strings.Join(c.flags, " "), func(t *testing.T) {
+		t.Run(c.want, func(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
@@ -88,20 +88,21 @@ func TestNATSSecretsMasked(t *testing.T) {
 	const secret = "S3cret-Value-9911"
 	pwFile := writeFile(t, t.TempDir(), "pw", []byte(secret+"\n"))
 	cases := []struct {
+		name     string
 		args     []string
 		env      map[string]string
 		warnFlag string // named by a WARN line, "" for none
 	}{
-		{[]string{"--nats-user", "u", "--nats-password", secret}, nil, "--nats-password"},
-		{[]string{"--nats-user", "u"}, map[string]string{"CALLCONTROL_NATS_PASSWORD": secret}, ""},
-		{[]string{"--nats-user", "u", "--nats-password-file", pwFile}, nil, ""},
-		{[]string{"--nats-token", secret}, nil, "--nats-token"},
-		{[]string{"--nats-token-file", pwFile}, nil, ""},
-		{[]string{"--nats-url", "nats://u:" + secret + "@127.0.0.1:1"}, nil, "--nats-url"},
-		{nil, map[string]string{"CALLCONTROL_NATS_URL": "nats://" + secret + "@127.0.0.1:1"}, ""},
+		{"password flag", []string{"--nats-user", "u", "--nats-password", secret}, nil, "--nats-password"},
+		{"password variable", []string{"--nats-user", "u"}, map[string]string{"CALLCONTROL_NATS_PASSWORD": secret}, ""},
+		{"password file", []string{"--nats-user", "u", "--nats-password-file", pwFile}, nil, ""},
+		{"token flag", []string{"--nats-token", secret}, nil, "--nats-token"},
+		{"token file", []string{"--nats-token-file", pwFile}, nil, ""},
+		{"password in URL flag", []string{"--nats-url", "nats://u:" + secret + "@127.0.0.1:1"}, nil, "--nats-url"},
+		{"token in URL variable", nil, map[string]string{"CALLCONTROL_NATS_URL": "nats://" + secret + "@127.0.0.1:1"}, ""},
 	}
 	for _, c := range cases {
-		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			var logs lockedBuffer
 			stderr = &logs
 			t.Cleanup(func() { stderr = os.Stderr })
