@@ -46,7 +46,7 @@ func provisionRole(ctx context.Context, js jetstream.JetStream, topo worker.Topo
 			err = role(actx)
 		}
 		acancel()
-		if err == nil || ctx.Err() != nil || !unanswered(err) {
+		if err == nil || ctx.Err() != nil || !(unanswered(err) || serverFault(err)) {
 			return err
 		}
 		select {
@@ -62,6 +62,17 @@ func unanswered(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// serverFault tells whether err is a JetStream API error the server
+// reports as its own fault (HTTP-like code 5xx, e.g. "error creating store
+// for stream"), not a refusal of the request. Seen when replicas create
+// streams at once in an account whose JetStream was just enabled (a JWT
+// account's first use): the store directory is set up under the concurrent
+// creates. Provisioning is idempotent, so another attempt is safe.
+func serverFault(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code >= 500
 }
 
 // workerPositive lists the worker flags that must be above zero.

@@ -80,7 +80,7 @@ func TestNATSAuthModes(t *testing.T) {
 			configure: pki.mutualTLS(t),
 			flags:     []string{"--nats-ca", pki.ca, "--nats-cert", pki.clientCert, "--nats-key", pki.clientKey, "--nats-tls-server-name", "nats.test"},
 			wrong: []wrongCredential{
-				{[]string{"--nats-ca", pki.ca, "--nats-tls-server-name", "nats.test"}, "certificate required (the server requires a client certificate: set --nats-cert"},
+				{[]string{"--nats-ca", pki.ca, "--nats-tls-server-name", "nats.test"}, "set --nats-cert (CALLCONTROL_NATS_CERT) and --nats-key (CALLCONTROL_NATS_KEY)"},
 				{[]string{"--nats-ca", pki.ca, "--nats-cert", pki.clientCert, "--nats-key", pki.clientKey}, "set --nats-tls-server-name (CALLCONTROL_NATS_TLS_SERVER_NAME)"},
 				{[]string{"--nats-cert", pki.clientCert, "--nats-key", pki.clientKey, "--nats-tls-server-name", "nats.test"}, "certificate signed by unknown authority (set --nats-ca"},
 			},

@@ -75,7 +75,7 @@ func (n *natsFlags) connect(name string) (*nats.Conn, jetstream.JetStream, error
 	opts = append(opts, nats.Name("callcontrol-"+name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	nc, err := nats.Connect(n.url, opts...)
 	if err != nil {
-		msg := fmt.Sprintf("connect to NATS %s (%s): %v%s", redactURLs(n.url), n.method(), err, tlsHint(err))
+		msg := fmt.Sprintf("connect to NATS %s (%s): %v%s", redactURLs(n.url), n.method(), err, n.tlsHint(err))
 		return nil, nil, fmt.Errorf("%s", n.redact(msg))
 	}
 	js, err := jetstream.New(nc)
@@ -134,15 +134,19 @@ func (n *natsFlags) options() ([]nats.Option, error) {
 }
 
 // tlsHint names the setting that fixes a common TLS failure, "" for others.
-func tlsHint(err error) string {
+// A server that requires a client certificate either says so or, with
+// TLS 1.3, may just close the connection after the handshake.
+func (n *natsFlags) tlsHint(err error) string {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "certificate required"):
-		return fmt.Sprintf(" (the server requires a client certificate: set %s and %s)", flagRef("nats-cert"), flagRef("nats-key"))
 	case strings.Contains(msg, "IP SANs") || strings.Contains(msg, "certificate is valid for"):
 		return fmt.Sprintf(" (set %s to a name in the server's certificate)", flagRef("nats-tls-server-name"))
 	case strings.Contains(msg, "unknown authority"):
 		return fmt.Sprintf(" (set %s to the CA that signed the server's certificate)", flagRef("nats-ca"))
+	case strings.Contains(msg, "certificate required"):
+		return fmt.Sprintf(" (the server requires a client certificate: set %s and %s)", flagRef("nats-cert"), flagRef("nats-key"))
+	case n.cert == "" && strings.Contains(msg, "tls") && strings.Contains(msg, "closed by remote"):
+		return fmt.Sprintf(" (does the server require a client certificate? set %s and %s)", flagRef("nats-cert"), flagRef("nats-key"))
 	}
 	return ""
 }
