@@ -86,9 +86,13 @@ func riskySettings(s *settings) []risk {
 	s.fs.Visit(func(f *flag.Flag) { // only flags given on the command line
 		switch {
 		case s.secrets[f.Name] && f.Value.String() != "":
-			out = append(out, risk{"--" + f.Name, fmt.Sprintf("--%s on the command line is visible in the process list; use %s or a file", f.Name, envName(f.Name))})
-		case f.Name == "nats-url" && strings.Contains(redactURLs(f.Value.String()), ":***@"):
-			out = append(out, risk{"--nats-url", "--nats-url on the command line holds a password, visible in the process list; use CALLCONTROL_NATS_URL or --nats-user with --nats-password-file"})
+			instead := envName(f.Name)
+			if s.fs.Lookup(f.Name+"-file") != nil {
+				instead += " or --" + f.Name + "-file"
+			}
+			out = append(out, risk{"--" + f.Name, fmt.Sprintf("--%s on the command line is visible in the process list; use %s", f.Name, instead)})
+		case f.Name == "nats-url" && strings.Contains(redactURLs(f.Value.String()), "***@"):
+			out = append(out, risk{"--nats-url", "--nats-url on the command line holds a password or token, visible in the process list; use CALLCONTROL_NATS_URL, or --nats-user with --nats-password-file"})
 		}
 	})
 	return out
