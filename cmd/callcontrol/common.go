@@ -15,42 +15,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// natsFlags are the connection settings every role shares.
-type natsFlags struct {
-	url, creds, ca string
-	replicas       int
-}
-
-func (n *natsFlags) register(s *settings, defURL string) {
-	s.fs.StringVar(&n.url, "nats-url", defURL, "NATS server URL(s), comma separated")
-	s.fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials (.creds) file")
-	s.fs.StringVar(&n.ca, "nats-ca", "", "PEM file of the CA that signed the NATS servers' certificates")
-	s.fs.IntVar(&n.replicas, "replicas", 1, "replicas of streams and buckets created at start (3 on a cluster)")
-	s.field("Replicas", "replicas")
-}
-
-// connect dials NATS and returns the connection and its JetStream context.
-// It keeps reconnecting forever: a worker outlives a NATS node restart.
-func (n *natsFlags) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name("callcontrol-" + name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
-	if n.creds != "" {
-		opts = append(opts, nats.UserCredentials(n.creds))
-	}
-	if n.ca != "" {
-		opts = append(opts, nats.RootCAs(n.ca))
-	}
-	nc, err := nats.Connect(n.url, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS (--nats-url): %w", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
-}
-
 // drain flushes and closes nc, waiting at most d.
 func drain(nc *nats.Conn, d time.Duration) {
 	closed := make(chan struct{})
@@ -82,7 +46,7 @@ func provisionRole(ctx context.Context, js jetstream.JetStream, topo worker.Topo
 			err = role(actx)
 		}
 		acancel()
-		if err == nil || ctx.Err() != nil || !unanswered(err) {
+		if err == nil || ctx.Err() != nil || !(unanswered(err) || serverFault(err)) {
 			return err
 		}
 		select {
@@ -98,6 +62,17 @@ func unanswered(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// serverFault tells whether err is a JetStream API error the server
+// reports as its own fault (HTTP-like code 5xx, e.g. "error creating store
+// for stream"), not a refusal of the request. Seen when replicas create
+// streams at once in an account whose JetStream was just enabled (a JWT
+// account's first use): the store directory is set up under the concurrent
+// creates. Provisioning is idempotent, so another attempt is safe.
+func serverFault(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code >= 500
 }
 
 // workerPositive lists the worker flags that must be above zero.
@@ -127,9 +102,11 @@ func gatewayFlags(s *settings, c *gateway.Config) {
 	fs.StringVar(&c.CAFile, "gateway-ca", "", "PEM file of the CA that signed the gateway's certificate")
 	fs.StringVar(&c.CertFile, "gateway-cert", "", "client certificate (PEM) for mutual TLS")
 	fs.StringVar(&c.KeyFile, "gateway-key", "", "client key (PEM) for mutual TLS")
+	fs.BoolVar(&c.InsecureSkipVerify, "gateway-insecure-skip-verify", false,
+		"DANGEROUS: do not verify the gateway's TLS certificate (logged as a WARN at start); use --gateway-ca instead")
 	fs.DurationVar(&c.RequestTimeout, "gateway-timeout", 5*time.Second, "timeout of one gateway request")
 	for f, n := range map[string]string{"BaseURL": "gateway-url", "CAFile": "gateway-ca", "CertFile": "gateway-cert",
-		"KeyFile": "gateway-key", "RequestTimeout": "gateway-timeout"} {
+		"KeyFile": "gateway-key", "RequestTimeout": "gateway-timeout", "InsecureSkipVerify": "gateway-insecure-skip-verify"} {
 		s.field(f, n)
 	}
 }

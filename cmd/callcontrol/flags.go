@@ -16,12 +16,14 @@ import (
 type settings struct {
 	fs     *flag.FlagSet
 	fields map[string]string // config field name -> flag name
+	// secrets are the flags whose values are never shown (see redact).
+	secrets map[string]bool
 }
 
 func newSettings(name string, out io.Writer) *settings {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &settings{fs: fs, fields: map[string]string{}}
+	return &settings{fs: fs, fields: map[string]string{}, secrets: map[string]bool{}}
 }
 
 // envName is the environment variable of flag name.
@@ -31,6 +33,24 @@ func envName(name string) string {
 
 // field records that the flag called name sets the config field field.
 func (s *settings) field(field, name string) { s.fields[field] = name }
+
+// secret marks the named flags as secrets: errors and explain show "***"
+// instead of their values.
+func (s *settings) secret(names ...string) {
+	for _, n := range names {
+		s.secrets[n] = true
+	}
+}
+
+// redact replaces the value of every secret flag in msg by "***".
+func (s *settings) redact(msg string) string {
+	for name := range s.secrets {
+		if f := s.fs.Lookup(name); f != nil && f.Value.String() != "" {
+			msg = strings.ReplaceAll(msg, f.Value.String(), "***")
+		}
+	}
+	return msg
+}
 
 // positive fails unless each named numeric flag is above zero: in the
 // configs zero means "default", so an explicit 0 must not slip through.
@@ -50,7 +70,11 @@ func (s *settings) parse(args []string) error {
 	s.fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
 			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: %v", envName(f.Name), v, err))
+				shown := fmt.Sprintf("%q", v)
+				if s.secrets[f.Name] {
+					shown = "***"
+				}
+				errs = append(errs, fmt.Sprintf("%s=%s: %v", envName(f.Name), shown, err))
 			}
 		}
 	})
@@ -82,5 +106,5 @@ func (s *settings) explain(err error) error {
 		name := s.fields[field]
 		msg = strings.ReplaceAll(msg, " "+field+":", fmt.Sprintf(" --%s (%s):", name, envName(name)))
 	}
-	return fmt.Errorf("invalid configuration: %s", msg)
+	return fmt.Errorf("invalid configuration: %s", s.redact(msg))
 }

@@ -51,6 +51,7 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	nf.log = &log // WARN lines about risky settings, in the role's log format
 	pcfg.Logger, pcfg.PollTimeout, pcfg.Metrics = log, gcfg.PollTimeout, obs.metrics
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)

@@ -120,6 +120,7 @@ func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
 	gatewayFlags(s, &f.gcfg)
 	s.fs.StringVar(&req.Password, "password", "", "the agent's password (prefer CALLCONTROL_PASSWORD)")
 	s.fs.StringVar(&req.PhoneNum, "phonenum", "", "soft-phone or phone number bound to the agent")
+	s.secret("password")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -152,6 +153,7 @@ func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
 	)
 	f.register(s)
 	s.fs.StringVar(&guid, "guid", "", "the agent's GUID (prefer CALLCONTROL_GUID: a secret)")
+	s.secret("guid")
 	if err := s.parse(args); err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	nf.log = &log // WARN lines about risky settings, in the role's log format
 	wcfg.Logger, wcfg.Metrics = log, obs.metrics
 	gcfg.MaxConns = wcfg.Concurrency
 	if err := wcfg.Validate(); err != nil {
