@@ -38,6 +38,10 @@ type Pending struct {
 	// Deadline: without a matching release by then, the command is
 	// reported unconfirmed.
 	Deadline time.Time `json:"deadline"`
+	// Traceparent is the W3C trace context of the worker's handling of the
+	// command (absent when the command carried none and no tracer records
+	// spans), so that the confirmation is published in the same trace.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // ConfirmationStatus is the outcome of waiting for a release event.

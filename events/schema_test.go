@@ -158,6 +158,7 @@ func fullPending() Pending {
 	return Pending{
 		CommandID: "c-1", AgentID: 101, Number: "13800001234", CorrelationID: "case-1",
 		IssuedAt: schemaT0, AcceptedAt: schemaT0.Add(time.Second), Deadline: schemaT0.Add(16 * time.Second),
+		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 	}
 }
 

@@ -78,6 +78,12 @@ const (
 	// ([ReplayMsgIDSuffix]), so they are not de-duplicated against the
 	// first run's.
 	HeaderReplayOf = "Callcontrol-Replay-Of"
+	// HeaderTraceparent and HeaderTracestate carry W3C trace context
+	// (https://www.w3.org/TR/trace-context/), lower case as in the spec. A
+	// command may carry them; its result, dead letter and confirmation then
+	// carry the same trace ID. A malformed value is ignored.
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
 )
 
 // ReplayMsgIDSuffix returns what is appended to the Nats-Msg-Id of the

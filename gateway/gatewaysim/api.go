@@ -127,7 +127,7 @@ func (s *Sim) handleSignOut(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 	idText, number := r.PathValue("agentid"), r.PathValue("number")
 	id, okID := parseAgentID(idText)
-	idx := s.recordArrival(idText, number)
+	idx := s.recordArrival(idText, number, r.Header.Get("traceparent"))
 	rep := reply{retcode: rcBadParam}
 	if okID && validNumber(number) {
 		guid := r.Header.Get("Guid")

@@ -17,15 +17,18 @@ type Disconnect struct {
 	RetCode  string `json:"retcode"`
 	Executed bool   `json:"executed"` // a party was released
 	Fault    Fault  `json:"fault,omitempty"`
+	// Traceparent is the request's W3C traceparent header, as sent ("" when
+	// none), so tests can follow a command's trace to the gateway.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // recordArrival appends a record for a disconnect request and returns its
 // index, so records stay in arrival order.
-func (s *Sim) recordArrival(agentID, number string) int {
+func (s *Sim) recordArrival(agentID, number, traceparent string) int {
 	id, _ := strconv.Atoi(agentID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.records = append(s.records, Disconnect{AgentID: id, Number: number, At: s.now()})
+	s.records = append(s.records, Disconnect{AgentID: id, Number: number, At: s.now(), Traceparent: traceparent})
 	return len(s.records) - 1
 }
 
