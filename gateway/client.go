@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // resourcePath is the root of every gateway resource, below BaseURL.
@@ -149,6 +151,9 @@ func (c *Client) newRequest(ctx context.Context, r call) (*http.Request, error) 
 	if r.guid != "" {
 		req.Header.Set("Guid", r.guid)
 	}
+	// W3C trace context of ctx, when it has one (the worker's request span):
+	// harmless to the gateway, useful to anything tracing in between.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	return req, nil
 }
 

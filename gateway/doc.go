@@ -8,6 +8,9 @@
 // retry: every failure is returned as an [*Error], and [Classify] tells the
 // caller whether to retry, refresh the session, or give up.
 //
+// Every request carries the W3C trace context of its ctx (a traceparent
+// header) when ctx has a valid span context; otherwise none.
+//
 // Error strings are safe to log: they never contain the GUID, the request
 // URL or the phone number of a disconnect.
 package gateway

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config of a [Poller]. The zero value of each field takes the default
@@ -59,6 +60,12 @@ type Config struct {
 	// Metrics receives the poller's measurements (polls, GUID rotations,
 	// agents owned, pending and published confirmations). Default nil: none.
 	Metrics *metrics.Metrics
+
+	// TracerProvider records a "confirm" span per published confirmation,
+	// a child of the trace context in the worker's pending record. Default
+	// nil: the global provider, a no-op unless the process installed one;
+	// the confirmation then carries the pending record's traceparent as it is.
+	TracerProvider trace.TracerProvider
 }
 
 // noPollSignOut is how long the gateway lets an agent go unpolled before

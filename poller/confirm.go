@@ -12,10 +12,14 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/metrics"
+	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -61,6 +65,7 @@ type confirmer struct {
 	kick  chan struct{} // capacity 1: "the outbox has work"
 	kv    jetstream.KeyValue
 	m     *metrics.Metrics // nil: no metrics
+	tr    trace.Tracer
 
 	mu      sync.Mutex
 	pending map[string]*pendingCmd // by PendingKey, every agent
@@ -87,6 +92,7 @@ func newConfirmer(cfg Config, js jetstream.JetStream, log zerolog.Logger, owns f
 	}
 	return &confirmer{
 		grace: grace, js: js, log: log, owns: owns, kick: make(chan struct{}, 1), m: cfg.Metrics,
+		tr:      tracing.Tracer(cfg.TracerProvider),
 		pending: make(map[string]*pendingCmd), agents: make(map[int]*agentTrack),
 	}
 }
@@ -151,7 +157,7 @@ func (c *confirmer) settle(ctx context.Context, pc *pendingCmd) {
 	out, published := pc.out, pc.published
 	c.mu.Unlock()
 	if !published {
-		dup, err := c.publish(ctx, out)
+		dup, err := c.publish(ctx, out, pc.p.Traceparent)
 		if err != nil {
 			c.requeue(pc, false)
 			return
@@ -200,12 +206,17 @@ func (c *confirmer) requeue(pc *pendingCmd, done bool) {
 }
 
 // publish stores out with its Msg-Id, reporting whether the stream already
-// held a confirmation of that command.
-func (c *confirmer) publish(ctx context.Context, out *events.Confirmation) (bool, error) {
+// held a confirmation of that command. It carries the trace context of the
+// command (traceparent, from its pending record), if any.
+func (c *confirmer) publish(ctx context.Context, out *events.Confirmation, traceparent string) (bool, error) {
 	data, err := json.Marshal(out)
 	if err != nil {
 		return false, err
 	}
+	ctx, span := c.tr.Start(tracing.WithTraceparent(ctx, traceparent), "confirm", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("command_id", out.CommandID), attribute.Int("agent_id", out.AgentID),
+			attribute.String("outcome", string(out.Status))))
+	defer span.End()
 	m := nats.NewMsg(events.ConfirmationSubject(out.Status))
 	m.Data = data
 	m.Header.Set(events.HeaderMsgID, events.ConfirmationMsgID(out.CommandID))
@@ -214,6 +225,7 @@ func (c *confirmer) publish(ctx context.Context, out *events.Confirmation) (bool
 	if out.CorrelationID != "" {
 		m.Header.Set(events.HeaderCorrelationID, out.CorrelationID)
 	}
+	tracing.Inject(ctx, m.Header)
 	var dup bool
 	err = c.retry(ctx, func() error {
 		ack, err := c.js.PublishMsg(ctx, m)
@@ -222,6 +234,9 @@ func (c *confirmer) publish(ctx context.Context, out *events.Confirmation) (bool
 		}
 		return err
 	})
+	if err != nil {
+		span.SetStatus(codes.Error, "publish failed")
+	}
 	return dup, err
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config of a [Worker]. The zero value of each field takes the default
@@ -66,6 +67,11 @@ type Config struct {
 	// Metrics receives the worker's measurements (commands by outcome,
 	// gateway requests, latencies, AckWait margin). Default nil: none.
 	Metrics *metrics.Metrics
+	// TracerProvider records the spans of each delivery ("disconnect") and
+	// of each gateway request ("gateway.disconnect"). Default nil: the
+	// global provider, a no-op unless the process installed one. Trace
+	// context is propagated either way (see package tracing).
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {

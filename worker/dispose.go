@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
@@ -35,6 +36,7 @@ const (
 func (w *Worker) dispose(j *job, out outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	ctx = j.traceContext(ctx)
 	if out.res == nil && j.valid && j.meta != nil && j.meta.NumDelivered >= uint64(w.cfg.MaxDeliver) {
 		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": "+errText(out.err), "")
 	}
@@ -52,6 +54,7 @@ func (w *Worker) dispose(j *job, out outcome) {
 		err = j.msg.NakWithDelay(out.retry)
 	}
 	w.observeOutcome(out, err)
+	traceOutcome(j, out, err)
 	w.logOutcome(j, out, err)
 }
 
@@ -104,6 +107,7 @@ func (w *Worker) expectRelease(ctx context.Context, res *events.Result) error {
 	p := events.Pending{
 		CommandID: res.CommandID, AgentID: res.AgentID, Number: res.Number, CorrelationID: res.CorrelationID,
 		IssuedAt: res.IssuedAt, AcceptedAt: res.CompletedAt, Deadline: res.CompletedAt.Add(w.cfg.ConfirmWithin),
+		Traceparent: tracing.Traceparent(ctx),
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -128,6 +132,7 @@ func (w *Worker) publishResult(ctx context.Context, res *events.Result, replay s
 	if res.CorrelationID != "" {
 		m.Header.Set(events.HeaderCorrelationID, res.CorrelationID)
 	}
+	tracing.Inject(ctx, m.Header)
 	_, err = w.js.PublishMsg(ctx, m)
 	return err
 }
@@ -141,6 +146,7 @@ func (w *Worker) deadLetter(ctx context.Context, payload []byte, res *events.Res
 	m.Header.Set(events.HeaderCommandID, res.CommandID)
 	m.Header.Set(events.HeaderStatus, string(res.Status))
 	m.Header.Set(events.HeaderReason, oneLine(res.Reason))
+	tracing.Inject(ctx, m.Header)
 	_, err := w.js.PublishMsg(ctx, m)
 	return err
 }

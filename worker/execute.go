@@ -48,8 +48,10 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 		rctx, rcancel := context.WithDeadline(dctx, l.until())
 		start := time.Now()
 		j.attempts++
+		rctx, span := w.startRequest(rctx, j.attempts)
 		err := w.gw.Disconnect(rctx, agent, j.cmd.Number, guid)
 		rcancel()
+		endRequest(span, err)
 		took := time.Since(start)
 		j.gatewayTime += took
 		w.cfg.Metrics.GatewayRequest(metrics.OpDisconnect, took, err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -63,7 +64,9 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
 		out.cas, out.rev = true, rev
 	}
-	if err := w.record(ctx, out, raw.Data, events.ReplayMsgIDSuffix(raw.Header.Get(events.HeaderReplayOf))); err != nil {
+	// No delivery span here: the result and dead letter carry the command's
+	// own trace context.
+	if err := w.record(tracing.Extract(ctx, raw.Header), out, raw.Data, events.ReplayMsgIDSuffix(raw.Header.Get(events.HeaderReplayOf))); err != nil {
 		return err
 	}
 	w.observeOutcome(out, nil)

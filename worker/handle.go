@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // job is one delivery of one command.
@@ -21,6 +22,7 @@ type job struct {
 	valid    bool      // cmd passed validation: it has a usable command_id
 	deadline time.Time // zero for an invalid command
 	lease    atomic.Pointer[lease]
+	span     trace.Span // the delivery's; nil for an advisory's job
 
 	attempts      int           // gateway requests sent in this delivery
 	gatewayTime   time.Duration // spent in those requests
@@ -42,6 +44,8 @@ type outcome struct {
 // and the message Nak'ed: a bug must not take the worker down.
 func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	j := &job{msg: msg, msgID: msg.Headers().Get(events.HeaderMsgID)}
+	ctx, j.span = w.startSpan(ctx, msg)
+	defer j.span.End() // last: after the disposition
 	defer func() {
 		// The slot moves on while the lease key is deleted; the agent stays
 		// held in this process until the deletion is done.

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // disconnecter is the part of the gateway client the worker uses.
@@ -42,6 +44,7 @@ type Worker struct {
 	leases   *leases
 	sessions *sessions
 	releases sync.WaitGroup // lease deletions still under way
+	tracer   trace.Tracer
 }
 
 // New checks cfg and returns a Worker that reads commands through js and
@@ -53,7 +56,7 @@ func New(cfg Config, js jetstream.JetStream, gw disconnecter) (*Worker, error) {
 	}
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With().Str("component", "worker").Logger()
-	return &Worker{cfg: cfg, js: js, gw: gw, log: log,
+	return &Worker{cfg: cfg, js: js, gw: gw, log: log, tracer: tracing.Tracer(cfg.TracerProvider),
 		fetchLog: log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})}, nil
 }
 

@@ -34,6 +34,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		wcfg                worker.Config
 		pcfg                poller.Config
 		hf                  healthFlags
+		tf                  traceFlags
 	)
 	s.fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	s.fs.StringVar(&dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server")
@@ -41,6 +42,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	sf.register(s, "127.0.0.1:0")
 	lf.register(s, "console")
 	hf.register(s)
+	tf.register(s)
 	workerFlags(s, &wcfg)
 	pollerFlags(s, &pcfg)
 	s.fs.DurationVar(&sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
@@ -66,6 +68,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	wcfg.Logger, pcfg.Logger, pcfg.PollTimeout = log, log, gateway.DefaultPollTimeout
 	wcfg.Metrics, pcfg.Metrics = obs.metrics, obs.metrics
+	tp, stopTracing, err := tf.provider(stdout, "dev")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	wcfg.TracerProvider, pcfg.TracerProvider = tp, tp
 	if err := wcfg.Validate(); err != nil {
 		return s.explain(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,7 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 		cmd           events.DisconnectCommand
 		ttl, timeout  time.Duration
 		wait, confirm bool
+		traceparent   string
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
 	s.fs.IntVar(&cmd.AgentID, "agent", 0, "agent ID (101-59999)")
@@ -40,12 +42,18 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	s.fs.BoolVar(&wait, "wait", false, "wait for the result (and confirmation) and print them")
 	s.fs.BoolVar(&confirm, "confirm", true, "with --wait, also wait for the confirmation from the poller")
 	s.fs.DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
+	s.fs.StringVar(&traceparent, "traceparent", "", "W3C traceparent to send with the command (default: a new trace); the result and confirmation carry its trace ID")
 	for f, n := range map[string]string{"agent_id": "agent", "number": "number", "ttl_ms": "ttl",
 		"command_id": "command-id", "correlation_id": "correlation-id", "requested_by": "requested-by"} {
 		s.field(f, n)
 	}
 	if err := s.parse(args); err != nil {
 		return err
+	}
+	if traceparent == "" {
+		traceparent = newTraceparent()
+	} else if !tracing.Valid(traceparent) {
+		return fmt.Errorf("--traceparent (CALLCONTROL_TRACEPARENT): not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), got %q", traceparent)
 	}
 	if cmd.CommandID == "" {
 		cmd.CommandID = uuid.NewString()
@@ -62,18 +70,18 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if !wait {
-		if err := publishCommand(ctx, js, cmd); err != nil {
+		if err := publishCommand(ctx, js, cmd, traceparent); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "published command %s\n", cmd.CommandID)
 		return nil
 	}
-	return publishAndWait(ctx, js, cmd, confirm, stdout)
+	return publishAndWait(ctx, js, cmd, traceparent, confirm, stdout)
 }
 
 // publishAndWait subscribes to results and confirmations first, so that
 // neither can be missed, then publishes and prints what arrives.
-func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.DisconnectCommand, confirm bool, stdout io.Writer) error {
+func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.DisconnectCommand, traceparent string, confirm bool, stdout io.Writer) error {
 	results, err := tail(ctx, js, events.StreamResults, events.SubjectResults+".>", false)
 	if err != nil {
 		return err
@@ -86,10 +94,11 @@ func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 		}
 		defer confirmations.Stop()
 	}
-	if err := publishCommand(ctx, js, cmd); err != nil {
+	if err := publishCommand(ctx, js, cmd, traceparent); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "published command %s: agent %d, number %s\n", cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number))
+	fmt.Fprintf(stdout, "published command %s: agent %d, number %s, trace %s (traceparent %s)\n",
+		cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number), traceID(traceparent), traceparent)
 	var res events.Result
 	if err := await(ctx, results, cmd.CommandID, &res); err != nil {
 		return err
@@ -112,7 +121,9 @@ func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 	return nil
 }
 
-func publishCommand(ctx context.Context, js jetstream.JetStream, cmd events.DisconnectCommand) error {
+// publishCommand publishes cmd with its command_id as Nats-Msg-Id and, when
+// traceparent is not empty, that trace context.
+func publishCommand(ctx context.Context, js jetstream.JetStream, cmd events.DisconnectCommand, traceparent string) error {
 	data, err := json.Marshal(cmd)
 	if err != nil {
 		return err
@@ -120,6 +131,9 @@ func publishCommand(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 	m := nats.NewMsg(events.SubjectDisconnect)
 	m.Data = data
 	m.Header.Set(events.HeaderMsgID, cmd.CommandID)
+	if traceparent != "" {
+		m.Header.Set(events.HeaderTraceparent, traceparent)
+	}
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("publish command: %w", err)
 	}

@@ -109,7 +109,7 @@ func (e *dlqEnv) call(agent int, number string) {
 
 func (e *dlqEnv) publish(cmd events.DisconnectCommand) {
 	e.t.Helper()
-	if err := publishCommand(context.Background(), e.js, cmd); err != nil {
+	if err := publishCommand(context.Background(), e.js, cmd, ""); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -60,7 +60,7 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	}
 	first, firstLogs := start()
 	cmd := events.DisconnectCommand{CommandID: "kill-9", AgentID: agent, Number: number}
-	if err := publishCommand(ctx, js, cmd); err != nil {
+	if err := publishCommand(ctx, js, cmd, ""); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 15*time.Second, "the POST to be executed", func() bool { return sim.Executed() == 1 })

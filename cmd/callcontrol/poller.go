@@ -22,7 +22,7 @@ func pollerFlags(s *settings, c *poller.Config) {
 }
 
 // runPoller runs one poller replica.
-func runPoller(ctx context.Context, args []string, _ io.Writer) error {
+func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("poller", stderr)
 	var (
 		nf   natsFlags
@@ -30,10 +30,12 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 		pcfg poller.Config
 		gcfg gateway.Config
 		hf   healthFlags
+		tf   traceFlags
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
 	lf.register(s, "json")
 	hf.register(s)
+	tf.register(s)
 	pollerFlags(s, &pcfg)
 	gatewayFlags(s, &gcfg)
 	s.fs.DurationVar(&gcfg.PollTimeout, "gateway-poll-timeout", gateway.DefaultPollTimeout, "HTTP timeout of one long poll (above the gateway's ~10 s hold)")
@@ -56,6 +58,12 @@ func runPoller(ctx context.Context, args []string, _ io.Writer) error {
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
+	tp, stopTracing, err := tf.provider(stdout, "poller")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	pcfg.TracerProvider = tp
 	provision := func(ctx context.Context, js jetstream.JetStream, topo worker.Topology) error {
 		topo.PollLeaseTTL = pcfg.LeaseTTL
 		return worker.ProvisionPoller(ctx, js, topo)

@@ -10,7 +10,7 @@ import (
 )
 
 // runWorker runs one worker replica against a NATS server and a gateway.
-func runWorker(ctx context.Context, args []string, _ io.Writer) error {
+func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("worker", stderr)
 	var (
 		nf   natsFlags
@@ -18,10 +18,12 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 		wcfg worker.Config
 		gcfg gateway.Config
 		hf   healthFlags
+		tf   traceFlags
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
 	lf.register(s, "json")
 	hf.register(s)
+	tf.register(s)
 	workerFlags(s, &wcfg)
 	gatewayFlags(s, &gcfg)
 	if err := s.parse(args); err != nil {
@@ -47,6 +49,12 @@ func runWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if err := gcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
+	tp, stopTracing, err := tf.provider(stdout, "worker")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	wcfg.TracerProvider = tp
 	provision := func(ctx context.Context, js jetstream.JetStream, topo worker.Topology) error {
 		return worker.ProvisionWorker(ctx, js, topo, wcfg)
 	}
