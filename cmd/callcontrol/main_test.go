@@ -113,6 +113,8 @@ func TestSettingsErrorsNameTheSetting(t *testing.T) {
 		{[]string{"worker", "--gateway-url", "https://gw:8043", "--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"disconnect", "--agent", "42", "--number", "123"}, nil, "--agent (CALLCONTROL_AGENT)"},
 		{[]string{"disconnect", "--agent", "101", "--number", "12/../34"}, nil, "--number (CALLCONTROL_NUMBER)"},
+		{[]string{"disconnect", "--agent", "101", "--number", "5550101", "--traceparent", "00-xyz-01"}, nil, "--traceparent (CALLCONTROL_TRACEPARENT)"},
+		{[]string{"worker", "--gateway-url", "https://gw:8043", "--otel-exporter", "zipkin"}, nil, "--otel-exporter (CALLCONTROL_OTEL_EXPORTER)"},
 		{[]string{"gatewaysim", "--sim-authmode", "3"}, nil, "--sim-authmode"},
 		{[]string{"nope"}, nil, `unknown command "nope"`},
 	}

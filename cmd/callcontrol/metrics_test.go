@@ -29,6 +29,7 @@ type roleSet struct {
 	worker  string // health address
 	poller  string
 	logs    *lockedBuffer
+	stdout  *lockedBuffer // both roles' standard output (spans of --otel-exporter stdout)
 }
 
 // startRoles runs `callcontrol worker` and `callcontrol poller` with
@@ -38,14 +39,14 @@ func startRoles(t *testing.T) *roleSet {
 	natsURL, _ := testJetStream(t, worker.Config{})
 	sim, gwURL, ca := testGateway(t, gatewaysim.Config{PollHold: 300 * time.Millisecond})
 	rs := &roleSet{natsURL: natsURL, gwFlags: []string{"--gateway-url", gwURL, "--gateway-ca", ca}, sim: sim,
-		worker: freeAddr(t), poller: freeAddr(t), logs: &lockedBuffer{}}
+		worker: freeAddr(t), poller: freeAddr(t), logs: &lockedBuffer{}, stdout: &lockedBuffer{}}
 	stderr = rs.logs
 	t.Cleanup(func() { stderr = os.Stderr })
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	start := func(args ...string) {
 		wg.Go(func() {
-			if err := run(ctx, append(args, append([]string{"--nats-url", natsURL}, rs.gwFlags...)...), &bytes.Buffer{}); err != nil {
+			if err := run(ctx, append(args, append([]string{"--nats-url", natsURL}, rs.gwFlags...)...), rs.stdout); err != nil {
 				t.Errorf("%s: %v", args[0], err)
 			}
 		})
