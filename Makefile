@@ -56,7 +56,7 @@ lint: ## gofmt, go vet and staticcheck
 
 bench: ## measure: hot-path allocations, then callcontrol bench (ratios to baselines of the same run) into docs/bench/
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./worker/ ./gateway/
-	$(GO) build -o $(BIN) ./cmd/callcontrol
+	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/callcontrol
 	$(BIN) bench --json docs/bench/results.json --md docs/bench/results.md --svg docs/bench/chart.svg
 
 fuzz: ## fuzz the command decoder for 60s

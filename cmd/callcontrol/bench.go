@@ -169,8 +169,14 @@ func writeOut(path string, b []byte) error {
 	return nil
 }
 
+// version is set at build time by make bench (-ldflags -X main.version=...).
+var version string
+
 // buildVersion is the VCS revision the binary was built from, if known.
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		rev, dirty := "", false
 		for _, kv := range bi.Settings {
