@@ -58,8 +58,15 @@ bench: ## benchmarks: pipeline throughput as ratios to baselines measured in the
 	$(GO) test -run='^$$' -bench='Ceiling|Pipelining' -benchtime=1x -count=1 ./worker/
 	$(GO) test -run='^$$' -bench='Decode|Encode' -benchmem -count=1 ./worker/
 
-fuzz: ## fuzz the command decoder for 60s
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeDisconnect -fuzztime=60s ./events/
+# Fuzz targets as <package>:<target>; go test fuzzes one target per run.
+FUZZTIME ?= 30s
+FUZZ_TARGETS ?= ./events/:FuzzDecodeDisconnect ./gateway/:FuzzDecodeResponse ./gateway/:FuzzRequest ./poller/:FuzzDecodeEvent
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); seeds in <pkg>/testdata/fuzz/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}"; \
+	done
 
 tidy: ## go mod tidy
 	$(GO) mod tidy
