@@ -60,7 +60,7 @@ bench: ## benchmarks: pipeline throughput as ratios to baselines measured in the
 
 # Fuzz targets as <package>:<target>; go test fuzzes one target per run.
 FUZZTIME ?= 30s
-FUZZ_TARGETS ?= ./events/:FuzzDecodeDisconnect ./gateway/:FuzzDecodeResponse ./gateway/:FuzzRequest ./poller/:FuzzDecodeEvent
+FUZZ_TARGETS ?= ./events/:FuzzDecodeDisconnect ./gateway/:FuzzDecodeResponse ./gateway/:FuzzRequest ./poller/:FuzzDecodeEvent ./worker/:FuzzOneLine
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); seeds in <pkg>/testdata/fuzz/
 	@set -e; for t in $(FUZZ_TARGETS); do \

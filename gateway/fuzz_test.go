@@ -20,7 +20,8 @@ import (
 //   - every failure is an *Error of the operation, and [Classify] returns
 //     one of the six classes, never an unnamed one;
 //   - the retcode and message it keeps are bounded (32 and 200 bytes),
-//     valid UTF-8 without control characters, and no error text contains
+//     valid UTF-8 without control, separator or format characters (so
+//     they are safe in a log line or a header), and no error text contains
 //     the GUID or the number, whatever the gateway echoes;
 //   - a Set-GUID it accepts is a header value that cannot inject a header;
 //   - a decoded event survives a round trip through its JSON encoding.
@@ -85,11 +86,12 @@ func checkDecoded(t *testing.T, status int, body []byte, env envelope, err error
 }
 
 // checkSafeText fails when s is longer than limit bytes, not valid UTF-8,
-// or holds a control character.
+// or holds a control, line or paragraph separator or format character.
 func checkSafeText(t *testing.T, what, s string, limit int) {
 	t.Helper()
-	if len(s) > limit || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		t.Fatalf("%s %q: not at most %d bytes of valid UTF-8 without control characters", what, s, limit)
+	unsafe := func(r rune) bool { return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) }
+	if len(s) > limit || !utf8.ValidString(s) || strings.IndexFunc(s, unsafe) >= 0 {
+		t.Fatalf("%s %q: not at most %d bytes of valid UTF-8 without control or invisible characters", what, s, limit)
 	}
 }
 

@@ -121,9 +121,12 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
-// clean makes a text of the gateway safe to log: each secret (the GUID; a
-// number of three or more digits) is replaced by "***", control characters
-// by spaces, and the result is cut to limit bytes on a UTF-8 boundary.
+// clean makes a text of the gateway safe to log and to put in a header:
+// each secret (the GUID; a number of three or more digits) is replaced by
+// "***"; control characters, Unicode line and paragraph separators and
+// invisible format characters (bidi overrides, zero-width ones) by spaces;
+// invalid UTF-8 by U+FFFD. The result is cut to limit bytes on a UTF-8
+// boundary.
 func clean(msg string, secrets []string, limit int) string {
 	for _, s := range secrets {
 		if len(s) >= 3 {
@@ -131,11 +134,11 @@ func clean(msg string, secrets []string, limit int) string {
 		}
 	}
 	msg = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
 			return ' '
 		}
 		return r
-	}, msg)
+	}, strings.ToValidUTF8(msg, "\uFFFD"))
 	if len(msg) > limit {
 		cut := limit
 		for cut > 0 && !utf8.RuneStart(msg[cut]) {

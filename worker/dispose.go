@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/nats-io/nats.go"
@@ -186,16 +188,24 @@ func (w *Worker) logOutcome(j *job, out outcome, ackErr error) {
 		Str(keyOutcome, outcomeName).Msg("command disposed")
 }
 
-// oneLine makes s safe for a NATS header: one line, at most 256 bytes.
+// oneLine makes s safe for a NATS header: one line of valid UTF-8, at
+// most 256 bytes. Control characters (CR, LF, NUL, NEL, ...), Unicode line
+// and paragraph separators and invisible format characters (bidi
+// overrides, zero-width ones) become spaces; invalid UTF-8 becomes U+FFFD.
+// A cut never splits a character.
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) > 256 {
-		s = s[:256]
+		cut := 256
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
 }
