@@ -132,11 +132,11 @@ func (w *Worker) publishResult(ctx context.Context, res *events.Result) error {
 	return err
 }
 
-// deadLetter copies the original command, unchanged, to the dead-letter
-// stream with the reason in a header.
+// deadLetter copies the original command, without its GUID override
+// ([redactGUID]), to the dead-letter stream with the reason in a header.
 func (w *Worker) deadLetter(ctx context.Context, payload []byte, res *events.Result) error {
 	m := nats.NewMsg(events.SubjectDeadLetter)
-	m.Data = payload
+	m.Data = redactGUID(payload)
 	m.Header.Set(events.HeaderMsgID, "dlq-"+res.CommandID)
 	m.Header.Set(events.HeaderCommandID, res.CommandID)
 	m.Header.Set(events.HeaderStatus, string(res.Status))
