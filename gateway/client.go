@@ -126,6 +126,12 @@ func (c *Client) do(ctx context.Context, r call) (*reply, error) {
 	}
 	defer resp.Body.Close()
 	data, err := readBody(resp.Body, c.maxBody)
+	if err == nil && ctx.Err() != nil && !json.Valid(data) {
+		// The deadline cut the body. net/http can report that as a clean
+		// EOF (the server ends the chunked body when it sees the TLS
+		// close_notify); report the timeout, not a malformed answer.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, &Error{Op: r.op, StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header, time.Now()), Err: err}
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -90,16 +91,22 @@ func TestMalformedAnswers(t *testing.T) {
 	t.Parallel()
 	done := make(chan struct{})
 	for _, tc := range malformedCases(done) {
-		c := malformedServer(t, tc.handler)
+		// A case that a limit must end gets timeouts it cannot reach even
+		// on a loaded machine: its error then proves the limit ended it.
+		reqTimeout, pollTimeout := malformedRequestTimeout, malformedPollTimeout
+		if tc.early {
+			reqTimeout, pollTimeout = 20*time.Second, 20*time.Second
+		}
+		c := malformedServer(t, tc.handler, reqTimeout, pollTimeout)
 		t.Run(tc.name+"/disconnect", func(t *testing.T) {
 			t.Parallel()
-			checkBounded(t, tc, malformedRequestTimeout, func(ctx context.Context) error {
+			checkBounded(t, tc, reqTimeout, func(ctx context.Context) error {
 				return c.Disconnect(ctx, testAgent, testNumber, testGUID)
 			})
 		})
 		t.Run(tc.name+"/poll", func(t *testing.T) {
 			t.Parallel()
-			checkBounded(t, tc, malformedPollTimeout, func(ctx context.Context) error {
+			checkBounded(t, tc, pollTimeout, func(ctx context.Context) error {
 				_, err := c.PollEvent(ctx, testAgent, testGUID)
 				return err
 			})
@@ -130,8 +137,8 @@ func checkBounded(t *testing.T, tc malformed, timeout time.Duration, call func(c
 }
 
 // malformedServer starts an HTTPS gateway answering every request with h,
-// and returns a client of it with the test timeouts.
-func malformedServer(t *testing.T, h http.HandlerFunc) *Client {
+// and returns a client of it with the given timeouts.
+func malformedServer(t *testing.T, h http.HandlerFunc, reqTimeout, pollTimeout time.Duration) *Client {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -141,8 +148,8 @@ func malformedServer(t *testing.T, h http.HandlerFunc) *Client {
 	pool.AddCert(srv.Certificate())
 	return newClient(t, srv.URL, func(c *Config) {
 		c.RootCAs = pool
-		c.RequestTimeout = malformedRequestTimeout
-		c.PollTimeout = malformedPollTimeout
+		c.RequestTimeout = reqTimeout
+		c.PollTimeout = pollTimeout
 		c.MaxBodyBytes = 64 << 10
 	})
 }
@@ -180,19 +187,21 @@ func endless(done <-chan struct{}) http.HandlerFunc {
 	}
 }
 
-// gzipBomb answers 64 MiB of JSON compressed to about 64 KiB. The
-// transport decompresses it transparently; the body limit applies to the
-// decompressed bytes.
-func gzipBomb() http.HandlerFunc {
+// bomb is 16 MiB of JSON gzipped to about 16 KiB, made once (slow under
+// the race detector).
+var bomb = sync.OnceValue(func() []byte {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	io.WriteString(zw, `{"retcode":"0","message":"`)
-	zero := make([]byte, 1<<20)
-	for range 64 {
-		zw.Write(zero)
-	}
+	zw.Write(make([]byte, 16<<20))
 	zw.Close()
-	bomb := buf.Bytes()
+	return buf.Bytes()
+})
+
+// gzipBomb answers the bomb. The transport decompresses it transparently;
+// the body limit applies to the decompressed bytes.
+func gzipBomb() http.HandlerFunc {
+	bomb := bomb()
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Encoding", "gzip")
