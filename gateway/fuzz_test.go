@@ -17,6 +17,8 @@ import (
 // checks its properties:
 //
 //   - it never panics, and success is exactly HTTP 200 with retcode "0";
+//   - a 200 answer fails with a readable retcode or wraps
+//     [ErrMalformedResponse] (never an error that explains nothing);
 //   - every failure is an *Error of the operation, and [Classify] returns
 //     one of the six classes, never an unnamed one;
 //   - the retcode and message it keeps are bounded (32 and 200 bytes),
@@ -60,7 +62,7 @@ func checkDecoded(t *testing.T, status int, body []byte, env envelope, err error
 		t.Fatalf("Classify(%v) = %s", err, c)
 	}
 	if err == nil {
-		if status != http.StatusOK || env.RetCode != "0" {
+		if status != http.StatusOK || strings.TrimSpace(string(env.RetCode)) != "0" {
 			t.Fatalf("success for status %d retcode %q", status, env.RetCode)
 		}
 		return

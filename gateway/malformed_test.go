@@ -65,6 +65,9 @@ func malformedCases(done <-chan struct{}) []malformed {
 	return []malformed{
 		{"invalid JSON", answer(200, "application/json", `{"retcode":"0",`), ClassTransient, ErrMalformedResponse, false},
 		{"missing retcode", answer(200, "application/json", `{"message":"success","result":{}}`), ClassTransient, ErrMalformedResponse, false},
+		{"blank retcode", answer(200, "application/json", `{"message":"","retcode":"  "}`), ClassTransient, ErrMalformedResponse, false},
+		{"retcode with a NUL", answer(200, "application/json", `{"message":"","retcode":"100-006\u0000"}`), ClassTransient, ErrMalformedResponse, false},
+		{"retcode 0 padded", answer(200, "application/json", `{"message":"","retcode":" 0 "}`), ClassSuccess, nil, false},
 		{"HTML 502 from a proxy", answer(502, "text/html", html502), ClassTransient, nil, false},
 		{"HTML page with 200", answer(200, "text/html", "<html><body>Service Unavailable</body></html>"), ClassTransient, ErrMalformedResponse, false},
 		{"empty body with 200", answer(200, "application/json", ""), ClassTransient, ErrMalformedResponse, false},

@@ -69,11 +69,17 @@ func readBody(r io.Reader, limit int64) ([]byte, error) {
 // its status and, when the body parses, its retcode and message; a 200
 // answer whose body does not parse or lacks a retcode wraps
 // [ErrMalformedResponse]. secrets are cut out of the message.
+//
+// The retcode is compared without surrounding white space. One that is
+// empty, or holds anything clean would change (control characters, more
+// than 32 bytes, a secret), is no retcode: the answer is malformed, and
+// the error carries no retcode, so it is not classified by a garbled one.
 func checkResponse(op string, resp *http.Response, data []byte, secrets []string) (envelope, error) {
 	e := &Error{Op: op, StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header, time.Now())}
 	env, derr := decode(data)
+	rc := strings.TrimSpace(string(env.RetCode))
 	if derr == nil {
-		e.RetCode = clean(string(env.RetCode), secrets, maxRetCode)
+		e.RetCode = clean(rc, secrets, maxRetCode)
 		e.Message = clean(string(env.Message), secrets, maxMessage)
 	}
 	switch {
@@ -82,10 +88,14 @@ func checkResponse(op string, resp *http.Response, data []byte, secrets []string
 	case derr != nil:
 		e.Err = fmt.Errorf("%w: %v", ErrMalformedResponse, derr)
 		return env, e
-	case env.RetCode == "":
+	case rc == "":
 		e.Err = fmt.Errorf("%w: no retcode", ErrMalformedResponse)
 		return env, e
-	case env.RetCode != "0":
+	case e.RetCode != rc:
+		e.RetCode = ""
+		e.Err = fmt.Errorf("%w: unreadable retcode", ErrMalformedResponse)
+		return env, e
+	case rc != "0":
 		return env, e
 	}
 	return env, nil
