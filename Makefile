@@ -56,11 +56,18 @@ lint: ## gofmt, go vet and staticcheck
 
 bench: ## measure: hot-path allocations, then callcontrol bench (ratios to baselines of the same run) into docs/bench/
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./worker/ ./gateway/
-	$(GO) build -o $(BIN) ./cmd/callcontrol
+	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/callcontrol
 	$(BIN) bench --json docs/bench/results.json --md docs/bench/results.md --svg docs/bench/chart.svg
 
-fuzz: ## fuzz the command decoder for 60s
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeDisconnect -fuzztime=60s ./events/
+# Fuzz targets as <package>:<target>; go test fuzzes one target per run.
+FUZZTIME ?= 30s
+FUZZ_TARGETS ?= ./events/:FuzzDecodeDisconnect ./gateway/:FuzzDecodeResponse ./gateway/:FuzzRequest ./poller/:FuzzDecodeEvent ./worker/:FuzzOneLine
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); seeds in <pkg>/testdata/fuzz/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}"; \
+	done
 
 tidy: ## go mod tidy
 	$(GO) mod tidy

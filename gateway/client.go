@@ -68,19 +68,26 @@ func New(cfg Config) (*Client, error) {
 // the server is closing fails without a reply and is not replayed.
 const idleConnTimeout = 15 * time.Second
 
+// maxHeaderBytes bounds the response headers (1xx answers included) read
+// for one request. The gateway sends a handful of short headers; without
+// this limit net/http reads up to 10 MiB of them, per connection, from a
+// broken proxy or a hostile peer before the request timeout ends it.
+const maxHeaderBytes = 64 << 10
+
 // newTransport returns the pooled transport: at most maxConns connections,
 // all of them kept idle for reuse. Timeouts come from each request's ctx.
 func newTransport(tc *tls.Config, maxConns int) *http.Transport {
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          maxConns,
-		MaxIdleConnsPerHost:   maxConns,
-		MaxConnsPerHost:       maxConns,
-		IdleConnTimeout:       idleConnTimeout,
-		ExpectContinueTimeout: time.Second,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:        tc,
+		TLSHandshakeTimeout:    10 * time.Second,
+		MaxIdleConns:           maxConns,
+		MaxIdleConnsPerHost:    maxConns,
+		MaxConnsPerHost:        maxConns,
+		IdleConnTimeout:        idleConnTimeout,
+		ExpectContinueTimeout:  time.Second,
 	}
 }
 
@@ -121,6 +128,12 @@ func (c *Client) do(ctx context.Context, r call) (*reply, error) {
 	}
 	defer resp.Body.Close()
 	data, err := readBody(resp.Body, c.maxBody)
+	if err == nil && ctx.Err() != nil && !json.Valid(data) {
+		// The deadline cut the body. net/http can report that as a clean
+		// EOF (the server ends the chunked body when it sees the TLS
+		// close_notify); report the timeout, not a malformed answer.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, &Error{Op: r.op, StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header, time.Now()), Err: err}
 	}

@@ -114,11 +114,20 @@ func (c Class) String() string {
 //	HTTP 401, 403                                  session
 //	other HTTP status (3xx, other 4xx, 1xx, 2xx)   permanent
 //	no response (dial, reset, TLS, timeout, EOF,   transient
-//	  context canceled or deadline exceeded)
+//	  context canceled or deadline exceeded,
+//	  headers over 64 KiB or never finished,
+//	  body truncated or trickled past the timeout)
 //	HTTP 200 malformed (HTML page, invalid JSON,   transient
-//	  no retcode, body too large, no Set-GUID)
+//	  empty body, no retcode, body larger than
+//	  MaxBodyBytes, no Set-GUID)
 //	invalid input (agent ID, number, GUID)         permanent
 //	not an *Error                                  transient
+//
+// The Content-Type of an answer is not checked: proxies and Tomcat label
+// the gateway's JSON application/json, text/plain or text/html alike, so
+// the body alone decides. Every answer is bounded: by RequestTimeout (or
+// PollTimeout) from dialing to the last body byte, by MaxBodyBytes
+// (after transparent gzip decoding) and by 64 KiB of response headers.
 //
 // Unknown errors are transient, so the caller's retry budget, not this
 // function, ends them. A canceled ctx is transient as well: the caller

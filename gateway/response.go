@@ -69,11 +69,17 @@ func readBody(r io.Reader, limit int64) ([]byte, error) {
 // its status and, when the body parses, its retcode and message; a 200
 // answer whose body does not parse or lacks a retcode wraps
 // [ErrMalformedResponse]. secrets are cut out of the message.
+//
+// The retcode is compared without surrounding white space. One that is
+// empty, or holds anything clean would change (control characters, more
+// than 32 bytes, a secret), is no retcode: the answer is malformed, and
+// the error carries no retcode, so it is not classified by a garbled one.
 func checkResponse(op string, resp *http.Response, data []byte, secrets []string) (envelope, error) {
 	e := &Error{Op: op, StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header, time.Now())}
 	env, derr := decode(data)
+	rc := strings.TrimSpace(string(env.RetCode))
 	if derr == nil {
-		e.RetCode = clean(string(env.RetCode), secrets, maxRetCode)
+		e.RetCode = clean(rc, secrets, maxRetCode)
 		e.Message = clean(string(env.Message), secrets, maxMessage)
 	}
 	switch {
@@ -82,10 +88,14 @@ func checkResponse(op string, resp *http.Response, data []byte, secrets []string
 	case derr != nil:
 		e.Err = fmt.Errorf("%w: %v", ErrMalformedResponse, derr)
 		return env, e
-	case env.RetCode == "":
+	case rc == "":
 		e.Err = fmt.Errorf("%w: no retcode", ErrMalformedResponse)
 		return env, e
-	case env.RetCode != "0":
+	case e.RetCode != rc:
+		e.RetCode = ""
+		e.Err = fmt.Errorf("%w: unreadable retcode", ErrMalformedResponse)
+		return env, e
+	case rc != "0":
 		return env, e
 	}
 	return env, nil
@@ -121,9 +131,12 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
-// clean makes a text of the gateway safe to log: each secret (the GUID; a
-// number of three or more digits) is replaced by "***", control characters
-// by spaces, and the result is cut to limit bytes on a UTF-8 boundary.
+// clean makes a text of the gateway safe to log and to put in a header:
+// each secret (the GUID; a number of three or more digits) is replaced by
+// "***"; control characters, Unicode line and paragraph separators and
+// invisible format characters (bidi overrides, zero-width ones) by spaces;
+// invalid UTF-8 by U+FFFD. The result is cut to limit bytes on a UTF-8
+// boundary.
 func clean(msg string, secrets []string, limit int) string {
 	for _, s := range secrets {
 		if len(s) >= 3 {
@@ -131,11 +144,11 @@ func clean(msg string, secrets []string, limit int) string {
 		}
 	}
 	msg = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
 			return ' '
 		}
 		return r
-	}, msg)
+	}, strings.ToValidUTF8(msg, "\uFFFD"))
 	if len(msg) > limit {
 		cut := limit
 		for cut > 0 && !utf8.RuneStart(msg[cut]) {

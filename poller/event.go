@@ -38,7 +38,7 @@ func (p *Poller) onEvent(work context.Context, st *agentState, gev *gateway.Even
 func eventMsg(agent int, gev *gateway.Event, receivedAt time.Time) (*nats.Msg, events.AgentEvent) {
 	ev := agentEvent(agent, gev, receivedAt)
 	m := nats.NewMsg(events.AgentEventSubject(ev.AgentID, ev.Type))
-	m.Data, _ = json.Marshal(ev) // an AgentEvent with valid raw JSON always encodes
+	m.Data, _ = json.Marshal(ev) // valid raw JSON and times in years 1..9999 always encode
 	m.Header.Set(events.HeaderMsgID, eventMsgID(agent, gev, receivedAt))
 	return m, ev
 }
@@ -51,8 +51,10 @@ func agentEvent(agent int, gev *gateway.Event, receivedAt time.Time) events.Agen
 		content = json.RawMessage("null")
 	}
 	ev := events.AgentEvent{AgentID: agent, Type: gev.Type, Content: content, ReceivedAt: receivedAt.UTC()}
-	if gev.GenTime > 0 {
-		ev.GeneratedAt = time.UnixMilli(gev.GenTime).UTC()
+	if gen := time.UnixMilli(gev.GenTime).UTC(); gev.GenTime > 0 && gen.Year() <= 9999 {
+		// A later eventGenTime cannot be written in RFC 3339: the event
+		// would not encode and go out empty. Such a time is garbage anyway.
+		ev.GeneratedAt = gen
 	}
 	ev.CallID, ev.Number = contentFields(gev.Type, content)
 	return ev

@@ -51,6 +51,14 @@ func TestAgentEvent(t *testing.T) {
 	if _, err := json.Marshal(ev); err != nil {
 		t.Error(err)
 	}
+	// Found by FuzzDecodeEvent: an eventGenTime after year 9999 made the
+	// event unencodable, and it was republished with an empty payload.
+	for _, gen := range []int64{253402300800000, 1 << 62, -1} {
+		m, ev := eventMsg(101, &gateway.Event{Type: "AgentEvent_Hold", Content: []byte(`"c-1"`), GenTime: gen}, at)
+		if len(m.Data) == 0 || !ev.GeneratedAt.IsZero() {
+			t.Errorf("eventGenTime %d: payload %q, generated_at %v", gen, m.Data, ev.GeneratedAt)
+		}
+	}
 }
 
 func TestEventMsgID(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
@@ -49,6 +50,13 @@ type bundle struct {
 // checked for secrets at the end).
 func setup(t *testing.T, cfg Config, simCfg gatewaysim.Config) *bundle {
 	t.Helper()
+	return setupWrapped(t, cfg, simCfg, nil)
+}
+
+// setupWrapped is setup with the simulator served through wrap (to observe
+// or alter the HTTP exchanges), unless wrap is nil.
+func setupWrapped(t *testing.T, cfg Config, simCfg gatewaysim.Config, wrap func(http.Handler) http.Handler) *bundle {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, MaxPayload: 1 << 20,
 		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 256 << 20, JetStreamMaxStore: 1 << 30,
@@ -63,7 +71,11 @@ func setup(t *testing.T, cfg Config, simCfg gatewaysim.Config) *bundle {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 
 	sim := gatewaysim.New(simCfg)
-	srv := httptest.NewUnstartedServer(sim)
+	var h http.Handler = sim
+	if wrap != nil {
+		h = wrap(sim)
+	}
+	srv := httptest.NewUnstartedServer(h)
 	// Clients that close a connection mid-handshake are expected here.
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/tracing"
@@ -137,11 +139,11 @@ func (w *Worker) publishResult(ctx context.Context, res *events.Result, replay s
 	return err
 }
 
-// deadLetter copies the original command, unchanged, to the dead-letter
-// stream with the reason in a header.
+// deadLetter copies the original command, without its GUID override
+// ([redactGUID]), to the dead-letter stream with the reason in a header.
 func (w *Worker) deadLetter(ctx context.Context, payload []byte, res *events.Result, replay string) error {
 	m := nats.NewMsg(events.SubjectDeadLetter)
-	m.Data = payload
+	m.Data = redactGUID(payload)
 	m.Header.Set(events.HeaderMsgID, "dlq-"+res.CommandID+replay)
 	m.Header.Set(events.HeaderCommandID, res.CommandID)
 	m.Header.Set(events.HeaderStatus, string(res.Status))
@@ -194,16 +196,24 @@ func (w *Worker) logOutcome(j *job, out outcome, ackErr error) {
 		Str(keyOutcome, outcomeName).Msg("command disposed")
 }
 
-// oneLine makes s safe for a NATS header: one line, at most 256 bytes.
+// oneLine makes s safe for a NATS header: one line of valid UTF-8, at
+// most 256 bytes. Control characters (CR, LF, NUL, NEL, ...), Unicode line
+// and paragraph separators and invisible format characters (bidi
+// overrides, zero-width ones) become spaces; invalid UTF-8 becomes U+FFFD.
+// A cut never splits a character.
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) > 256 {
-		s = s[:256]
+		cut := 256
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
 }

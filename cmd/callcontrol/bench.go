@@ -25,6 +25,7 @@ type benchSizes struct {
 	ConfirmAgents int           `json:"confirmation_agents"`
 	PollAgents    int           `json:"poller_agents"`
 	PollHold      time.Duration `json:"poller_hold_ns"`
+	profile       string        // directory for CPU profiles of the children ("" = none)
 }
 
 var (
@@ -73,7 +74,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	var (
 		quick                bool
 		only, jsonOut, mdOut string
-		svgOut               string
+		svgOut, profile      string
 		sizes                benchSizes
 		ceilingN, pollAgents int
 	)
@@ -84,6 +85,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	s.fs.StringVar(&svgOut, "svg", "", "write the chart (throughput vs in flight, latency percentiles) as SVG to this file")
 	s.fs.IntVar(&ceilingN, "commands", 0, "commands of the ceiling run (0 = the size's default)")
 	s.fs.IntVar(&pollAgents, "poller-agents", 0, "agents of the poller-scale run (0 = the size's default: 10000)")
+	s.fs.StringVar(&profile, "profile", "", "write a 5 s CPU profile of the worker during the ceiling run into this directory")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -100,6 +102,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if pollAgents > 0 {
 		sizes.PollAgents = pollAgents
 	}
+	sizes.profile = profile
 	want := map[string]bool{}
 	for _, sc := range strings.Split(only, ",") {
 		if sc = strings.TrimSpace(sc); !slices.Contains(benchScenarios, sc) {
@@ -166,8 +169,14 @@ func writeOut(path string, b []byte) error {
 	return nil
 }
 
+// version is set at build time by make bench (-ldflags -X main.version=...).
+var version string
+
 // buildVersion is the VCS revision the binary was built from, if known.
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		rev, dirty := "", false
 		for _, kv := range bi.Settings {

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -150,7 +152,7 @@ func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*chi
 		return nil, err
 	}
 	base := []string{role, "--nats-url", e.nf.url, "--gateway-url", e.sim.url, "--gateway-ca", e.caFile,
-		"--health-listen", port, "--log-level", "info"}
+		"--health-listen", port, "--log-level", "info", "--pprof"}
 	c := &child{role: role, health: port, done: make(chan struct{}), cmd: exec.Command(exe, append(base, args...)...)}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.Env = append(os.Environ(), "CALLCONTROL_BENCH_CHILD=1")
@@ -191,6 +193,23 @@ func (c *child) stop() {
 	case <-time.After(30 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-c.done
+	}
+}
+
+// profile writes a CPU profile of the child over d to path (errors are
+// printed: a profile is a by-product of a run).
+func (c *child) profile(path string, d time.Duration) {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.health, int(d.Seconds())))
+	if err == nil {
+		defer resp.Body.Close()
+		var f *os.File
+		if f, err = os.Create(path); err == nil {
+			_, err = io.Copy(f, resp.Body)
+			err = errors.Join(err, f.Close())
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: profile of %s: %v\n", c.role, err)
 	}
 }
 

@@ -140,7 +140,7 @@ func (r *benchReport) svg() string {
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%d</text>`+"\n", x(p.InFlight), y0+16, p.InFlight)
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", x(p.InFlight), y(p.PerS)-8, p.Ratio)
 		}
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%.0f cmd/s</text>`+"\n", x0-4, y0-ph+4, top)
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" font-size="10">%.0f cmd/s</text>`+"\n", x0+pw, y0-ph-4, top)
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">commands in flight (label: ratio to ideal)</text>`+"\n", x0+pw/2, y0+34)
 		legend(&b, x0+8, y0-ph+12, [][2]string{{"#1f77b4", "measured"}, {"#999", "ideal: in flight / latency"}})
 	}

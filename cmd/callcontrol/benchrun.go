@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,6 +132,9 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	s0, err := w.stats()
 	if err != nil {
 		return err
+	}
+	if sz.profile != "" {
+		go w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second)
 	}
 	accepted0, self0 := results.status("accepted"), selfCPU()
 	elapsed, err := env.pipeline(ctx, prog, "ceiling: pipeline", results, pipeAgents, 0, nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -17,10 +18,14 @@ import (
 
 // healthFlags is the optional health and metrics endpoint of the
 // long-running roles.
-type healthFlags struct{ listen string }
+type healthFlags struct {
+	listen string
+	pprof  bool
+}
 
 func (h *healthFlags) register(s *settings) {
 	s.fs.StringVar(&h.listen, "health-listen", "", `address of the health and metrics endpoint (GET /healthz, /readyz, /metrics), e.g. ":8080"; "" = off`)
+	s.fs.BoolVar(&h.pprof, "pprof", false, "also serve the Go profiler (/debug/pprof/) on --health-listen; it exposes internals: keep the port private")
 }
 
 // readiness is what GET /readyz checks, in order: the NATS connection,
@@ -87,12 +92,33 @@ func (h *healthFlags) start(ctx context.Context, r readiness, g prometheus.Gathe
 	if err != nil {
 		return nil, fmt.Errorf("--health-listen (CALLCONTROL_HEALTH_LISTEN): %w", err)
 	}
-	return serveHealth(ctx, ln, r, g), nil
+	handler := healthHandler(r, g)
+	if h.pprof {
+		handler = withPprof(handler)
+	}
+	return serve(ctx, ln, handler), nil
+}
+
+// withPprof adds the net/http/pprof handlers under /debug/pprof/ to next.
+func withPprof(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", next)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // serveHealth serves healthHandler(r, g) on ln until ctx ends or stop is called.
 func serveHealth(ctx context.Context, ln net.Listener, r readiness, g prometheus.Gatherer) (stop func()) {
-	srv := &http.Server{Handler: healthHandler(r, g), ReadHeaderTimeout: 5 * time.Second}
+	return serve(ctx, ln, healthHandler(r, g))
+}
+
+// serve serves h on ln until ctx ends or stop is called.
+func serve(ctx context.Context, ln net.Listener, h http.Handler) (stop func()) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
