@@ -171,14 +171,28 @@ func TestPipelineRotatingGUIDs(t *testing.T) {
 		gatewaysim.Config{AuthMode: 2, GUIDInterval: 2 * time.Second, GUIDTimeout: 4 * time.Second, PollHold: time.Second})
 	const n = 500
 	agents := agentsFrom(1001, n)
+	// The poller runs before the agents sign in, as in production: a GUID
+	// lives 4 s, and a replica that starts after 500 sign-ins may claim
+	// the last of them (one lease round trip each) after the first GUIDs
+	// expired.
+	b.startReplica("p1")
+	b.startWorker(worker.Config{Concurrency: 32})
+	b.signIn([]int{1000})
+	waitFor(t, 20*time.Second, "the poller to poll a first agent", func() bool { return b.sim.Polls(1000) > 0 })
 	b.signIn(agents)
 	for _, a := range agents {
 		if _, err := b.sim.StartCall(a, customerOf(a)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b.startReplica("p1")
-	b.startWorker(worker.Config{Concurrency: 32})
+	waitFor(t, 20*time.Second, "a first poll of every agent", func() bool {
+		for _, a := range agents {
+			if b.sim.Polls(a) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	tick := time.NewTicker(60 * time.Second / n)
 	defer tick.Stop()
 	for _, a := range agents {
