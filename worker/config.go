@@ -31,8 +31,9 @@ type Config struct {
 	// only fires for a worker that died. Defaults 30s and 5.
 	AckWait    time.Duration
 	MaxDeliver int
-	// FetchWait is how long one pull request waits for a message; it bounds
-	// how quickly a stopping worker stops asking for work. Default 1s.
+	// FetchWait is the pause before the worker subscribes again when its
+	// pull subscription failed (and the advisory consumer's pull wait).
+	// Default 1s.
 	FetchWait time.Duration
 	// LeaseTTL is how long the per-agent lease lives in the lease bucket
 	// without renewal: the time other replicas wait for a dead worker's
