@@ -21,6 +21,26 @@ import (
 // and a JetStream context on a connection closed at the end of the test.
 func testJetStream(t *testing.T, wcfg worker.Config) (string, jetstream.JetStream) {
 	t.Helper()
+	url, _, js := startJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := worker.Provision(ctx, js, worker.Topology{}, wcfg); err != nil {
+		t.Fatal(err)
+	}
+	return url, js
+}
+
+// bareJetStream starts a nats-server with JetStream and nothing provisioned.
+func bareJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	_, nc, js := startJetStream(t)
+	return nc, js
+}
+
+// startJetStream starts an in-process nats-server with JetStream for one
+// test and connects to it; both end with the test.
+func startJetStream(t *testing.T) (string, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
@@ -40,12 +60,7 @@ func testJetStream(t *testing.T, wcfg worker.Config) (string, jetstream.JetStrea
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := worker.Provision(ctx, js, worker.Topology{}, wcfg); err != nil {
-		t.Fatal(err)
-	}
-	return ns.ClientURL(), js
+	return ns.ClientURL(), nc, js
 }
 
 // testGateway serves a simulator over HTTPS for one test and returns it,

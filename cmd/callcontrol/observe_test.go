@@ -14,35 +14,7 @@ import (
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
-
-// bareJetStream starts a nats-server with JetStream and nothing provisioned.
-func bareJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
 
 // GET /readyz answers 503 with one line per failed check (NATS, streams,
 // gateway) and 200 "ok" when all pass; GET /metrics serves the registry.
