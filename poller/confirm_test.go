@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -245,7 +244,7 @@ func cfTalking(agent int, callID, caller, called string) events.AgentEvent {
 
 func TestConfirmCustomerRelease(t *testing.T) {
 	t.Parallel()
-	logs := &confirmLogBuffer{}
+	logs := &syncBuffer{}
 	r := newConfirmRig(t, 5*time.Second, zerolog.New(logs), func(int) bool { return true })
 	p := r.put(cfPending(101, "cmd-1", "13800001234", time.Now().Add(time.Minute)))
 
@@ -538,21 +537,4 @@ func confirmationEqual(a, b events.Confirmation) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
-}
-
-type confirmLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *confirmLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *confirmLogBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }
