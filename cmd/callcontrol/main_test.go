@@ -111,6 +111,7 @@ func TestSettingsErrorsNameTheSetting(t *testing.T) {
 		{[]string{"worker", "--gateway-url", "ftp://x"}, nil, "--gateway-url (CALLCONTROL_GATEWAY_URL)"},
 		{[]string{"worker", "--gateway-url", "https://gw:8043"}, map[string]string{"CALLCONTROL_ACK_WAIT": "soon"}, "CALLCONTROL_ACK_WAIT"},
 		{[]string{"worker", "--gateway-url", "https://gw:8043", "--log-level", "loud"}, nil, "--log-level"},
+		{[]string{"worker", "--gateway-url", "https://gw:8043", "--gc-percent", "0"}, nil, "--gc-percent (CALLCONTROL_GC_PERCENT)"},
 		{[]string{"disconnect", "--agent", "42", "--number", "123"}, nil, "--agent (CALLCONTROL_AGENT)"},
 		{[]string{"disconnect", "--agent", "101", "--number", "12/../34"}, nil, "--number (CALLCONTROL_NUMBER)"},
 		{[]string{"disconnect", "--agent", "101", "--number", "5550101", "--traceparent", "00-xyz-01"}, nil, "--traceparent (CALLCONTROL_TRACEPARENT)"},

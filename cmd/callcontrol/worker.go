@@ -19,17 +19,22 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		gcfg gateway.Config
 		hf   healthFlags
 		tf   traceFlags
+		gc   gcFlag
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
 	lf.register(s, "json")
 	hf.register(s)
 	tf.register(s)
+	gc.register(s, workerGCPercent)
 	workerFlags(s, &wcfg)
 	gatewayFlags(s, &gcfg)
 	if err := s.parse(args); err != nil {
 		return err
 	}
 	if err := s.positive(workerPositive...); err != nil {
+		return err
+	}
+	if err := gc.apply(); err != nil {
 		return err
 	}
 	log, err := lf.logger(stderr)

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// workerGCPercent is the worker's default garbage-collection target: its
+// live heap is small (a few MiB) and it allocates ~20 KiB per command, so
+// Go's default (100) collects many times a second under load, and those
+// collections are most of its tail latency. 400 halved the publish->POST
+// p99 in `callcontrol bench` for ~4x the (small) heap; see README
+// "Performance".
+const workerGCPercent = 400
+
+// gcFlag registers --gc-percent. apply sets it unless GOGC is in the
+// environment, which always wins (the Go runtime has already applied it).
+type gcFlag struct{ percent int }
+
+func (g *gcFlag) register(s *settings, def int) {
+	s.fs.IntVar(&g.percent, "gc-percent", def,
+		"Go garbage-collection target (as GOGC; -1 turns collection off); ignored when GOGC is set")
+}
+
+func (g *gcFlag) apply() error {
+	if g.percent < -1 || g.percent == 0 {
+		return fmt.Errorf("invalid configuration: --gc-percent (%s): must be -1 or greater than zero, got %d", envName("gc-percent"), g.percent)
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(g.percent)
+	}
+	return nil
+}
