@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 )
 
 // Log keys, fixed across the code base.
@@ -62,6 +65,10 @@ func (w *Worker) dispose(j *job, out outcome) {
 
 // finish stores, publishes and acknowledges a terminal outcome.
 func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
+	// A result replayed from the ledger on a redelivery: the delivery that
+	// stored it may have failed to write the pending record (record writes
+	// the two at once), so write it unless it ever existed.
+	out.ensurePending = !out.store && j.meta != nil && j.meta.NumDelivered > 1
 	if err := w.record(ctx, out, j.msg.Data(), events.ReplayMsgIDSuffix(j.msg.Headers().Get(events.HeaderReplayOf))); err != nil {
 		return err
 	}
@@ -76,36 +83,39 @@ func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
 // command's original payload. Each publication carries a Nats-Msg-Id derived
 // from the command_id, so doing it again after a crash duplicates nothing;
 // a replayed dead letter's carry replay (see [events.ReplayMsgIDSuffix]) too.
+//
+// The writes that do not depend on each other go out together, one round
+// trip each step: the result is published only after the ledger holds it
+// (and, if accepted, the pending record exists), so a published result is
+// never contradicted by a re-execution; the dead letter goes with the result.
 func (w *Worker) record(ctx context.Context, out outcome, payload []byte, replay string) error {
 	res := out.res
-	if out.store && res.Status == events.StatusAccepted {
-		if err := w.expectRelease(ctx, res); err != nil {
-			return err
-		}
+	var g errgroup.Group
+	if res.Status == events.StatusAccepted && (out.store || out.ensurePending) {
+		g.Go(func() error { return w.expectRelease(ctx, res, !out.store) })
 	}
 	switch {
 	case out.store && out.cas:
-		if err := w.ledger.doneAt(ctx, res, out.rev); err != nil {
-			return err
-		}
+		g.Go(func() error { return w.ledger.doneAt(ctx, res, out.rev) })
 	case out.store:
-		if err := w.ledger.done(ctx, res); err != nil {
-			return err
-		}
+		g.Go(func() error { return w.ledger.done(ctx, res) })
 	}
-	if err := w.publishResult(ctx, res, replay); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	if res.Status == events.StatusAccepted {
-		return nil
+	g.Go(func() error { return w.publishResult(ctx, res, replay) })
+	if res.Status != events.StatusAccepted {
+		g.Go(func() error { return w.deadLetter(ctx, payload, res, replay) })
 	}
-	return w.deadLetter(ctx, payload, res, replay)
+	return g.Wait()
 }
 
 // expectRelease records an accepted disconnect as pending, so the poller
 // can confirm it with the release event the gateway raises (or report it
-// unconfirmed after ConfirmWithin).
-func (w *Worker) expectRelease(ctx context.Context, res *events.Result) error {
+// unconfirmed after ConfirmWithin). With ifNever it writes only if the key
+// has no history at all: a record the poller already settled (deleted) is
+// not brought back.
+func (w *Worker) expectRelease(ctx context.Context, res *events.Result, ifNever bool) error {
 	p := events.Pending{
 		CommandID: res.CommandID, AgentID: res.AgentID, Number: res.Number, CorrelationID: res.CorrelationID,
 		IssuedAt: res.IssuedAt, AcceptedAt: res.CompletedAt, Deadline: res.CompletedAt.Add(w.cfg.ConfirmWithin),
@@ -115,7 +125,18 @@ func (w *Worker) expectRelease(ctx context.Context, res *events.Result) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.pending.Put(ctx, events.PendingKey(p.AgentID, p.CommandID), b); err != nil {
+	key := events.PendingKey(p.AgentID, p.CommandID)
+	if ifNever {
+		// Revision 0: only if the key has no message, not even a delete
+		// marker (kept for the bucket's TTL, an hour).
+		_, err = w.pending.Update(ctx, key, b, 0)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			err = nil
+		}
+	} else {
+		_, err = w.pending.Put(ctx, key, b)
+	}
+	if err != nil {
 		return fmt.Errorf("pending: %w", err)
 	}
 	return nil

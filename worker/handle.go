@@ -38,6 +38,9 @@ type outcome struct {
 	retry    time.Duration // not terminal: NakWithDelay(retry)
 	shutdown bool          // not terminal: plain Nak, no failure recorded
 	err      error         // cause, for the log line
+	// ensurePending: res is replayed on a redelivery; write its pending
+	// record if accepted and none ever existed (see finish).
+	ensurePending bool
 }
 
 // process runs one delivery from start to disposal. A panic is recovered
