@@ -29,7 +29,7 @@ type benchSizes struct {
 }
 
 var (
-	fullSizes = benchSizes{CeilingN: 5000, CeilingConc: 64, Levels: []int{16, 32, 64, 128, 256}, PerLevel: 8,
+	fullSizes = benchSizes{CeilingN: 5000, CeilingConc: 64, Levels: []int{16, 32, 64, 128, 256}, PerLevel: 16,
 		SlowGateway: 50 * time.Millisecond, Rate: 1000, RateFor: 5 * time.Second,
 		ConfirmAgents: 1000, PollAgents: 10000, PollHold: 10 * time.Second}
 	quickSizes = benchSizes{CeilingN: 300, CeilingConc: 16, Levels: []int{8, 32}, PerLevel: 4,

@@ -34,14 +34,14 @@ func TestBenchQuick(t *testing.T) {
 	switch c := rep.Ceiling; {
 	case c == nil:
 		t.Fatal("no ceiling")
-	case c.Accepted != sz.CeilingN || c.Pipeline <= 0 || c.BareHTTP <= 0 || c.RawJetStream <= 0 || c.WorkerCPU <= 0:
+	case c.Accepted != sz.CeilingN || c.Pipeline <= 0 || c.BareHTTP <= 0 || c.RawJetStream <= 0 || c.Writes <= 0 || c.WorkerCPU <= 0:
 		t.Errorf("ceiling = %+v, want %d accepted and every rate measured", c, sz.CeilingN)
 	}
 	if len(rep.Pipelining) != len(sz.Levels) {
 		t.Fatalf("pipelining = %+v, want levels %v", rep.Pipelining, sz.Levels)
 	}
 	for i, p := range rep.Pipelining {
-		if p.InFlight != sz.Levels[i] || p.Ratio <= 0 || p.Ratio > 1.05 || p.PeakRSS <= 0 {
+		if p.InFlight != sz.Levels[i] || p.Ratio <= 0 || p.Ratio > 1.05 || p.BareHTTP <= 0 || p.Whole <= 0 || p.PeakRSS <= 0 {
 			t.Errorf("pipelining[%d] = %+v", i, p)
 		}
 	}

@@ -36,6 +36,8 @@ type ceilingResult struct {
 	RawJetStream   float64 `json:"raw_jetstream_msg_per_s"`
 	RatioHTTP      float64 `json:"ratio_http"`
 	RatioJetStream float64 `json:"ratio_jetstream"`
+	Writes         float64 `json:"worker_writes_alone_cmd_per_s"` // see writeFloor
+	RatioWrites    float64 `json:"ratio_writes"`
 	WorkerCPU      int64   `json:"worker_cpu_us_per_cmd"`
 	ServerCPU      int64   `json:"nats_and_gateway_cpu_us_per_cmd"` // this process: NATS server, simulator, publisher
 	Accepted       int     `json:"accepted"`
@@ -44,9 +46,12 @@ type ceilingResult struct {
 type pipeResult struct {
 	InFlight  int     `json:"in_flight"`
 	Commands  int     `json:"commands"`
-	PerS      float64 `json:"cmd_per_s"`
+	PerS      float64 `json:"cmd_per_s"`       // steady state: see steadyRate
+	Whole     float64 `json:"whole_run_per_s"` // first publish to last result
 	Ideal     float64 `json:"ideal_cmd_per_s"`
 	Ratio     float64 `json:"ratio_ideal"`
+	BareHTTP  float64 `json:"bare_http_per_s"` // the same in flight, POSTs alone, steady state
+	RatioHTTP float64 `json:"ratio_bare_http"`
 	PeakRSS   int64   `json:"worker_peak_rss_bytes"`
 	WorkerCPU int64   `json:"worker_cpu_us_per_cmd"`
 }
@@ -57,6 +62,31 @@ type percentiles struct {
 	P90 time.Duration `json:"p90_ns"`
 	P99 time.Duration `json:"p99_ns"`
 	Max time.Duration `json:"max_ns"`
+}
+
+// steadyRate is the throughput between the 10th and the 90th percentile
+// of the completion times: the rate with the pipeline full, without the
+// ramp-up (the first M commands all start at once) and the drain (the last
+// ones finish with the pipeline emptying), which a run of a few rounds
+// would otherwise count against it.
+func steadyRate(at []time.Time) float64 {
+	if len(at) < 10 {
+		return 0
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	lo, hi := len(at)/10, len(at)*9/10
+	return float64(hi-lo) / at[hi].Sub(at[lo]).Seconds()
+}
+
+// seenAt returns when each of ids was seen (the ones seen).
+func seenAt(seen map[string]time.Time, ids []string) []time.Time {
+	at := make([]time.Time, 0, len(ids))
+	for _, id := range ids {
+		if t, ok := seen[id]; ok {
+			at = append(at, t)
+		}
+	}
+	return at
 }
 
 func percentilesOf(d []time.Duration) percentiles {
@@ -120,12 +150,18 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 
 	prog.set("ceiling: bare HTTP loop", 0, 0)
-	bare, err := bareHTTPLoop(ctx, env.gw, guids, httpAgents, conc)
+	start, done, err := bareHTTPLoop(ctx, env.gw, guids, httpAgents, conc)
 	if err != nil {
 		return err
 	}
+	bare := perSecond(start, done)
 	prog.set("ceiling: raw JetStream consume+ack", 0, 0)
 	raw, err := rawConsumeAck(ctx, env.js, n, conc)
+	if err != nil {
+		return err
+	}
+	prog.set("ceiling: the worker's JetStream writes alone", 0, 0)
+	floor, err := writeFloor(ctx, env.js, n, conc)
 	if err != nil {
 		return err
 	}
@@ -148,7 +184,7 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 	pipe := float64(n) / elapsed.Seconds()
 	rep.Ceiling = &ceilingResult{Commands: n, Concurrency: conc, Pipeline: pipe, BareHTTP: bare, RawJetStream: raw,
-		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n),
+		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, Writes: floor, RatioWrites: pipe / floor, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n),
 		ServerCPU: self.Microseconds() / int64(n),
 		Accepted:  results.status("accepted") - accepted0}
 	return nil
@@ -156,7 +192,7 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 
 func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
 	maxLevel := slices.Max(sz.Levels)
-	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 1, Latency: sz.SlowGateway}, 8)
+	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 1, Latency: sz.SlowGateway}, maxLevel)
 	if err != nil {
 		return err
 	}
@@ -167,7 +203,8 @@ func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *be
 	}
 	warmAgents := agentRange(101, maxLevel)
 	prog.set("pipelining: signing agents in", 0, 0)
-	if _, err := env.signIn(ctx, slices.Concat(warmAgents, agentRange(101+maxLevel, total)), true); err != nil {
+	guids, err := env.signIn(ctx, slices.Concat(warmAgents, agentRange(101+maxLevel, total)), true)
+	if err != nil {
 		return err
 	}
 	results, err := env.tap(events.SubjectResults + ".>")
@@ -204,9 +241,26 @@ func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *be
 		}
 		w.stop()
 		next += n
-		got, ideal := float64(n)/elapsed.Seconds(), float64(m)/sz.SlowGateway.Seconds()
-		rep.Pipelining = append(rep.Pipelining, pipeResult{InFlight: m, Commands: n, PerS: got, Ideal: ideal,
-			Ratio: got / ideal, PeakRSS: s1.PeakRSS, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n)})
+		agents := agentRange(next-n, n)
+		ids := make([]string, n)
+		for i, a := range agents {
+			ids[i] = benchCommandID("run", a)
+		}
+		got, ideal := steadyRate(seenAt(results.seen(), ids)), float64(m)/sz.SlowGateway.Seconds()
+		prog.set(fmt.Sprintf("pipelining: bare HTTP, %d in flight", m), 0, 0)
+		for _, a := range agents { // back on a call for the baseline
+			if err := env.call(a); err != nil {
+				return err
+			}
+		}
+		_, done, err := bareHTTPLoop(ctx, env.gw, guids, agents, m)
+		if err != nil {
+			return err
+		}
+		bare := steadyRate(done)
+		rep.Pipelining = append(rep.Pipelining, pipeResult{InFlight: m, Commands: n, PerS: got, Whole: float64(n) / elapsed.Seconds(),
+			Ideal: ideal, Ratio: got / ideal, BareHTTP: bare, RatioHTTP: got / bare,
+			PeakRSS: s1.PeakRSS, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n)})
 	}
 	return nil
 }
@@ -546,8 +600,9 @@ func firstArrivals(sim *gatewaysim.Sim) map[int]time.Time {
 }
 
 // bareHTTPLoop POSTs one disconnect per agent from conc goroutines straight
-// to the simulator, on a warm connection pool: requests/s.
-func bareHTTPLoop(ctx context.Context, gw *gateway.Client, guids map[int]string, agents []int, conc int) (float64, error) {
+// to the simulator, on a warm connection pool, and returns when the first
+// started and when each completed.
+func bareHTTPLoop(ctx context.Context, gw *gateway.Client, guids map[int]string, agents []int, conc int) (time.Time, []time.Time, error) {
 	var wg sync.WaitGroup
 	for range conc { // open the pool: 100-006, no such session
 		wg.Add(1)
@@ -555,6 +610,7 @@ func bareHTTPLoop(ctx context.Context, gw *gateway.Client, guids map[int]string,
 	}
 	wg.Wait()
 	var next atomic.Int64
+	done := make([]time.Time, len(agents))
 	g, gctx := errgroup.WithContext(ctx)
 	start := time.Now()
 	for range conc {
@@ -564,14 +620,79 @@ func bareHTTPLoop(ctx context.Context, gw *gateway.Client, guids map[int]string,
 				if err := gw.Disconnect(gctx, a, benchCustomer(a), guids[a]); err != nil {
 					return fmt.Errorf("bare HTTP: %w", err)
 				}
+				done[i] = time.Now()
+			}
+			return nil
+		})
+	}
+	return start, done, g.Wait()
+}
+
+// perSecond is len(done) over the time from start to the last of done.
+func perSecond(start time.Time, done []time.Time) float64 {
+	return float64(len(done)) / slices.MaxFunc(done, func(a, b time.Time) int { return a.Compare(b) }).Sub(start).Seconds()
+}
+
+// writeFloor runs, from conc goroutines and with no gateway and no
+// consumer, the JetStream writes the worker makes for one accepted
+// command, on the same buckets: agent lease create and delete, ledger start
+// and done, pending record, result (to a scratch stream, with a Nats-Msg-Id).
+// Commands/s: no worker that keeps these writes goes faster on this machine.
+func writeFloor(ctx context.Context, js jetstream.JetStream, n, conc int) (float64, error) {
+	var kv [3]jetstream.KeyValue
+	for i, b := range []string{events.BucketLeases, events.BucketLedger, events.BucketPending} {
+		var err error
+		if kv[i], err = js.KeyValue(ctx, b); err != nil {
+			return 0, err
+		}
+	}
+	leases, ledger, pending := kv[0], kv[1], kv[2]
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_FLOOR", Subjects: []string{"bench.BENCH_FLOOR"}}); err != nil {
+		return 0, err
+	}
+	res := events.Result{AgentID: 59999, Number: benchCustomer(59999), Status: events.StatusAccepted, RetCode: "0",
+		Attempts: 1, IssuedAt: time.Now(), CompletedAt: time.Now(), ExpiresAt: time.Now()}
+	var next atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	start := time.Now()
+	for range conc {
+		g.Go(func() error {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				id := "floor-" + strconv.FormatInt(i, 10)
+				key := "agent.floor" + strconv.FormatInt(i, 10)
+				rev, err := leases.Create(gctx, key, []byte("bench"))
+				if err != nil {
+					return err
+				}
+				if _, err := ledger.Create(gctx, id, []byte(`{"state":"started","owner":"bench"}`)); err != nil {
+					return err
+				}
+				r := res
+				r.CommandID = id
+				data, _ := json.Marshal(r)
+				if _, err := pending.Put(gctx, events.PendingKey(r.AgentID, id), data); err != nil {
+					return err
+				}
+				if _, err := ledger.Put(gctx, id, append([]byte(`{"state":"done","result":`), append(data, '}')...)); err != nil {
+					return err
+				}
+				m := nats.NewMsg("bench.BENCH_FLOOR")
+				m.Data = data
+				m.Header.Set(events.HeaderMsgID, events.ResultMsgID(id))
+				if _, err := js.PublishMsg(gctx, m); err != nil {
+					return err
+				}
+				if err := leases.Delete(gctx, key, jetstream.LastRevision(rev)); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("write floor: %w", err)
 	}
-	return float64(len(agents)) / time.Since(start).Seconds(), nil
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 // rawConsumeAck publishes n messages to a scratch stream while conc
