@@ -61,6 +61,15 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 		if rec != nil && rec.State == stateDone {
 			return nil // it has its result
 		}
+		if rec != nil && rec.State == stateStarted { // as in expired: wait out a delivery in flight
+			held, err := w.leases.held(ctx, j.cmd.AgentID)
+			if err != nil {
+				return err
+			}
+			if held {
+				return errStartedElsewhere
+			}
+		}
 		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
 		out.cas, out.rev = true, rev
 	}

@@ -137,7 +137,13 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 // expired ends a command whose deadline passed before it could hold its
 // agent. Without the lease another delivery of it may be finishing, so the
 // ledger decides: a done command replays its result, otherwise "expired"
-// is stored only if the record is still the one read here.
+// is stored only if the record is still the one read here. A "started"
+// record means another delivery (a duplicate message, or this one's
+// earlier delivery) sent a request; one whose answer is still on its way
+// would store the outcome after this one and contradict a published
+// "expired". So while anyone holds the agent this delivery waits for the
+// ledger instead. Past the deadline no request can start (execute checks
+// it), so a free agent means nothing of this command is in flight.
 func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
 	rec, rev, err := w.ledger.get(ctx, j.cmd.CommandID)
 	switch {
@@ -145,6 +151,14 @@ func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
 		return outcome{retry: time.Second, err: err}
 	case rec != nil && rec.State == stateDone && rec.Result != nil:
 		return outcome{res: rec.Result}
+	case rec != nil && rec.State == stateStarted:
+		held, err := w.leases.held(ctx, j.cmd.AgentID)
+		if err != nil {
+			return outcome{retry: time.Second, err: err}
+		}
+		if held {
+			return outcome{retry: w.cfg.LeaseTTL / 4, err: errStartedElsewhere}
+		}
 	}
 	out := w.final(j, events.StatusExpired, reason, "")
 	out.cas, out.rev = true, rev
@@ -181,6 +195,8 @@ func (w *Worker) result(j *job, s events.Status, reason, retcode string) *events
 	}
 	return r
 }
+
+var errStartedElsewhere = errors.New("worker: past the deadline while another delivery of the command holds the agent; waiting for its outcome")
 
 func isShutdown(ctx context.Context) bool {
 	return ctx.Err() != nil && errors.Is(context.Cause(ctx), errShutdown)

@@ -103,6 +103,15 @@ func (ls *lease) renew(ctx context.Context) error {
 	return nil
 }
 
+// held reports whether any worker holds agent now (its key exists).
+func (l *leases) held(ctx context.Context, agent int) (bool, error) {
+	_, err := l.kv.Get(ctx, "agent."+strconv.Itoa(agent))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // release deletes the key if it is still ours and frees the agent locally.
 // Errors are ignored: the TTL frees the agent anyway.
 func (ls *lease) release() {
