@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/kvwatch"
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/cenkalti/backoff/v4"
@@ -111,7 +112,12 @@ func (c *confirmer) run(ctx context.Context) error {
 	}
 	c.kv = kv
 	watched := make(chan struct{})
-	go func() { defer close(watched); c.watchLoop(ctx) }()
+	go func() {
+		defer close(watched)
+		kvwatch.Follow(ctx, kv, "", kvwatch.View{Apply: c.apply, Failed: func(err error) {
+			c.log.Warn().Err(err).Msg("pending watch failed")
+		}})
+	}()
 
 	// Settling outlives ctx by at most confirmDrainFor, so that a decided
 	// confirmation is not lost to a shutdown.
@@ -259,44 +265,6 @@ func (c *confirmer) logOutcome(out *events.Confirmation) {
 		e = e.Str("event_type", out.EventType).Str("call_id", out.CallID).Int64("latency_ms", out.LatencyMillis)
 	}
 	e.Msg("disconnect confirmation published")
-}
-
-// watchLoop keeps the pending view in step with the bucket until ctx ends,
-// re-establishing the watch if it fails.
-func (c *confirmer) watchLoop(ctx context.Context) {
-	for ctx.Err() == nil {
-		c.watch(ctx)
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-func (c *confirmer) watch(ctx context.Context) {
-	w, err := c.kv.WatchAll(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Warn().Err(err).Msg("pending watch failed")
-		}
-		return
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e != nil {
-				c.apply(e)
-			}
-		}
-	}
 }
 
 // apply folds one bucket change into the view: a new waiting command is

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/kvwatch"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -94,33 +95,7 @@ func (m *members) leave() {
 
 // run keeps the member view up to date until ctx ends.
 func (m *members) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		m.watch(ctx)
-		_ = sleep(ctx, time.Second)
-	}
-}
-
-func (m *members) watch(ctx context.Context) {
-	w, err := m.kv.Watch(ctx, memberPrefix+">")
-	if err != nil {
-		return
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				closeOnce(m.ready)
-				continue
-			}
-			m.apply(e)
-		}
-	}
+	kvwatch.Follow(ctx, m.kv, memberPrefix+">", kvwatch.View{Apply: m.apply, Ready: func() { closeOnce(m.ready) }})
 }
 
 // apply records a heartbeat (its server time, capped at now) or a leave.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/kvwatch"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -76,33 +77,7 @@ func (r *registry) set(agent int, e regEntry) {
 // run keeps the view in step with the bucket until ctx ends,
 // re-establishing the watch if it fails.
 func (r *registry) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		r.watch(ctx)
-		_ = sleep(ctx, time.Second)
-	}
-}
-
-func (r *registry) watch(ctx context.Context) {
-	w, err := r.kv.WatchAll(ctx)
-	if err != nil {
-		return
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil { // end of the initial values
-				closeOnce(r.ready)
-				continue
-			}
-			r.apply(e)
-		}
-	}
+	kvwatch.Follow(ctx, r.kv, "", kvwatch.View{Apply: r.apply, Ready: func() { closeOnce(r.ready) }})
 }
 
 // apply records a watched entry. A value that does not decode to a usable

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/kvwatch"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -52,33 +53,7 @@ func (s *sessions) waitChange(ctx context.Context, agent int, old string, d time
 // run keeps the map in step with the bucket until ctx ends, re-establishing
 // the watch if it fails.
 func (s *sessions) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		s.watch(ctx)
-		_ = sleep(ctx, time.Second)
-	}
-}
-
-func (s *sessions) watch(ctx context.Context) {
-	w, err := s.kv.WatchAll(ctx)
-	if err != nil {
-		return
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil { // end of the initial values
-				s.markReady()
-				continue
-			}
-			s.apply(e)
-		}
-	}
+	kvwatch.Follow(ctx, s.kv, "", kvwatch.View{Apply: s.apply, Ready: s.markReady})
 }
 
 func (s *sessions) apply(e jetstream.KeyValueEntry) {

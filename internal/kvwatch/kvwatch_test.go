@@ -1,0 +1,104 @@
+package kvwatch
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestFollowFeedsInitialValuesThenChanges(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "kvwatch_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"m.a", "m.b", "other"} {
+		if _, err := kv.PutString(ctx, k, "1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var (
+		mu    sync.Mutex
+		view  = map[string]string{} // key -> value, "" once deleted
+		ready = make(chan struct{}, 4)
+	)
+	has := func(want map[string]string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(view) != len(want) {
+			return false
+		}
+		for k, v := range want {
+			if got, ok := view[k]; !ok || got != v {
+				return false
+			}
+		}
+		return true
+	}
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Follow(fctx, kv, "m.>", View{
+			Apply: func(e jetstream.KeyValueEntry) {
+				mu.Lock()
+				defer mu.Unlock()
+				view[e.Key()] = string(e.Value())
+				if e.Operation() != jetstream.KeyValuePut {
+					view[e.Key()] = ""
+				}
+			},
+			Ready: func() { ready <- struct{}{} },
+		})
+	}()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		t.Fatal("Ready not called after the initial values")
+	}
+	if !has(map[string]string{"m.a": "1", "m.b": "1"}) {
+		t.Fatalf("view after the initial values = %v, want m.a and m.b only", view)
+	}
+	if _, err := kv.PutString(ctx, "m.a", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "m.b"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"m.a": "2", "m.b": ""}
+	for deadline := time.Now().Add(5 * time.Second); !has(want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("view = %v, want %v", view, want)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the view, with a deadline
+	}
+	stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Follow did not return after ctx ended")
+	}
+}
