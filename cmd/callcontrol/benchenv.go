@@ -118,6 +118,16 @@ func (e *benchEnv) call(agent int) error {
 	return nil
 }
 
+// callAll puts each of agents on a call (see call).
+func (e *benchEnv) callAll(agents []int) error {
+	for _, a := range agents {
+		if err := e.call(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func benchCustomer(agent int) string { return "5550" + strconv.Itoa(agent) }
 
 func agentRange(first, n int) []int {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type percentiles struct {
+	N   int           `json:"n"`
+	P50 time.Duration `json:"p50_ns"`
+	P90 time.Duration `json:"p90_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+}
+
+func percentilesOf(d []time.Duration) percentiles {
+	if len(d) == 0 {
+		return percentiles{}
+	}
+	slices.Sort(d)
+	at := func(q int) time.Duration { return d[min(len(d)-1, len(d)*q/100)] }
+	return percentiles{N: len(d), P50: at(50), P90: at(90), P99: at(99), Max: d[len(d)-1]}
+}
+
+type latencyResult struct {
+	Rate     int         `json:"rate_per_s"`
+	Worker   percentiles `json:"publish_to_post"`
+	Raw      percentiles `json:"raw_publish_to_consume"`
+	RatioP50 float64     `json:"ratio_p50"`
+	RatioP99 float64     `json:"ratio_p99"`
+}
+
+func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
+	const conc = 64
+	n := int(float64(sz.Rate) * sz.RateFor.Seconds())
+	every := time.Second / time.Duration(sz.Rate)
+	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 1}, 8)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	agents, warmAgents := agentRange(101, n), agentRange(101+n, conc)
+	prog.set("latency: signing agents in", 0, 0)
+	if _, err := env.signIn(ctx, slices.Concat(agents, warmAgents), true); err != nil {
+		return err
+	}
+	if _, err := env.start(ctx, "worker", "--concurrency", strconv.Itoa(conc)); err != nil {
+		return err
+	}
+	results, err := env.tap(events.SubjectResults + ".>")
+	if err != nil {
+		return err
+	}
+	defer results.stop()
+	if err := env.warmUp(ctx, results, warmAgents); err != nil {
+		return err
+	}
+	prog.set(fmt.Sprintf("latency: raw JetStream at %d/s", sz.Rate), 0, 0)
+	raw, err := rawLatency(ctx, env.js, n, every)
+	if err != nil {
+		return err
+	}
+	sent := make([]time.Time, n)
+	if _, err := env.pipeline(ctx, prog, fmt.Sprintf("latency: worker at %d/s", sz.Rate), results, agents, every,
+		func(i int, t time.Time) { sent[i] = t }); err != nil {
+		return err
+	}
+	arrived := firstArrivals(env.sim.sim)
+	lat := make([]time.Duration, 0, n)
+	for i, a := range agents {
+		if at, ok := arrived[a]; ok {
+			lat = append(lat, at.Sub(sent[i]))
+		}
+	}
+	if len(lat) < n {
+		return fmt.Errorf("%d of %d commands reached the gateway", len(lat), n)
+	}
+	r := &latencyResult{Rate: sz.Rate, Worker: percentilesOf(lat), Raw: percentilesOf(raw)}
+	r.RatioP50 = float64(r.Worker.P50) / float64(r.Raw.P50)
+	r.RatioP99 = float64(r.Worker.P99) / float64(r.Raw.P99)
+	rep.Latency = r
+	return nil
+}
+
+// firstArrivals maps each agent to the arrival of its first disconnect.
+func firstArrivals(sim *gatewaysim.Sim) map[int]time.Time {
+	at := map[int]time.Time{}
+	for _, d := range sim.Disconnects() {
+		if _, ok := at[d.AgentID]; !ok {
+			at[d.AgentID] = d.At
+		}
+	}
+	return at
+}
+
+// rawLatency publishes n timestamped messages, one per every, and returns
+// the time from each publish to its consumption.
+func rawLatency(ctx context.Context, js jetstream.JetStream, n int, every time.Duration) ([]time.Duration, error) {
+	cons, err := scratchConsumer(ctx, js, "BENCH_LAT")
+	if err != nil {
+		return nil, err
+	}
+	lat := make([]time.Duration, 0, n)
+	var mu sync.Mutex
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		now := time.Now()
+		sent := time.Unix(0, int64(binary.BigEndian.Uint64(m.Data())))
+		_ = m.Ack()
+		mu.Lock()
+		lat = append(lat, now.Sub(sent))
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Stop()
+	start := time.Now()
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
+			time.Sleep(d) // pacing the offered load
+		}
+		if _, err := js.PublishAsync("bench.BENCH_LAT", binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))); err != nil {
+			return nil, err
+		}
+	}
+	err = benchWait(ctx, time.Minute, "raw latency", func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) >= n })
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(lat), err
+}
