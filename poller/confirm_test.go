@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -33,27 +33,7 @@ type confirmRig struct {
 // ownership; log may be zerolog.Nop().
 func newConfirmRig(t *testing.T, grace time.Duration, log zerolog.Logger, owns func(int) bool) *confirmRig {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 256 << 20,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.Connect(t, testenv.JetStream(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := worker.Provision(ctx, js, worker.Topology{DuplicateWindow: time.Minute}, worker.Config{}); err != nil {
@@ -244,7 +224,7 @@ func cfTalking(agent int, callID, caller, called string) events.AgentEvent {
 
 func TestConfirmCustomerRelease(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	r := newConfirmRig(t, 5*time.Second, zerolog.New(logs), func(int) bool { return true })
 	p := r.put(cfPending(101, "cmd-1", "13800001234", time.Now().Add(time.Minute)))
 

@@ -17,8 +17,8 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -38,7 +38,7 @@ type bundle struct {
 	simCfg gatewaysim.Config
 	gwURL  string
 	roots  *x509.CertPool
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	cfg    Config
 
 	mu      sync.Mutex
@@ -57,19 +57,7 @@ func setup(t *testing.T, cfg Config, simCfg gatewaysim.Config) *bundle {
 // or alter the HTTP exchanges), unless wrap is nil.
 func setupWrapped(t *testing.T, cfg Config, simCfg gatewaysim.Config, wrap func(http.Handler) http.Handler) *bundle {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, MaxPayload: 1 << 20,
-		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 256 << 20, JetStreamMaxStore: 1 << 30,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-
+	url := testenv.JetStream(t)
 	sim := gatewaysim.New(simCfg)
 	var h http.Handler = sim
 	if wrap != nil {
@@ -83,7 +71,7 @@ func setupWrapped(t *testing.T, cfg Config, simCfg gatewaysim.Config, wrap func(
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 
-	b := &bundle{t: t, url: ns.ClientURL(), sim: sim, simCfg: simCfg, gwURL: srv.URL, roots: roots, logs: &syncBuffer{}}
+	b := &bundle{t: t, url: url, sim: sim, simCfg: simCfg, gwURL: srv.URL, roots: roots, logs: &testenv.SyncBuffer{}}
 	b.nc, b.js = b.connect()
 	cfg.Logger = zerolog.New(b.logs).Level(zerolog.DebugLevel)
 	b.cfg = cfg
@@ -99,16 +87,7 @@ func setupWrapped(t *testing.T, cfg Config, simCfg gatewaysim.Config, wrap func(
 
 func (b *bundle) connect() (*nats.Conn, jetstream.JetStream) {
 	b.t.Helper()
-	nc, err := nats.Connect(b.url)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return nc, js
+	return testenv.Connect(b.t, b.url)
 }
 
 // newGateway returns a gateway client of the simulator with the poller's
@@ -285,18 +264,6 @@ func (b *bundle) lastMsg(subject string) *jetstream.RawStreamMsg {
 	return m
 }
 
-// waitFor polls cond until it holds or fails the test after within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 // checkLogs fails the test if any log line holds a registered GUID.
 func (b *bundle) checkLogs() {
 	b.t.Helper()
@@ -313,23 +280,6 @@ func (b *bundle) checkLogs() {
 			return
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.buf.Bytes())
 }
 
 func agentsFrom(first, n int) []int {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,21 +37,21 @@ func TestPollerMetrics(t *testing.T) {
 	b.sim.MuteEvents(muted, true)
 	b.startReplica("p1")
 	b.startWorker(worker.Config{ConfirmWithin: 3 * time.Second, Metrics: m})
-	waitFor(t, 15*time.Second, "three agents owned", func() bool { return sample(t, reg, "callcontrol_poller_agents_owned", nil) == 3 })
-	waitFor(t, 15*time.Second, "a GUID rotation", func() bool { return sample(t, reg, "callcontrol_guid_rotations_total", nil) > 0 })
+	testenv.WaitFor(t, 15*time.Second, "three agents owned", func() bool { return sample(t, reg, "callcontrol_poller_agents_owned", nil) == 3 })
+	testenv.WaitFor(t, 15*time.Second, "a GUID rotation", func() bool { return sample(t, reg, "callcontrol_guid_rotations_total", nil) > 0 })
 
 	for _, a := range []int{confirmed, muted} {
 		b.publish(events.DisconnectCommand{CommandID: "m-" + strconv.Itoa(a), AgentID: a, Number: customerOf(a), IssuedAt: time.Now()})
 	}
-	waitFor(t, 15*time.Second, "the muted command pending", func() bool { return sample(t, reg, "callcontrol_pending_confirmations", nil) == 1 })
-	waitFor(t, 15*time.Second, "one confirmed, one unconfirmed", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "the muted command pending", func() bool { return sample(t, reg, "callcontrol_pending_confirmations", nil) == 1 })
+	testenv.WaitFor(t, 15*time.Second, "one confirmed, one unconfirmed", func() bool {
 		return sample(t, reg, "callcontrol_confirmations_total", map[string]string{"status": "confirmed"}) == 1 &&
 			sample(t, reg, "callcontrol_confirmations_total", map[string]string{"status": "unconfirmed"}) == 1
 	})
 	if n := sample(t, reg, "callcontrol_confirm_latency_seconds", nil); n != 1 {
 		t.Errorf("confirm latency samples = %v, want 1", n)
 	}
-	waitFor(t, 5*time.Second, "no pending confirmation", func() bool { return sample(t, reg, "callcontrol_pending_confirmations", nil) == 0 })
+	testenv.WaitFor(t, 5*time.Second, "no pending confirmation", func() bool { return sample(t, reg, "callcontrol_pending_confirmations", nil) == 0 })
 
 	// A new sign-in makes the stored GUID invalid: a session error.
 	guid, err := b.sim.SignIn(invalid)
@@ -60,11 +61,11 @@ func TestPollerMetrics(t *testing.T) {
 	b.mu.Lock()
 	b.secrets = append(b.secrets, guid)
 	b.mu.Unlock()
-	waitFor(t, 15*time.Second, "a poll session error", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "a poll session error", func() bool {
 		return sample(t, reg, "callcontrol_poll_errors_total", map[string]string{"class": "session"}) >= 1 &&
 			sample(t, reg, "callcontrol_session_errors_total", map[string]string{"op": "poll"}) >= 1
 	})
-	waitFor(t, 15*time.Second, "two agents owned", func() bool { return sample(t, reg, "callcontrol_poller_agents_owned", nil) == 2 })
+	testenv.WaitFor(t, 15*time.Second, "two agents owned", func() bool { return sample(t, reg, "callcontrol_poller_agents_owned", nil) == 2 })
 	if n := sample(t, reg, "callcontrol_gateway_requests_total", map[string]string{"op": "poll", "class": "success"}); n == 0 {
 		t.Error("no successful poll counted")
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -129,13 +130,13 @@ func TestPipelineConfirmations(t *testing.T) {
 		ids = append(ids, id)
 		b.publish(events.DisconnectCommand{CommandID: id, AgentID: a, Number: customerOf(a), IssuedAt: time.Now()})
 	}
-	waitFor(t, 20*time.Second, "the customer's own hang-up to be polled", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the customer's own hang-up to be polled", func() bool {
 		if err := b.sim.CustomerHangup(hangup, customerOf(hangup)); err != nil && err != gatewaysim.ErrNotParty {
 			t.Fatal(err)
 		}
 		return b.lastMsg(events.AgentEventSubject(hangup, events.EventCustomerRelease)) != nil
 	})
-	waitFor(t, 20*time.Second, "a confirmation for every command", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "a confirmation for every command", func() bool {
 		return len(byCommand[events.Confirmation](b, events.StreamEvents, events.SubjectConfirmations+".>")) >= len(ids)
 	})
 	confs := byCommand[events.Confirmation](b, events.StreamEvents, events.SubjectConfirmations+".>")
@@ -178,14 +179,14 @@ func TestPipelineRotatingGUIDs(t *testing.T) {
 	b.startReplica("p1")
 	b.startWorker(worker.Config{Concurrency: 32})
 	b.signIn([]int{1000})
-	waitFor(t, 20*time.Second, "the poller to poll a first agent", func() bool { return b.sim.Polls(1000) > 0 })
+	testenv.WaitFor(t, 20*time.Second, "the poller to poll a first agent", func() bool { return b.sim.Polls(1000) > 0 })
 	b.signIn(agents)
 	for _, a := range agents {
 		if _, err := b.sim.StartCall(a, customerOf(a)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "a first poll of every agent", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "a first poll of every agent", func() bool {
 		for _, a := range agents {
 			if b.sim.Polls(a) == 0 {
 				return false
@@ -199,7 +200,7 @@ func TestPipelineRotatingGUIDs(t *testing.T) {
 		<-tick.C
 		b.publish(events.DisconnectCommand{CommandID: "r-" + strconv.Itoa(a), AgentID: a, Number: customerOf(a), IssuedAt: time.Now()})
 	}
-	waitFor(t, 30*time.Second, "every result", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "every result", func() bool {
 		return len(byCommand[events.Result](b, events.StreamResults, events.SubjectResults+".>")) >= n
 	})
 	for id, rs := range byCommand[events.Result](b, events.StreamResults, events.SubjectResults+".>") {

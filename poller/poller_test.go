@@ -11,6 +11,7 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -38,7 +39,7 @@ func TestRepublishesEvents(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{PollHold: time.Second})
 	b.signIn([]int{101, 102})
 	r := b.startReplica("r1")
-	waitFor(t, 15*time.Second, "sign-in events republished", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "sign-in events republished", func() bool {
 		c := b.subjectCounts(events.SubjectAgentEvents + ".>")
 		return c["callcontrol.events.101.AgentState_Ready"] == 1 && c["callcontrol.events.102.AgentState_Ready"] == 1
 	})
@@ -57,7 +58,7 @@ func TestRepublishesEvents(t *testing.T) {
 		{"callcontrol.events.101.OUTBOUND_DETECT_EVENT", "42", "", `{"callId":42,"detect":1}`},
 		{"callcontrol.events.102.AgentEvent_Talking", "c-2", "", `{"called":"101","caller":"139","callid":"c-2"}`},
 	}
-	waitFor(t, 15*time.Second, "queued events republished", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "queued events republished", func() bool {
 		c := b.subjectCounts(events.SubjectAgentEvents + ".>")
 		for _, w := range want {
 			if c[w.subject] == 0 {
@@ -139,7 +140,7 @@ func TestShutdownReleasesLeases(t *testing.T) {
 	agents := agentsFrom(101, 5)
 	b.signIn(agents)
 	r := b.startReplica("r1")
-	waitFor(t, 15*time.Second, "all agents owned", func() bool { return len(r.p.Owned()) == len(agents) })
+	testenv.WaitFor(t, 15*time.Second, "all agents owned", func() bool { return len(r.p.Owned()) == len(agents) })
 	start := time.Now()
 	r.stop()
 	if d := time.Since(start); d > b.cfg.PollTimeout+time.Second {

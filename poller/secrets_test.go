@@ -15,6 +15,7 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,7 +116,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	b.startWorker(worker.Config{Concurrency: 8, FetchWait: 200 * time.Millisecond, InitialInterval: 20 * time.Millisecond,
 		MaxInterval: 200 * time.Millisecond, SessionWait: 500 * time.Millisecond, ConfirmWithin: 10 * time.Second,
 		ShutdownTimeout: 5 * time.Second, Instance: "w1"})
-	waitFor(t, 10*time.Second, "poller started", func() bool { return bytes.Contains(b.logs.Bytes(), []byte("poller started")) })
+	testenv.WaitFor(t, 10*time.Second, "poller started", func() bool { return bytes.Contains(b.logs.Bytes(), []byte("poller started")) })
 
 	gw := b.newGateway()
 	ctx := context.Background()
@@ -137,7 +138,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if _, err := gw.SignIn(ctx, 101, gateway.SignInRequest{Password: "wrong-S3cret!"}, true); gateway.RetCodeOf(err) != "100-004" {
 		t.Fatalf("sign-in with a wrong password: %v", err)
 	}
-	waitFor(t, 15*time.Second, "GUIDs rotated", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "GUIDs rotated", func() bool {
 		return b.subjectCounts(events.SessionEventSubject(101, events.SessionRotated))[events.SessionEventSubject(101, events.SessionRotated)] >= 3
 	})
 
@@ -145,7 +146,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if _, err := b.sim.SignIn(105); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "session 105 invalid", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "session 105 invalid", func() bool {
 		return b.lastMsg(events.SessionEventSubject(105, events.SessionInvalidated)) != nil
 	})
 
@@ -164,10 +165,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 		b.publish(c)
 	}
 	b.publishRaw([]byte(`{"command_id":"bad","agent_id":99,"number":"12/../3"}`), "bad")
-	waitFor(t, 30*time.Second, "results", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "results", func() bool {
 		return len(b.streamMsgs(events.StreamResults)) == len(cmds)+1
 	})
-	waitFor(t, 30*time.Second, "confirmations", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "confirmations", func() bool {
 		return b.subjectCounts(events.ConfirmationSubject(events.ConfirmationConfirmed))[events.ConfirmationSubject(events.ConfirmationConfirmed)] == 3
 	})
 	b.checkOutcomes()

@@ -12,6 +12,7 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 )
 
 // AUTHMODE 2 with a GUID rotating every 300 ms and expiring after 1 s: the
@@ -23,10 +24,10 @@ func TestRotatedGUIDIsStored(t *testing.T) {
 	agents := agentsFrom(101, 5)
 	b.startReplica("r1")
 	// GUIDs expire after 1 s: sign in once the poller runs.
-	waitFor(t, 10*time.Second, "poller started", func() bool { return bytes.Contains(b.logs.Bytes(), []byte("poller started")) })
+	testenv.WaitFor(t, 10*time.Second, "poller started", func() bool { return bytes.Contains(b.logs.Bytes(), []byte("poller started")) })
 	first := b.signIn(agents)
 	gw := b.newGateway()
-	waitFor(t, 15*time.Second, "first rotations stored", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "first rotations stored", func() bool {
 		for _, a := range agents {
 			if s, _ := b.session(a); s.GUID == first[a] {
 				return false
@@ -82,7 +83,7 @@ func TestSessionErrorInvalidates(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{PollHold: time.Second})
 	b.signIn([]int{101, 102})
 	r := b.startReplica("r1")
-	waitFor(t, 15*time.Second, "both agents polled", func() bool { return r.polls.count(101) > 0 && r.polls.count(102) > 0 })
+	testenv.WaitFor(t, 15*time.Second, "both agents polled", func() bool { return r.polls.count(101) > 0 && r.polls.count(102) > 0 })
 
 	newGUID, err := b.sim.SignIn(101) // forced: the stored GUID is now invalid
 	if err != nil {
@@ -91,7 +92,7 @@ func TestSessionErrorInvalidates(t *testing.T) {
 	b.mu.Lock()
 	b.secrets = append(b.secrets, newGUID)
 	b.mu.Unlock()
-	waitFor(t, 10*time.Second, "session marked invalid", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "session marked invalid", func() bool {
 		s, _ := b.session(101)
 		return s.State == events.SessionInvalid
 	})
@@ -99,7 +100,7 @@ func TestSessionErrorInvalidates(t *testing.T) {
 	if s.Reason != "retcode 100-006" || s.Usable() {
 		t.Errorf("session %+v, want invalid with reason retcode 100-006", redact(s))
 	}
-	waitFor(t, 10*time.Second, "invalid event", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "invalid event", func() bool {
 		return b.lastMsg(events.SessionEventSubject(101, events.SessionInvalidated)) != nil
 	})
 	var ev events.SessionEvent
@@ -109,18 +110,18 @@ func TestSessionErrorInvalidates(t *testing.T) {
 	if ev.RetCode != "100-006" || ev.AgentID != 101 || ev.Kind != events.SessionInvalidated {
 		t.Errorf("invalid event %+v", ev)
 	}
-	waitFor(t, 10*time.Second, "agent 101 released", func() bool { return !slices.Contains(r.p.Owned(), 101) })
+	testenv.WaitFor(t, 10*time.Second, "agent 101 released", func() bool { return !slices.Contains(r.p.Owned(), 101) })
 
 	// 101 is not polled any more while 102 is polled three more times.
 	stopped, other := r.polls.count(101), r.polls.count(102)
-	waitFor(t, 15*time.Second, "agent 102 polled on", func() bool { return r.polls.count(102) >= other+3 })
+	testenv.WaitFor(t, 15*time.Second, "agent 102 polled on", func() bool { return r.polls.count(102) >= other+3 })
 	if n := r.polls.count(101); n != stopped {
 		t.Errorf("agent 101 polled %d more times after its session became invalid", n-stopped)
 	}
 
 	// A new usable session registers the agent again.
 	b.register(101, newGUID)
-	waitFor(t, 15*time.Second, "agent 101 polled again", func() bool { return b.sim.Polls(101) > 0 && r.polls.count(101) > stopped })
+	testenv.WaitFor(t, 15*time.Second, "agent 101 polled again", func() bool { return b.sim.Polls(101) > 0 && r.polls.count(101) > stopped })
 	if n := b.subjectCounts(events.SessionEventSubject(101, events.SessionInvalidated))[events.SessionEventSubject(101, events.SessionInvalidated)]; n != 1 {
 		t.Errorf("%d invalid events, want 1", n)
 	}
@@ -132,16 +133,16 @@ func TestShutdownServiceSignsOut(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{PollHold: time.Second})
 	b.signIn([]int{101, 102})
 	r := b.startReplica("r1")
-	waitFor(t, 15*time.Second, "both agents owned", func() bool { return len(r.p.Owned()) == 2 })
+	testenv.WaitFor(t, 15*time.Second, "both agents owned", func() bool { return len(r.p.Owned()) == 2 })
 	b.sim.QueueEvent(101, "AgentOther_ShutdownService", map[string]any{"loginTime": 1700000000000})
-	waitFor(t, 10*time.Second, "session deleted", func() bool { _, ok := b.session(101); return !ok })
-	waitFor(t, 10*time.Second, "signed_out event", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "session deleted", func() bool { _, ok := b.session(101); return !ok })
+	testenv.WaitFor(t, 10*time.Second, "signed_out event", func() bool {
 		return b.lastMsg(events.SessionEventSubject(101, events.SessionSignedOut)) != nil
 	})
 	if b.lastMsg(events.AgentEventSubject(101, "AgentOther_ShutdownService")) == nil {
 		t.Error("ShutdownService event not republished")
 	}
-	waitFor(t, 10*time.Second, "agent 101 released", func() bool { return slices.Equal(r.p.Owned(), []int{102}) })
+	testenv.WaitFor(t, 10*time.Second, "agent 101 released", func() bool { return slices.Equal(r.p.Owned(), []int{102}) })
 	if s, ok := b.session(102); !ok || !s.Usable() {
 		t.Errorf("agent 102's session changed: %+v", redact(s))
 	}
@@ -155,7 +156,7 @@ func TestSessionErrorKeepsNewSignIn(t *testing.T) {
 	b.signIn([]int{101})
 	gate := &gatedSource{agent: 101, held: make(chan struct{}), release: make(chan struct{})}
 	r := b.startReplicaWith("r1", func(src eventSource) eventSource { gate.src = src; return gate })
-	waitFor(t, 15*time.Second, "agent polled", func() bool { return r.polls.count(101) > 0 })
+	testenv.WaitFor(t, 15*time.Second, "agent polled", func() bool { return r.polls.count(101) > 0 })
 	gate.armed.Store(true)
 	<-gate.held // the next poll of 101 waits, as if the gateway held it
 
@@ -166,7 +167,7 @@ func TestSessionErrorKeepsNewSignIn(t *testing.T) {
 	b.register(101, newGUID)
 	before := b.sim.Polls(101)
 	close(gate.release) // the held poll now fails with 100-006
-	waitFor(t, 10*time.Second, "agent polled with the new GUID", func() bool { return b.sim.Polls(101) > before })
+	testenv.WaitFor(t, 10*time.Second, "agent polled with the new GUID", func() bool { return b.sim.Polls(101) > before })
 	if s, ok := b.session(101); !ok || !s.Usable() || s.GUID != newGUID {
 		t.Errorf("the new session was changed: %+v (exists %v, same GUID %v)", redact(s), ok, s.GUID == newGUID)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 )
 
 // 500 agents over 3 replicas: every agent is polled by exactly one
@@ -27,7 +28,7 @@ func TestShardingAndFailover(t *testing.T) {
 	rs := []*replica{b.startReplica("r1"), b.startReplica("r2"), b.startReplica("r3")}
 
 	start := time.Now()
-	waitFor(t, 60*time.Second, "every agent polled", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "every agent polled", func() bool {
 		for _, a := range agents {
 			if b.sim.Polls(a) == 0 {
 				return false
@@ -35,7 +36,7 @@ func TestShardingAndFailover(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 30*time.Second, "agents shared by 3 replicas", func() bool { return shared(rs, n, n/5) })
+	testenv.WaitFor(t, 30*time.Second, "agents shared by 3 replicas", func() bool { return shared(rs, n, n/5) })
 	t.Logf("all agents polled and shared after %v; owned %d/%d/%d", time.Since(start).Round(time.Millisecond),
 		len(rs[0].p.Owned()), len(rs[1].p.Owned()), len(rs[2].p.Owned()))
 	checkGateway(t, b)
@@ -46,7 +47,7 @@ func TestShardingAndFailover(t *testing.T) {
 	killed := time.Now()
 	victim.nc.Close()
 	budget := cfg.LeaseTTL + cfg.PollTimeout + 2*time.Second
-	waitFor(t, budget, "the partitioned replica's agents polled by survivors", func() bool {
+	testenv.WaitFor(t, budget, "the partitioned replica's agents polled by survivors", func() bool {
 		for _, a := range lost {
 			if survivors[0].polls.count(a)+survivors[1].polls.count(a) == 0 {
 				return false
@@ -56,14 +57,14 @@ func TestShardingAndFailover(t *testing.T) {
 	})
 	t.Logf("%d agents taken over after %v", len(lost), time.Since(killed).Round(time.Millisecond))
 	victim.stop()
-	waitFor(t, 30*time.Second, "agents shared by 2 replicas", func() bool { return shared(survivors, n, n/5) })
+	testenv.WaitFor(t, 30*time.Second, "agents shared by 2 replicas", func() bool { return shared(survivors, n, n/5) })
 	checkGateway(t, b)
 	queueAndCheckOnce(t, b, agents, "AgentEvent_AfterKill")
 
 	joined := time.Now()
 	r4 := b.startReplica("r4")
 	all := append(survivors, r4)
-	waitFor(t, 30*time.Second, "the 4th replica takes its share", func() bool { return shared(all, n, n/7) })
+	testenv.WaitFor(t, 30*time.Second, "the 4th replica takes its share", func() bool { return shared(all, n, n/7) })
 	// Leases are handed off by deletion, not left to expire.
 	if d := time.Since(joined); d >= cfg.LeaseTTL {
 		t.Errorf("the hand-off to a new replica took %v, want less than LeaseTTL", d)
@@ -114,7 +115,7 @@ func queueAndCheckOnce(t *testing.T, b *bundle, agents []int, eventType string) 
 	}
 	filter := events.SubjectAgentEvents + ".*." + eventType
 	var counts map[string]uint64
-	waitFor(t, 30*time.Second, eventType+" events republished", func() bool {
+	testenv.WaitFor(t, 30*time.Second, eventType+" events republished", func() bool {
 		counts = b.subjectCounts(filter)
 		return len(counts) == len(agents)
 	})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 )
 
 // Ten simulated minutes (one real minute with the gateway's clock running
@@ -23,16 +24,16 @@ func TestSoakNoSignOut(t *testing.T) {
 	agents := agentsFrom(101, n)
 	b.signIn(agents)
 	rs := []*replica{b.startReplica("r1"), b.startReplica("r2")}
-	waitFor(t, 30*time.Second, "agents shared", func() bool { return shared(rs, n, 50) })
+	testenv.WaitFor(t, 30*time.Second, "agents shared", func() bool { return shared(rs, n, 50) })
 
-	waitFor(t, run/2, "half-time", func() bool { return time.Since(start) >= run/2 || b.sim.SignedOut() > 0 })
+	testenv.WaitFor(t, run/2, "half-time", func() bool { return time.Since(start) >= run/2 || b.sim.SignedOut() > 0 })
 	rs[0].nc.Close()
 	rs[0].stop()
 	polls := map[int]int64{}
 	for _, a := range agents {
 		polls[a] = b.sim.Polls(a)
 	}
-	waitFor(t, run, "the end", func() bool { return time.Since(start) >= run || b.sim.SignedOut() > 0 })
+	testenv.WaitFor(t, run, "the end", func() bool { return time.Since(start) >= run || b.sim.SignedOut() > 0 })
 
 	checkGateway(t, b)
 	for _, a := range agents {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -55,7 +56,7 @@ func confirmationTraceparents(t *testing.T, tp trace.TracerProvider) (traced, un
 	b.publishTraced(events.DisconnectCommand{CommandID: "traced", AgentID: 101, Number: customerOf(101)}, testTP)
 	b.publishTraced(events.DisconnectCommand{CommandID: "untraced", AgentID: 102, Number: customerOf(102)}, "")
 	subject := events.ConfirmationSubject(events.ConfirmationConfirmed)
-	waitFor(t, 20*time.Second, "both confirmations", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "both confirmations", func() bool {
 		return len(byCommand[events.Confirmation](b, events.StreamEvents, subject)) == 2
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

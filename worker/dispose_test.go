@@ -9,6 +9,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -81,7 +82,7 @@ func TestRedeliveredReplayRestoresMissingPending(t *testing.T) {
 	if n := len(b.sim.Disconnects()); n != 0 {
 		t.Fatalf("%d requests reached the gateway, want none (replays)", n)
 	}
-	waitFor(t, 10*time.Second, "both redeliveries acknowledged", func() bool { return consumerIdle(t, b) })
+	testenv.WaitFor(t, 10*time.Second, "both redeliveries acknowledged", func() bool { return consumerIdle(t, b) })
 
 	e, err := pendingKV.Get(ctx, events.PendingKey(971, "lost-pending"))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 )
 
 // A duplicate of a command (same command_id, another stream message: a
@@ -42,7 +43,7 @@ func TestExpiredDuplicateWaitsForTheDeliveryInFlight(t *testing.T) {
 		IssuedAt: time.Now(), TTL: 300 * time.Millisecond})
 	// Past the deadline, with the agent still held, the duplicate must
 	// neither store nor publish an outcome.
-	waitFor(t, 5*time.Second, "the duplicate to give up waiting for the agent", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the duplicate to give up waiting for the agent", func() bool {
 		return bytes.Contains(b.logs.Bytes(), []byte(`"command_id":"in-flight"`))
 	})
 	if res := b.results()["in-flight"]; len(res) != 0 {

@@ -15,7 +15,7 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -30,7 +30,7 @@ type bundle struct {
 	js   jetstream.JetStream
 	sim  *gatewaysim.Sim
 	gw   *gateway.Client
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	cfg  Config
 	// secrets are strings that must never appear in logs (GUIDs).
 	secrets []string
@@ -41,19 +41,7 @@ type bundle struct {
 // secrets at the end).
 func setup(t testing.TB, cfg Config, simCfg gatewaysim.Config) *bundle {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 256 << 20, JetStreamMaxStore: 1 << 30,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-
+	url := testenv.JetStream(t)
 	sim := gatewaysim.New(simCfg)
 	srv := httptest.NewTLSServer(sim)
 	t.Cleanup(func() { sim.Close(); srv.Close() })
@@ -65,7 +53,7 @@ func setup(t testing.TB, cfg Config, simCfg gatewaysim.Config) *bundle {
 	}
 	t.Cleanup(gw.Close)
 
-	b := &bundle{t: t, url: ns.ClientURL(), sim: sim, gw: gw, logs: &syncBuffer{}}
+	b := &bundle{t: t, url: url, sim: sim, gw: gw, logs: &testenv.SyncBuffer{}}
 	b.nc, b.js = b.connect()
 	cfg.Logger = zerolog.New(b.logs)
 	b.cfg = cfg
@@ -80,16 +68,7 @@ func setup(t testing.TB, cfg Config, simCfg gatewaysim.Config) *bundle {
 
 func (b *bundle) connect() (*nats.Conn, jetstream.JetStream) {
 	b.t.Helper()
-	nc, err := nats.Connect(b.url)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return nc, js
+	return testenv.Connect(b.t, b.url)
 }
 
 // startWorker runs a worker on its own NATS connection until the test ends
@@ -232,18 +211,6 @@ func (b *bundle) waitResults(n int, within time.Duration) map[string][]events.Re
 	}
 }
 
-// waitFor polls cond until it holds or fails the test after within.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // checkLogs fails the test if any log line holds a registered GUID or an
 // unmasked number that the test used.
 func (b *bundle) checkLogs() {
@@ -259,23 +226,6 @@ func (b *bundle) checkLogs() {
 			b.t.Errorf("log output contains a GUID")
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.buf.Bytes())
 }
 
 func cmdID(i int) string { return fmt.Sprintf("cmd-%05d", i) }

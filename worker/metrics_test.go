@@ -7,6 +7,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -47,12 +48,12 @@ func TestWorkerMetrics(t *testing.T) {
 		{"callcontrol_ack_wait_margin_seconds", nil, 3},
 	}
 	for _, w := range want {
-		waitFor(t, 5*time.Second, w.name, func() bool { return sample(t, reg, w.name, w.labels) == w.value })
+		testenv.WaitFor(t, 5*time.Second, w.name, func() bool { return sample(t, reg, w.name, w.labels) == w.value })
 	}
 
 	// A redelivered command whose result is stored is not counted again.
 	b.publishRaw([]byte(`{"command_id":"m-accepted","agent_id":1101,"number":"`+customer(1101)+`"}`), "")
-	waitFor(t, 5*time.Second, "the replayed delivery", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the replayed delivery", func() bool {
 		return sample(t, reg, "callcontrol_ack_wait_margin_seconds", nil) == 4
 	})
 	if v := sample(t, reg, "callcontrol_commands_total", map[string]string{"status": "accepted", "retcode": "0"}); v != 1 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -146,7 +147,7 @@ func TestSpansJoinTheCommandsTrace(t *testing.T) {
 	accepted, pending, request, failed, dlq, b := traced(t, cfg, testTP)
 
 	var spans tracetest.SpanStubs
-	waitFor(t, 5*time.Second, "the spans of both deliveries", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the spans of both deliveries", func() bool {
 		spans = exp.GetSpans()
 		n := 0
 		for _, s := range spans {

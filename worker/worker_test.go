@@ -12,6 +12,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 )
@@ -111,7 +112,7 @@ func TestDuplicateCommandExecutesOnce(t *testing.T) {
 	b.waitResults(1, 10*time.Second)
 	data, _ := cmd.MarshalJSON()
 	b.publishRaw(data, "") // a new stream message with the same command_id
-	waitFor(t, 10*time.Second, "second delivery handled", func() bool { return consumerIdle(t, b) })
+	testenv.WaitFor(t, 10*time.Second, "second delivery handled", func() bool { return consumerIdle(t, b) })
 	res := b.results()
 	if len(res["dup-1"]) != 1 || res["dup-1"][0].Status != events.StatusAccepted {
 		t.Fatalf("results = %+v, want one accepted", res["dup-1"])
@@ -149,7 +150,7 @@ func TestConcurrentDuplicatesExecuteOnce(t *testing.T) {
 	b.publishRaw(data, "")
 	b.publishRaw(data, "")
 	b.waitResults(1, 10*time.Second)
-	waitFor(t, 10*time.Second, "both deliveries handled", func() bool { return consumerIdle(t, b) })
+	testenv.WaitFor(t, 10*time.Second, "both deliveries handled", func() bool { return consumerIdle(t, b) })
 	if got := len(b.sim.Disconnects()); got != 1 {
 		t.Fatalf("%d requests reached the gateway, want 1", got)
 	}
@@ -182,7 +183,7 @@ func TestRedeliveryAfterWorkerKilledMidPOST(t *testing.T) {
 	b.sim.SetFaults(gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{gatewaysim.FaultTimeoutAfter}})
 	_, nc := b.startWorker(nil)
 	b.publish(events.DisconnectCommand{CommandID: "kill-1", AgentID: 301, Number: customer(301)})
-	waitFor(t, 10*time.Second, "the POST to reach the gateway", func() bool { return b.sim.Executed() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the POST to reach the gateway", func() bool { return b.sim.Executed() == 1 })
 	nc.Close() // the worker is gone: no ack, no lease renewal, no result
 	b.sim.SetFaults(gatewaysim.Faults{})
 	b.startWorker(nil)
@@ -384,7 +385,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	for i, a := range agents {
 		b.publish(events.DisconnectCommand{CommandID: cmdID(i), AgentID: a, Number: customer(a)})
 	}
-	waitFor(t, 10*time.Second, "requests in flight", func() bool { return gw.inFlight.Load() >= 5 })
+	testenv.WaitFor(t, 10*time.Second, "requests in flight", func() bool { return gw.inFlight.Load() >= 5 })
 	stop()
 	if n := gw.inFlight.Load(); n != 0 {
 		t.Fatalf("%d requests still in flight after Run returned", n)
@@ -464,7 +465,7 @@ func TestExpiredWhileWaitingKeepsFinishedOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the command in progress", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the command in progress", func() bool {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumAckPending == 1
 	})
@@ -500,7 +501,7 @@ func TestHeartbeatsOutlastAckWait(t *testing.T) {
 	b.sim.SetFaults(gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{gatewaysim.Fault5xx}})
 	b.startWorker(nil)
 	b.publish(events.DisconnectCommand{CommandID: "long", AgentID: 961, Number: customer(961), TTL: 20 * time.Second})
-	waitFor(t, 10*time.Second, "3 s of retries", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "3 s of retries", func() bool {
 		return len(b.sim.Disconnects()) > 0 && time.Since(b.sim.Disconnects()[0].At) > 3*cfg.AckWait
 	})
 	b.sim.SetFaults(gatewaysim.Faults{})
@@ -509,7 +510,7 @@ func TestHeartbeatsOutlastAckWait(t *testing.T) {
 		t.Fatalf("results = %+v", r)
 	}
 	// The one disposal log line names the delivery that decided it.
-	waitFor(t, 5*time.Second, "the disposal log line", func() bool { return bytes.Contains(b.logs.Bytes(), []byte(`"command_id":"long"`)) })
+	testenv.WaitFor(t, 5*time.Second, "the disposal log line", func() bool { return bytes.Contains(b.logs.Bytes(), []byte(`"command_id":"long"`)) })
 	for _, line := range bytes.Split(b.logs.Bytes(), []byte("\n")) {
 		if bytes.Contains(line, []byte(`"command_id":"long"`)) && !bytes.Contains(line, []byte(`"delivery":1,`)) {
 			t.Fatalf("decided on a redelivery: AckWait fired during retries: %s", line)

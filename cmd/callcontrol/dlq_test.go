@@ -12,6 +12,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -80,7 +81,7 @@ func (e *dlqEnv) status(id string) *commandStatus {
 func (e *dlqEnv) waitStatus(id string, s events.Status) *commandStatus {
 	e.t.Helper()
 	var st *commandStatus
-	waitUntil(e.t, 20*time.Second, "command "+id+" to be "+string(s), func() bool {
+	testenv.WaitFor(e.t, 20*time.Second, "command "+id+" to be "+string(s), func() bool {
 		st = e.status(id)
 		return st != nil && st.Ledger != nil && st.Ledger.Result != nil && st.Ledger.Result.Status == s
 	})
@@ -146,7 +147,7 @@ func TestDLQReplayAfterFixingTheCause(t *testing.T) {
 	}
 
 	var list []deadLetterView
-	waitUntil(t, 10*time.Second, "the dead letter", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the dead letter", func() bool {
 		out, err := e.cli("dlq", "list", "--json", "--status", "failed")
 		if err != nil {
 			t.Fatalf("dlq list: %v", err)
@@ -189,7 +190,7 @@ func TestDLQReplayAfterFixingTheCause(t *testing.T) {
 	mustContain(t, "dlq replay", out, "replayed", "command="+id, "msg_id=replay-"+id+"-")
 	mustNotContain(t, "dlq replay", out, number)
 	msgID := regexp.MustCompile(`msg_id=(\S+)`).FindStringSubmatch(out)[1]
-	waitUntil(t, 20*time.Second, "the replay to fail again", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the replay to fail again", func() bool {
 		st = e.status(id)
 		return st != nil && st.Ledger != nil && st.Ledger.Result != nil && st.Ledger.Result.CompletedAt.After(first)
 	})
@@ -210,7 +211,7 @@ func TestDLQReplayAfterFixingTheCause(t *testing.T) {
 	if got := e.sim.Executed(); got != 1 {
 		t.Fatalf("gateway executed %d disconnects, want 1", got)
 	}
-	waitUntil(t, 30*time.Second, "the confirmation", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the confirmation", func() bool {
 		st = e.status(id)
 		return st != nil && st.Confirmation != nil
 	})
@@ -247,7 +248,7 @@ func TestDLQReplayExpiredRejectedAndSecrets(t *testing.T) {
 	e.publish(events.DisconnectCommand{CommandID: id, AgentID: agent, Number: number,
 		IssuedAt: time.Now().Add(-10 * time.Minute).UTC(), TTL: time.Second})
 	e.waitStatus(id, events.StatusExpired)
-	waitUntil(t, 10*time.Second, "the dead letter", func() bool { _, err := e.cli("dlq", "show", id); return err == nil })
+	testenv.WaitFor(t, 10*time.Second, "the dead letter", func() bool { _, err := e.cli("dlq", "show", id); return err == nil })
 
 	out, err := e.cli("dlq", "replay", id)
 	if err == nil {
@@ -275,7 +276,7 @@ func TestDLQReplayExpiredRejectedAndSecrets(t *testing.T) {
 	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the rejected dead letter", func() bool { _, err := e.cli("dlq", "show", "dlq-bad-1"); return err == nil })
+	testenv.WaitFor(t, 10*time.Second, "the rejected dead letter", func() bool { _, err := e.cli("dlq", "show", "dlq-bad-1"); return err == nil })
 	out, err = e.cli("dlq", "show", "dlq-bad-1")
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +314,7 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	for _, id := range ids {
 		e.waitStatus(id, events.StatusFailed)
 	}
-	waitUntil(t, 10*time.Second, "two dead letters", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "two dead letters", func() bool {
 		out, _ := e.cli("dlq", "list", "--json")
 		var l []deadLetterView
 		return json.Unmarshal([]byte(out), &l) == nil && len(l) == 2
@@ -321,7 +322,7 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	stopWorker()
 	// A pull request of the stopped worker left on the server would take a
 	// replayed command and hold it for AckWait.
-	waitUntil(t, 10*time.Second, "the stopped worker's pull requests to go", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the stopped worker's pull requests to go", func() bool {
 		c, err := e.js.Consumer(context.Background(), events.StreamCommands, events.ConsumerWorkers)
 		if err != nil {
 			return false
@@ -380,7 +381,7 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	e.publish(events.DisconnectCommand{CommandID: plain, AgentID: 403, Number: "13800004039", TTL: time.Minute})
 	e.waitStatus(plain, events.StatusAccepted)
 	var s *commandStatus
-	waitUntil(t, 30*time.Second, "the result event and the confirmation", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the result event and the confirmation", func() bool {
 		s = e.status(plain)
 		return s.ResultEvent != nil && s.Confirmation != nil
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,14 +63,14 @@ func TestHealthEndpoint(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitUntil(t, 5*time.Second, "/readyz to answer 503", func() bool { code, _ := get("/readyz"); return code == 503 })
+	testenv.WaitFor(t, 5*time.Second, "/readyz to answer 503", func() bool { code, _ := get("/readyz"); return code == 503 })
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz without NATS = %d, want 200", code)
 	}
 
 	// The server ends with its context.
 	cancel()
-	waitUntil(t, 5*time.Second, "the health server to stop", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the health server to stop", func() bool {
 		_, err := http.Get(base + "/healthz")
 		return err != nil
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 )
 
@@ -47,8 +48,8 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	}
 	sim.SetFaults(gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{gatewaysim.FaultTimeoutAfter}})
 
-	start := func() (*exec.Cmd, *lockedBuffer) {
-		var logs lockedBuffer
+	start := func() (*exec.Cmd, *testenv.SyncBuffer) {
+		var logs testenv.SyncBuffer
 		c := exec.Command(bin, "worker", "--nats-url", natsURL, "--gateway-url", gwURL,
 			"--gateway-ca", caFile, "--ack-wait", "2s", "--lease-ttl", "2s", "--gateway-timeout", "20s")
 		c.Stderr = &logs
@@ -63,7 +64,7 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	if err := publishCommand(ctx, js, cmd, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 15*time.Second, "the POST to be executed", func() bool { return sim.Executed() == 1 })
+	testenv.WaitFor(t, 15*time.Second, "the POST to be executed", func() bool { return sim.Executed() == 1 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -86,25 +87,13 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	if got := sim.Executed(); got != 1 {
 		t.Fatalf("executed %d disconnects, want 1", got)
 	}
-	waitUntil(t, 5*time.Second, "the second worker's log line", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the second worker's log line", func() bool {
 		return bytes.Contains([]byte(secondLogs.String()), []byte(`"outcome":"accepted"`))
 	})
-	for _, logs := range []*lockedBuffer{firstLogs, secondLogs} {
+	for _, logs := range []*testenv.SyncBuffer{firstLogs, secondLogs} {
 		out := logs.String()
 		if bytes.Contains([]byte(out), []byte(guid)) || bytes.Contains([]byte(out), []byte(number)) {
 			t.Errorf("worker log holds a GUID or an unmasked number:\n%s", out)
 		}
-	}
-}
-
-// waitUntil polls cond until it holds or fails the test.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
 	}
 }

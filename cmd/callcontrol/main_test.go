@@ -8,9 +8,10 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/testenv"
 )
 
 // readmeCommand returns the arguments of the README's example command line
@@ -32,28 +33,11 @@ func readmeCommand(t *testing.T, prefix string) []string {
 	return nil
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The README's run command (callcontrol dev) starts the embedded system, and
 // the README's disconnect --wait example prints an accepted result.
 func TestDevAndReadmeDisconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, logs lockedBuffer
+	var out, logs testenv.SyncBuffer
 	stderr = &logs
 	t.Cleanup(func() { stderr = os.Stderr })
 	done := make(chan error, 1)
@@ -92,7 +76,7 @@ func TestDevAndReadmeDisconnect(t *testing.T) {
 	}
 	// The logs of the whole run: every GUID ends in ".AgentGateway<N>", and
 	// the demo numbers are 5550<agent>.
-	waitUntil(t, 5*time.Second, "the worker's log line", func() bool { return strings.Contains(logs.String(), `"outcome":"accepted"`) })
+	testenv.WaitFor(t, 5*time.Second, "the worker's log line", func() bool { return strings.Contains(logs.String(), `"outcome":"accepted"`) })
 	if l := logs.String(); strings.Contains(l, "AgentGateway") || regexp.MustCompile(`5550\d{3}`).MatchString(l) {
 		t.Fatalf("dev logs hold a GUID or an unmasked number:\n%s", l)
 	}

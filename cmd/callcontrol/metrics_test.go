@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -28,8 +29,8 @@ type roleSet struct {
 	sim     *gatewaysim.Sim
 	worker  string // health address
 	poller  string
-	logs    *lockedBuffer
-	stdout  *lockedBuffer // both roles' standard output (spans of --otel-exporter stdout)
+	logs    *testenv.SyncBuffer
+	stdout  *testenv.SyncBuffer // both roles' standard output (spans of --otel-exporter stdout)
 }
 
 // startRoles runs `callcontrol worker` and `callcontrol poller` with
@@ -39,7 +40,7 @@ func startRoles(t *testing.T) *roleSet {
 	natsURL, _ := testJetStream(t, worker.Config{})
 	sim, gwURL, ca := testGateway(t, gatewaysim.Config{PollHold: 300 * time.Millisecond})
 	rs := &roleSet{natsURL: natsURL, gwFlags: []string{"--gateway-url", gwURL, "--gateway-ca", ca}, sim: sim,
-		worker: freeAddr(t), poller: freeAddr(t), logs: &lockedBuffer{}, stdout: &lockedBuffer{}}
+		worker: freeAddr(t), poller: freeAddr(t), logs: &testenv.SyncBuffer{}, stdout: &testenv.SyncBuffer{}}
 	stderr = rs.logs
 	t.Cleanup(func() { stderr = os.Stderr })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -55,7 +56,7 @@ func startRoles(t *testing.T) *roleSet {
 	start("worker", "--health-listen", rs.worker, "--confirm-within", "10s")
 	start("poller", "--health-listen", rs.poller, "--poll-lease-ttl", "3s", "--gateway-poll-timeout", "2s", "--poll-gap", "50ms")
 	for _, addr := range []string{rs.worker, rs.poller} {
-		waitUntil(t, 30*time.Second, addr+"/readyz", func() bool {
+		testenv.WaitFor(t, 30*time.Second, addr+"/readyz", func() bool {
 			resp, err := http.Get("http://" + addr + "/readyz")
 			if err != nil {
 				return false
@@ -66,7 +67,7 @@ func startRoles(t *testing.T) *roleSet {
 	}
 	// Ready is about connections; wait until both roles have provisioned
 	// and started too, so that stopping them is a clean stop.
-	waitUntil(t, 30*time.Second, "worker and poller started", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "worker and poller started", func() bool {
 		l := rs.logs.String()
 		return strings.Contains(l, `"worker started"`) && strings.Contains(l, `"poller started"`)
 	})
@@ -152,7 +153,7 @@ func TestMetricsAfterDisconnect(t *testing.T) {
 		{rs.poller, "callcontrol_pending_confirmations", nil, eq(0)},
 	}
 	for _, c := range checks {
-		waitUntil(t, 10*time.Second, c.name+" "+strings.Join(c.labels, "=")+" on "+c.addr, func() bool {
+		testenv.WaitFor(t, 10*time.Second, c.name+" "+strings.Join(c.labels, "=")+" on "+c.addr, func() bool {
 			return c.want(value(scrape(t, c.addr), c.name, c.labels...))
 		})
 	}

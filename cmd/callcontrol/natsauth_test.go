@@ -13,6 +13,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -119,9 +120,9 @@ func TestNATSAuthModes(t *testing.T) {
 
 // exerciseRoles runs every NATS role against url with the authentication
 // flags auth and checks that each did its work. It returns the logs.
-func exerciseRoles(t *testing.T, url string, auth []string) *lockedBuffer {
+func exerciseRoles(t *testing.T, url string, auth []string) *testenv.SyncBuffer {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	stderr = logs
 	t.Cleanup(func() { stderr = os.Stderr })
 	sim, gwURL, ca := testGateway(t, gatewaysim.Config{AuthMode: 2, GUIDInterval: time.Second, PollHold: 300 * time.Millisecond})
@@ -156,7 +157,7 @@ func exerciseRoles(t *testing.T, url string, auth []string) *lockedBuffer {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	waitUntil(t, 30*time.Second, "the worker and the poller to provision", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the worker and the poller to provision", func() bool {
 		c, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_, e1 := js.Consumer(c, events.StreamCommands, events.ConsumerWorkers)
@@ -176,13 +177,13 @@ func exerciseRoles(t *testing.T, url string, auth []string) *lockedBuffer {
 	if _, err := sim.StartCall(101, "5550101"); err != nil {
 		t.Fatal(err)
 	}
-	var watched lockedBuffer
+	var watched testenv.SyncBuffer
 	start(as("watch", "--all"), &watched)
 	out := mustRun(as("disconnect", "--agent", "101", "--number", "5550101", "--wait", "--timeout", "30s")...)
 	if !regexp.MustCompile(`(?m)^accepted .*\n(?s:.*)^confirmed `).MatchString(out) {
 		t.Fatalf("disconnect: want accepted and confirmed, got:\n%s", out)
 	}
-	waitUntil(t, 10*time.Second, "watch to print the confirmation", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "watch to print the confirmation", func() bool {
 		return regexp.MustCompile(`(?m)accepted .*agent=101(?s:.*)confirmed .*agent=101`).MatchString(watched.String())
 	})
 	if out := mustRun(as("register", "--agent", "102", "--guid", "guid-102.AgentGateway1")...); !strings.Contains(out, "agent 102 registered") {

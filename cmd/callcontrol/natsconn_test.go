@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 )
 
@@ -103,7 +104,7 @@ func TestNATSSecretsMasked(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testenv.SyncBuffer
 			stderr = &logs
 			t.Cleanup(func() { stderr = os.Stderr })
 			for k, v := range c.env {
@@ -152,7 +153,7 @@ func TestNATSSecretsMasked(t *testing.T) {
 func TestGatewayInsecureSkipVerify(t *testing.T) {
 	natsURL, _ := testJetStream(t, worker.Config{})
 	sim, gwURL, _ := testGateway(t, gatewaysim.Config{}) // self-signed; its CA is not given
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	stderr = &logs
 	t.Cleanup(func() { stderr = os.Stderr })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,7 +168,7 @@ func TestGatewayInsecureSkipVerify(t *testing.T) {
 		}
 	})
 	warn := regexp.MustCompile(`"level":"warn","setting":"--gateway-insecure-skip-verify".*NOT verified`)
-	waitUntil(t, 10*time.Second, "the worker's WARN line", func() bool { return warn.MatchString(logs.String()) })
+	testenv.WaitFor(t, 10*time.Second, "the worker's WARN line", func() bool { return warn.MatchString(logs.String()) })
 
 	// Verification is on by default: signin without the CA is refused.
 	err := run(ctx, []string{"signin", "--agent", "101", "--nats-url", natsURL, "--gateway-url", gwURL}, io.Discard)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -100,7 +101,7 @@ func TestRolePermissions(t *testing.T) {
 	url, violations := startConfiguredNATS(t, pw)
 	as := func(role string) string { return userURL(url, role, pw[role]) }
 
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	stderr = &logs
 	t.Cleanup(func() { stderr = os.Stderr })
 
@@ -130,7 +131,7 @@ func TestRolePermissions(t *testing.T) {
 	start("poller", append([]string{"--poll-lease-ttl", "3s", "--gateway-poll-timeout", "2s", "--poll-gap", "50ms"}, gwFlags...)...)
 
 	admin := connectAs(t, as("admin"))
-	waitUntil(t, 30*time.Second, "the worker and the poller to provision", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the worker and the poller to provision", func() bool {
 		c, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_, e1 := admin.Consumer(c, events.StreamCommands, events.ConsumerWorkers)

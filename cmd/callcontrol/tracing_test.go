@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/tracing"
 )
 
@@ -39,7 +40,7 @@ func TestDisconnectTraceparentFollowed(t *testing.T) {
 		t.Errorf("gateway requests %+v, want one in trace %s", d, traceID)
 	}
 	// The batching exporter writes every 5 s.
-	waitUntil(t, 20*time.Second, "the spans of the command", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the spans of the command", func() bool {
 		s := rs.stdout.String()
 		return strings.Count(s, `"TraceID":"`+traceID+`"`) >= 3 && strings.Contains(s, `"Name":"disconnect"`) &&
 			strings.Contains(s, `"Name":"gateway.disconnect"`) && strings.Contains(s, `"Name":"confirm"`)

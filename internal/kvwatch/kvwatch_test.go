@@ -6,28 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestFollowFeedsInitialValuesThenChanges(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := testenv.Connect(t, testenv.JetStream(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "kvwatch_test"})
@@ -89,12 +73,7 @@ func TestFollowFeedsInitialValuesThenChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{"m.a": "2", "m.b": ""}
-	for deadline := time.Now().Add(5 * time.Second); !has(want); {
-		if time.Now().After(deadline) {
-			t.Fatalf("view = %v, want %v", view, want)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the view, with a deadline
-	}
+	testenv.WaitFor(t, 5*time.Second, "the change and the delete", func() bool { return has(want) })
 	stop()
 	select {
 	case <-done:
