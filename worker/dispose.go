@@ -42,7 +42,13 @@ func (w *Worker) dispose(j *job, out outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ctx = j.traceContext(ctx)
-	if out.res == nil && j.valid && j.meta != nil && j.meta.NumDelivered >= uint64(w.cfg.MaxDeliver) {
+	// On the last allowed delivery a retry becomes a failure, except while
+	// another delivery of the command is in flight (errStartedElsewhere):
+	// its outcome is the command's. The server then raises the
+	// max-deliveries advisory, and exhausted waits for that outcome the
+	// same way.
+	if out.res == nil && j.valid && j.meta != nil && j.meta.NumDelivered >= uint64(w.cfg.MaxDeliver) &&
+		!errors.Is(out.err, errStartedElsewhere) {
 		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": "+errText(out.err), "")
 	}
 	var err error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,99 @@ func TestExpiredDuplicateWaitsForTheDeliveryInFlight(t *testing.T) {
 	res := b.waitResults(1, 15*time.Second)
 	if r := res["in-flight"]; len(r) != 1 || r[0].Status != events.StatusAccepted || r[0].Attempts != 1 {
 		t.Fatalf("results = %+v, want the first copy's accepted result", r)
+	}
+	if n := len(b.sim.Disconnects()); n != 0 {
+		t.Fatalf("%d requests reached the gateway, want none", n)
+	}
+}
+
+// The same, with the first copy in flight past the duplicate's last
+// allowed delivery: the duplicate's last delivery must not turn into a
+// "failed" result either (that is the rule for a command nobody finished),
+// nor must the max-deliveries advisory that follows. Both wait; the command's
+// outcome is the first copy's.
+func TestLastDeliveryOfDuplicateDefersToTheDeliveryInFlight(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxDeliver, cfg.LeaseTTL = 2, 8*time.Second // Naks 2 s apart; the lease outlives the test
+	b := setup(t, cfg, gatewaysim.Config{})
+	b.signIn([]int{982}, customer)
+	ctx := context.Background()
+	leases, err := b.js.KeyValue(ctx, events.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledgerKV, err := b.js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Create(ctx, "agent.982", []byte("other-worker")); err != nil {
+		t.Fatal(err)
+	}
+	started, _ := json.Marshal(record{State: stateStarted, Owner: "other-worker"})
+	if _, err := ledgerKV.Create(ctx, "long-flight", started); err != nil {
+		t.Fatal(err)
+	}
+	exhausted, err := b.js.Consumer(ctx, events.StreamDeadLetter, events.ConsumerExhausted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "long-flight", AgentID: 982, Number: customer(982),
+		IssuedAt: time.Now(), TTL: 300 * time.Millisecond})
+	testenv.WaitFor(t, 15*time.Second, "the advisory handler to wait for the first copy (or a result)", func() bool {
+		info, err := exhausted.Info(ctx)
+		return err == nil && info.NumRedelivered > 0 || len(b.results()["long-flight"]) > 0
+	})
+	if res := b.results()["long-flight"]; len(res) != 0 {
+		t.Fatalf("results = %+v, want none while the first copy is in flight", res)
+	}
+	stored := events.Result{CommandID: "long-flight", AgentID: 982, Number: customer(982), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
+	done, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	if _, err := ledgerKV.Put(ctx, "long-flight", done); err != nil {
+		t.Fatal(err)
+	}
+	if err := leases.Delete(ctx, "agent.982"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the advisory handled", func() bool {
+		info, err := exhausted.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	if res := b.results()["long-flight"]; len(res) != 0 {
+		t.Fatalf("results = %+v, want none from the duplicate: the first copy publishes the outcome", res)
+	}
+	e, err := ledgerKV.Get(ctx, "long-flight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got record
+	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Result == nil || got.Result.Status != events.StatusAccepted {
+		t.Fatalf("ledger = %s, want the first copy's accepted outcome", e.Value())
+	}
+}
+
+// A "started" record whose delivery is gone (the agent is free) and a
+// deadline that has passed: the command expires, and since a request of it
+// may have reached the gateway, the reason says the outcome is unknown.
+func TestExpiredAfterAnAbandonedStartIsOutcomeUnknown(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	b.signIn([]int{983}, customer)
+	ctx := context.Background()
+	ledgerKV, err := b.js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, _ := json.Marshal(record{State: stateStarted, Owner: "dead-worker"})
+	if _, err := ledgerKV.Create(ctx, "abandoned", started); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "abandoned", AgentID: 983, Number: customer(983),
+		IssuedAt: time.Now().Add(-time.Minute), TTL: time.Second})
+	res := b.waitResults(1, 10*time.Second)
+	r := res["abandoned"]
+	if len(r) != 1 || r[0].Status != events.StatusExpired || !strings.HasPrefix(r[0].Reason, events.ReasonOutcomeUnknown+": ") {
+		t.Fatalf("results = %+v, want one expired with reason %s: …", r, events.ReasonOutcomeUnknown)
 	}
 	if n := len(b.sim.Disconnects()); n != 0 {
 		t.Fatalf("%d requests reached the gateway, want none", n)

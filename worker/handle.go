@@ -159,8 +159,9 @@ func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
 		if held {
 			return outcome{retry: w.cfg.LeaseTTL / 4, err: errStartedElsewhere}
 		}
+		j.maybeExecuted = true // that delivery may have reached the gateway
 	}
-	out := w.final(j, events.StatusExpired, reason, "")
+	out := w.final(j, events.StatusExpired, w.unknown(j, reason), "")
 	out.cas, out.rev = true, rev
 	return out
 }
