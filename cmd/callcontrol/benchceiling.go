@@ -139,7 +139,8 @@ func perSecond(start time.Time, done []time.Time) float64 {
 // consumer, the JetStream writes the worker makes for one accepted
 // command, on the same buckets: agent lease create and delete, ledger start
 // and done, pending record, result (to a scratch stream, with a Nats-Msg-Id).
-// Commands/s: no worker that keeps these writes goes faster on this machine.
+// Commands/s: with as many commands in flight, no worker that keeps these
+// writes goes faster on this machine.
 func writeFloor(ctx context.Context, js jetstream.JetStream, n, conc int) (float64, error) {
 	var kv [3]jetstream.KeyValue
 	for i, b := range []string{events.BucketLeases, events.BucketLedger, events.BucketPending} {
