@@ -67,50 +67,16 @@ type benchRow struct {
 
 var benchScenarios = []string{"ceiling", "pipelining", "latency", "confirmation", "poller"}
 
+// benchOutputs are the files a run writes ("" = not written).
+type benchOutputs struct{ json, md, svg string }
+
 // runBench measures what one worker and one poller carry, against
 // baselines measured in the same run (see README "Performance").
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("bench", stderr)
-	var (
-		quick                bool
-		only, jsonOut, mdOut string
-		svgOut, profile      string
-		sizes                benchSizes
-		ceilingN, pollAgents int
-	)
-	s.fs.BoolVar(&quick, "quick", false, "small sizes (seconds instead of minutes): a smoke test, not a measurement")
-	s.fs.StringVar(&only, "only", strings.Join(benchScenarios, ","), "scenarios to run: "+strings.Join(benchScenarios, ", "))
-	s.fs.StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
-	s.fs.StringVar(&mdOut, "md", "", "write the table as Markdown to this file")
-	s.fs.StringVar(&svgOut, "svg", "", "write the chart (throughput vs in flight, latency percentiles) as SVG to this file")
-	s.fs.IntVar(&ceilingN, "commands", 0, "commands of the ceiling run (0 = the size's default)")
-	s.fs.IntVar(&pollAgents, "poller-agents", 0, "agents of the poller-scale run (0 = the size's default: 10000)")
-	s.fs.StringVar(&profile, "profile", "", "write a 5 s CPU profile of the worker during the ceiling run into this directory")
-	if err := s.parse(args); err != nil {
+	sizes, want, out, err := benchParse(args)
+	if err != nil {
 		return err
 	}
-	sizes = fullSizes
-	if quick {
-		sizes = quickSizes
-	}
-	if ceilingN < 0 || pollAgents < 0 {
-		return fmt.Errorf("--commands, --poller-agents: must not be negative")
-	}
-	if ceilingN > 0 {
-		sizes.CeilingN = ceilingN
-	}
-	if pollAgents > 0 {
-		sizes.PollAgents = pollAgents
-	}
-	sizes.profile = profile
-	want := map[string]bool{}
-	for _, sc := range strings.Split(only, ",") {
-		if sc = strings.TrimSpace(sc); !slices.Contains(benchScenarios, sc) {
-			return fmt.Errorf("--only (CALLCONTROL_ONLY): unknown scenario %q; known: %s", sc, strings.Join(benchScenarios, ", "))
-		}
-		want[sc] = true
-	}
-
 	rep := &benchReport{Version: buildVersion(), Started: time.Now().UTC(), GoVersion: runtime.Version(),
 		CPUs: runtime.NumCPU(), Sizes: sizes, scenarios: want}
 	prog := newProgress(stderr)
@@ -135,28 +101,78 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		prog.finish()
 	}
-	rep.Rows = rep.table()
-	md := rep.markdown()
-	fmt.Fprint(stdout, md)
-	if err := writeOut(mdOut, []byte(md)); err != nil {
-		return err
-	}
-	if jsonOut != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := writeOut(jsonOut, append(b, '\n')); err != nil {
-			return err
-		}
-	}
-	if err := writeOut(svgOut, []byte(rep.svg())); err != nil {
+	if err := rep.write(stdout, out); err != nil {
 		return err
 	}
 	if len(rep.Failures) > 0 {
 		return fmt.Errorf("bench: %d scenario(s) failed: %s", len(rep.Failures), strings.Join(rep.Failures, "; "))
 	}
 	return nil
+}
+
+// benchParse reads the flags: the sizes, the scenarios to run and the
+// output files.
+func benchParse(args []string) (benchSizes, map[string]bool, benchOutputs, error) {
+	s := newSettings("bench", stderr)
+	var (
+		quick                bool
+		only, profile        string
+		out                  benchOutputs
+		ceilingN, pollAgents int
+	)
+	s.fs.BoolVar(&quick, "quick", false, "small sizes (seconds instead of minutes): a smoke test, not a measurement")
+	s.fs.StringVar(&only, "only", strings.Join(benchScenarios, ","), "scenarios to run: "+strings.Join(benchScenarios, ", "))
+	s.fs.StringVar(&out.json, "json", "", "write the report as JSON to this file")
+	s.fs.StringVar(&out.md, "md", "", "write the table as Markdown to this file")
+	s.fs.StringVar(&out.svg, "svg", "", "write the chart (throughput vs in flight, latency percentiles) as SVG to this file")
+	s.fs.IntVar(&ceilingN, "commands", 0, "commands of the ceiling run (0 = the size's default)")
+	s.fs.IntVar(&pollAgents, "poller-agents", 0, "agents of the poller-scale run (0 = the size's default: 10000)")
+	s.fs.StringVar(&profile, "profile", "", "write a 5 s CPU profile of the worker during the ceiling run into this directory")
+	if err := s.parse(args); err != nil {
+		return benchSizes{}, nil, out, err
+	}
+	sizes := fullSizes
+	if quick {
+		sizes = quickSizes
+	}
+	if ceilingN < 0 || pollAgents < 0 {
+		return sizes, nil, out, fmt.Errorf("--commands, --poller-agents: must not be negative")
+	}
+	if ceilingN > 0 {
+		sizes.CeilingN = ceilingN
+	}
+	if pollAgents > 0 {
+		sizes.PollAgents = pollAgents
+	}
+	sizes.profile = profile
+	want := map[string]bool{}
+	for _, sc := range strings.Split(only, ",") {
+		if sc = strings.TrimSpace(sc); !slices.Contains(benchScenarios, sc) {
+			return sizes, nil, out, fmt.Errorf("--only (CALLCONTROL_ONLY): unknown scenario %q; known: %s", sc, strings.Join(benchScenarios, ", "))
+		}
+		want[sc] = true
+	}
+	return sizes, want, out, nil
+}
+
+// write prints the table and writes the files out names.
+func (r *benchReport) write(stdout io.Writer, out benchOutputs) error {
+	r.Rows = r.table()
+	md := r.markdown()
+	fmt.Fprint(stdout, md)
+	if err := writeOut(out.md, []byte(md)); err != nil {
+		return err
+	}
+	if out.json != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := writeOut(out.json, append(b, '\n')); err != nil {
+			return err
+		}
+	}
+	return writeOut(out.svg, []byte(r.svg()))
 }
 
 func writeOut(path string, b []byte) error {

@@ -104,19 +104,30 @@ func (r *benchReport) markdown() string {
 	return b.String()
 }
 
+// The chart's size and margin, in pixels.
+const svgWidth, svgHeight, svgPad = 880, 340, 56
+
 // svg draws two panels: throughput against commands in flight with a slow
 // gateway (measured and ideal), and latency percentiles.
 func (r *benchReport) svg() string {
-	const w, h, pad = 880, 340, 56
+	const w, h, pad = svgWidth, svgHeight, svgPad
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
 	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="13">callcontrol bench %s (%d CPUs)</text>`+"\n", pad, esc(r.Version), r.CPUs)
 
-	// Left: throughput vs in flight, log2 x, linear y.
-	x0, y0, pw, ph := float64(pad), float64(h-pad), float64(w/2-pad-20), float64(h-2*pad)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%d">throughput vs in flight (gateway %v per request)</text>`+"\n", x0, pad-14, r.Sizes.SlowGateway)
-	axes(&b, x0, y0, pw, ph)
+	pw, ph := float64(w/2-pad-20), float64(h-2*pad)
+	r.throughputPanel(&b, float64(pad), float64(h-pad), pw, ph)
+	r.latencyPanel(&b, float64(w/2+pad), float64(h-pad), pw, ph)
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+// throughputPanel draws throughput against commands in flight (log2 x,
+// linear y): the worker, the bare POST loop and the ideal.
+func (r *benchReport) throughputPanel(b *strings.Builder, x0, y0, pw, ph float64) {
+	fmt.Fprintf(b, `<text x="%.0f" y="%d">throughput vs in flight (gateway %v per request)</text>`+"\n", x0, svgPad-14, r.Sizes.SlowGateway)
+	axes(b, x0, y0, pw, ph)
 	if ps := r.Pipelining; len(ps) > 0 {
 		lo, hi := math.Log2(float64(ps[0].InFlight)), math.Log2(float64(ps[len(ps)-1].InFlight))
 		top := 0.0
@@ -135,26 +146,27 @@ func (r *benchReport) svg() string {
 			for _, p := range ps {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.InFlight), y(val(p))))
 			}
-			fmt.Fprintf(&b, `<polyline fill="none" %s points="%s"/>`+"\n", style, strings.Join(pts, " "))
+			fmt.Fprintf(b, `<polyline fill="none" %s points="%s"/>`+"\n", style, strings.Join(pts, " "))
 		}
 		line(func(p pipeResult) float64 { return p.Ideal }, `stroke="#999" stroke-dasharray="4 3"`)
 		line(func(p pipeResult) float64 { return p.BareHTTP }, `stroke="#ff7f0e" stroke-dasharray="6 2"`)
 		line(func(p pipeResult) float64 { return p.PerS }, `stroke="#1f77b4" stroke-width="2"`)
 		for _, p := range ps {
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="#1f77b4"/>`+"\n", x(p.InFlight), y(p.PerS))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%d</text>`+"\n", x(p.InFlight), y0+16, p.InFlight)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", x(p.InFlight), y(p.PerS)-8, p.Ratio)
+			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3" fill="#1f77b4"/>`+"\n", x(p.InFlight), y(p.PerS))
+			fmt.Fprintf(b, `<text x="%.1f" y="%.0f" text-anchor="middle">%d</text>`+"\n", x(p.InFlight), y0+16, p.InFlight)
+			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", x(p.InFlight), y(p.PerS)-8, p.Ratio)
 		}
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" font-size="10">%.0f cmd/s</text>`+"\n", x0+pw, y0-ph-4, top)
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">commands in flight (label: ratio to ideal)</text>`+"\n", x0+pw/2, y0+34)
-		legend(&b, x0+8, y0-ph+12, [][2]string{{"#1f77b4", "worker (steady state)"}, {"#ff7f0e", "bare HTTP POSTs, same in flight"},
+		fmt.Fprintf(b, `<text x="%.0f" y="%.0f" text-anchor="end" font-size="10">%.0f cmd/s</text>`+"\n", x0+pw, y0-ph-4, top)
+		fmt.Fprintf(b, `<text x="%.0f" y="%.0f" text-anchor="middle">commands in flight (label: ratio to ideal)</text>`+"\n", x0+pw/2, y0+34)
+		legend(b, x0+8, y0-ph+12, [][2]string{{"#1f77b4", "worker (steady state)"}, {"#ff7f0e", "bare HTTP POSTs, same in flight"},
 			{"#999", "ideal: in flight / latency"}})
 	}
+}
 
-	// Right: latency percentiles, bars on a log scale.
-	x0 = float64(w/2 + pad)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%d">latency percentiles (ms, log scale)</text>`+"\n", x0, pad-14)
-	axes(&b, x0, y0, pw, ph)
+// latencyPanel draws the latency percentiles (p50 and p99 bars, log scale).
+func (r *benchReport) latencyPanel(b *strings.Builder, x0, y0, pw, ph float64) {
+	fmt.Fprintf(b, `<text x="%.0f" y="%d">latency percentiles (ms, log scale)</text>`+"\n", x0, svgPad-14)
+	axes(b, x0, y0, pw, ph)
 	type bar struct {
 		label string
 		p     percentiles
@@ -183,15 +195,13 @@ func (r *benchReport) svg() string {
 			}{{br.p.P50, "#2ca02c"}, {br.p.P99, "#d62728"}} {
 				bx := cx - 22 + float64(j)*22
 				val := float64(v.d) / 1e6
-				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="20" height="%.1f" fill="%s"/>`+"\n", bx, y(val), y0-y(val), v.color)
-				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", bx+10, y(val)-4, val)
+				fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="20" height="%.1f" fill="%s"/>`+"\n", bx, y(val), y0-y(val), v.color)
+				fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", bx+10, y(val)-4, val)
 			}
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", cx, y0+16, br.label)
+			fmt.Fprintf(b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", cx, y0+16, br.label)
 		}
-		legend(&b, x0+8, y0-ph+12, [][2]string{{"#2ca02c", "p50"}, {"#d62728", "p99"}})
+		legend(b, x0+8, y0-ph+12, [][2]string{{"#2ca02c", "p50"}, {"#d62728", "p99"}})
 	}
-	b.WriteString("</svg>\n")
-	return b.String()
 }
 
 func axes(b *strings.Builder, x0, y0, w, h float64) {

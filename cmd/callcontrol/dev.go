@@ -21,67 +21,84 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// devSettings is what `callcontrol dev` runs with, read and checked.
+type devSettings struct {
+	natsListen, dataDir string
+	agents              int
+	sf                  simFlags
+	wcfg                worker.Config
+	pcfg                poller.Config
+	hf                  healthFlags
+	tf                  traceFlags
+	obs                 *observability
+}
+
 // runDev starts an embedded NATS server with JetStream, the gateway
 // simulator with signed-in demo agents on live calls, a worker and a
 // poller, all in one process, and runs until interrupted.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("dev", stderr)
-	var (
-		natsListen, dataDir string
-		agents              int
-		sf                  simFlags
-		lf                  logFlags
-		wcfg                worker.Config
-		pcfg                poller.Config
-		hf                  healthFlags
-		tf                  traceFlags
-	)
-	s.fs.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
-	s.fs.StringVar(&dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server")
-	s.fs.IntVar(&agents, "agents", 5, "demo agents 101, 102, ... signed in, each on a call with 5550<agent id>")
-	sf.register(s, "127.0.0.1:0")
-	lf.register(s, "console")
-	hf.register(s)
-	tf.register(s)
-	workerFlags(s, &wcfg)
-	pollerFlags(s, &pcfg)
-	s.fs.DurationVar(&sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
-	if err := s.parse(args); err != nil {
-		return err
-	}
-	if err := s.positive(workerPositive...); err != nil {
-		return err
-	}
-	if err := sf.validate(); err != nil {
-		return err
-	}
-	if agents < 0 || agents > 1000 {
-		return fmt.Errorf("--agents (CALLCONTROL_AGENTS): must be 0-1000, got %d", agents)
-	}
-	log, err := lf.logger(stderr)
+	d, err := devParse(args)
 	if err != nil {
 		return err
 	}
-	obs, err := newObservability(devStreams, 2*gateway.DefaultPollTimeout)
-	if err != nil {
-		return err
-	}
-	wcfg.Logger, pcfg.Logger, pcfg.PollTimeout = log, log, gateway.DefaultPollTimeout
-	wcfg.Metrics, pcfg.Metrics = obs.metrics, obs.metrics
-	tp, stopTracing, err := tf.provider(stdout, "dev")
+	tp, stopTracing, err := d.tf.provider(stdout, "dev")
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
-	wcfg.TracerProvider, pcfg.TracerProvider = tp, tp
-	if err := wcfg.Validate(); err != nil {
-		return s.explain(err)
-	}
-	if err := pcfg.Validate(); err != nil {
-		return s.explain(err)
-	}
+	d.wcfg.TracerProvider, d.pcfg.TracerProvider = tp, tp
+	return d.run(ctx, stdout)
+}
 
-	ns, err := startNATS(natsListen, dataDir)
+// devParse reads and checks the flags of `callcontrol dev`.
+func devParse(args []string) (*devSettings, error) {
+	s := newSettings("dev", stderr)
+	d := &devSettings{}
+	var lf logFlags
+	s.fs.StringVar(&d.natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	s.fs.StringVar(&d.dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server")
+	s.fs.IntVar(&d.agents, "agents", 5, "demo agents 101, 102, ... signed in, each on a call with 5550<agent id>")
+	d.sf.register(s, "127.0.0.1:0")
+	lf.register(s, "console")
+	d.hf.register(s)
+	d.tf.register(s)
+	workerFlags(s, &d.wcfg)
+	pollerFlags(s, &d.pcfg)
+	s.fs.DurationVar(&d.sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
+	if err := s.parse(args); err != nil {
+		return nil, err
+	}
+	if err := s.positive(workerPositive...); err != nil {
+		return nil, err
+	}
+	if err := d.sf.validate(); err != nil {
+		return nil, err
+	}
+	if d.agents < 0 || d.agents > 1000 {
+		return nil, fmt.Errorf("--agents (CALLCONTROL_AGENTS): must be 0-1000, got %d", d.agents)
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	if d.obs, err = newObservability(devStreams, 2*gateway.DefaultPollTimeout); err != nil {
+		return nil, err
+	}
+	d.wcfg.Logger, d.pcfg.Logger, d.pcfg.PollTimeout = log, log, gateway.DefaultPollTimeout
+	d.wcfg.Metrics, d.pcfg.Metrics = d.obs.metrics, d.obs.metrics
+	if err := d.wcfg.Validate(); err != nil {
+		return nil, s.explain(err)
+	}
+	if err := d.pcfg.Validate(); err != nil {
+		return nil, s.explain(err)
+	}
+	return d, nil
+}
+
+// run starts NATS, provisions, starts the simulator and seeds the agents,
+// then runs the worker and the poller until ctx ends.
+func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
+	ns, err := startNATS(d.natsListen, d.dataDir)
 	if err != nil {
 		return err
 	}
@@ -92,31 +109,31 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer drain(nc, 5*time.Second)
-	stopHealth, err := hf.startObserved(ctx, obs, nc, js)
+	stopHealth, err := d.hf.startObserved(ctx, d.obs, nc, js)
 	if err != nil {
 		return err
 	}
 	defer stopHealth()
-	topo := worker.Topology{Replicas: 1, PollLeaseTTL: pcfg.LeaseTTL}
-	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.Provision(ctx, js, topo, wcfg) }); err != nil {
+	topo := worker.Topology{Replicas: 1, PollLeaseTTL: d.pcfg.LeaseTTL}
+	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.Provision(ctx, js, topo, d.wcfg) }); err != nil {
 		return err
 	}
 
-	if sf.cfg.RedialAfter == 0 {
-		sf.cfg.RedialAfter = 2 * time.Second // keep the demo calls coming
+	if d.sf.cfg.RedialAfter == 0 {
+		d.sf.cfg.RedialAfter = 2 * time.Second // keep the demo calls coming
 	}
-	sim, err := sf.start()
+	sim, err := d.sf.start()
 	if err != nil {
 		return err
 	}
 	// The worker and the poller each get their own connection pool: the
 	// poller's long polls hold a connection per agent.
-	gw, err := devGateway(sim, wcfg.Concurrency)
+	gw, err := devGateway(sim, d.wcfg.Concurrency)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
-	pgw, err := devGateway(sim, agents+8)
+	pgw, err := devGateway(sim, d.agents+8)
 	if err != nil {
 		return err
 	}
@@ -130,21 +147,21 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	stopSimWait := sync.OnceValue(func() error { stopSim(); return <-simDone })
 	defer stopSimWait()
 	g, gctx := errgroup.WithContext(ctx)
-	if err := seedAgents(gctx, js, gw, sim, agents); err != nil {
+	if err := seedAgents(gctx, js, gw, sim, d.agents); err != nil {
 		return err
 	}
-	w, err := worker.New(wcfg, js, gw)
+	w, err := worker.New(d.wcfg, js, gw)
 	if err != nil {
 		return err
 	}
-	p, err := poller.New(pcfg, js, pgw)
+	p, err := poller.New(d.pcfg, js, pgw)
 	if err != nil {
 		return err
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return p.Run(gctx) })
 	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n"+
-		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+agents)
+		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+d.agents)
 	return errors.Join(g.Wait(), stopSimWait())
 }
 
