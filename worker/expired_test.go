@@ -160,3 +160,97 @@ func TestExpiredAfterAnAbandonedStartIsOutcomeUnknown(t *testing.T) {
 		t.Fatalf("%d requests reached the gateway, want none", n)
 	}
 }
+
+// A command whose deadline passes while the gateway keeps failing ends
+// expired, and no request reaches the gateway after the deadline.
+func TestExpiresWhileGatewayFails(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	b.signIn([]int{401}, customer)
+	b.sim.SetFaults(gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{gatewaysim.Fault5xx, gatewaysim.FaultReset}})
+	b.startWorker(nil)
+	issued := time.Now()
+	cmd := events.DisconnectCommand{CommandID: "exp-1", AgentID: 401, Number: customer(401), IssuedAt: issued, TTL: 700 * time.Millisecond}
+	b.publish(cmd)
+	res := b.waitResults(1, 10*time.Second)
+	r := res["exp-1"]
+	if len(r) != 1 || r[0].Status != events.StatusExpired {
+		t.Fatalf("results = %+v, want one expired", r)
+	}
+	if !strings.HasPrefix(r[0].Reason, events.ReasonOutcomeUnknown+":") {
+		t.Errorf("reason %q: requests without an answer leave the outcome unknown", r[0].Reason)
+	}
+	deadline := issued.Add(cmd.TTL)
+	reqs := b.sim.Disconnects()
+	if len(reqs) < 2 {
+		t.Fatalf("%d requests, want retries before the deadline", len(reqs))
+	}
+	for _, d := range reqs {
+		if d.At.After(deadline) {
+			t.Errorf("request at %v, after the deadline %v", d.At, deadline)
+		}
+	}
+	if b.sim.Executed() != 0 {
+		t.Errorf("executed %d", b.sim.Executed())
+	}
+	// Already expired on arrival: never sent.
+	b.publish(events.DisconnectCommand{CommandID: "exp-2", AgentID: 401, Number: customer(401), IssuedAt: issued.Add(-time.Hour), TTL: time.Second})
+	res = b.waitResults(2, 10*time.Second)
+	if r := res["exp-2"]; len(r) != 1 || r[0].Status != events.StatusExpired || r[0].Attempts != 0 {
+		t.Fatalf("results = %+v, want expired with 0 attempts", r)
+	}
+	if got := len(b.sim.Disconnects()); got != len(reqs) {
+		t.Fatalf("an expired command reached the gateway")
+	}
+}
+
+// A delivery that waits for its agent past the deadline while another
+// delivery of the same command finished it must not overwrite that outcome
+// with "expired": it replays the stored result.
+func TestExpiredWhileWaitingKeepsFinishedOutcome(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	b.signIn([]int{951}, customer)
+	ctx := context.Background()
+	leases, err := b.js.KeyValue(ctx, events.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Create(ctx, "agent.951", []byte("other-worker")); err != nil {
+		t.Fatal(err)
+	}
+	ledgerKV, err := b.js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "raced", AgentID: 951, Number: customer(951), IssuedAt: time.Now(), TTL: 800 * time.Millisecond})
+	// Once the worker holds the message (waiting for the agent), the other
+	// delivery "finishes" the command.
+	cons, err := b.js.Consumer(ctx, events.StreamCommands, events.ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the command in progress", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 1
+	})
+	stored := events.Result{CommandID: "raced", AgentID: 951, Number: customer(951), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
+	rec, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	if _, err := ledgerKV.Put(ctx, "raced", rec); err != nil {
+		t.Fatal(err)
+	}
+	res := b.waitResults(1, 10*time.Second)
+	if r := res["raced"]; len(r) != 1 || r[0].Status != events.StatusAccepted || r[0].Attempts != 1 {
+		t.Fatalf("results = %+v, want the stored accepted result", r)
+	}
+	e, err := ledgerKV.Get(ctx, "raced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got record
+	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Result == nil || got.Result.Status != events.StatusAccepted {
+		t.Fatalf("ledger = %s, want the accepted outcome kept", e.Value())
+	}
+	if n := len(b.sim.Disconnects()); n != 0 {
+		t.Fatalf("%d requests reached the gateway", n)
+	}
+}

@@ -1,0 +1,71 @@
+package worker
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+)
+
+// Many commands for few agents, on two workers: the simulator never sees
+// two requests for one agent at once.
+func TestOneOperationPerAgentAcrossReplicas(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{Latency: 15 * time.Millisecond})
+	agents := agentsFrom(601, 4)
+	b.signIn(agents, customer)
+	b.startWorker(nil)
+	b.startWorker(nil)
+	const n = 200
+	for i := range n {
+		a := agents[i%len(agents)]
+		b.publish(events.DisconnectCommand{CommandID: cmdID(i), AgentID: a, Number: strconv.Itoa(5550000 + i), TTL: time.Minute})
+	}
+	res := b.waitResults(n, 60*time.Second)
+	for id, rs := range res {
+		if len(rs) != 1 {
+			t.Errorf("%s: %d results", id, len(rs))
+		}
+	}
+	if got := len(b.sim.Disconnects()); got < n {
+		t.Fatalf("%d requests, want at least %d", got, n)
+	}
+	if o := b.sim.Overlaps(); o != 0 {
+		t.Fatalf("simulator saw %d overlapping requests for one agent", o)
+	}
+}
+
+// Session errors: a command for an agent without a session fails with
+// no_session; a GUID override that the gateway rejects fails with its
+// retcode; neither the override nor any GUID is logged.
+func TestSessionFailures(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	b.signIn([]int{701}, customer)
+	b.startWorker(nil)
+	b.secrets = append(b.secrets, "bogus-guid.AgentGateway0")
+	b.publish(events.DisconnectCommand{CommandID: "nosess", AgentID: 702, Number: "5551234"})
+	b.publish(events.DisconnectCommand{CommandID: "badguid", AgentID: 701, Number: customer(701), GUID: "bogus-guid.AgentGateway0"})
+	res := b.waitResults(2, 10*time.Second)
+	if r := res["nosess"]; len(r) != 1 || r[0].Status != events.StatusFailed || !strings.HasPrefix(r[0].Reason, events.ReasonNoSession) {
+		t.Errorf("nosess = %+v", r)
+	}
+	if r := res["badguid"]; len(r) != 1 || r[0].Status != events.StatusFailed || r[0].RetCode != "100-006" {
+		t.Errorf("badguid = %+v", r)
+	}
+}
+
+// countingGateway wraps a disconnecter and counts concurrent calls.
+type countingGateway struct {
+	next     disconnecter
+	inFlight atomic.Int64
+}
+
+func (c *countingGateway) Disconnect(ctx context.Context, agentID int, number, guid string) error {
+	c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	return c.next.Disconnect(ctx, agentID, number, guid)
+}

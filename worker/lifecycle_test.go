@@ -1,0 +1,106 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/testenv"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stopping a worker finishes the commands it is executing: when Run has
+// returned, every command whose request reached the gateway has its result.
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{Latency: 300 * time.Millisecond})
+	agents := agentsFrom(801, 10)
+	b.signIn(agents, customer)
+	gw := &countingGateway{next: b.gw}
+	stop, _ := b.startWorker(gw)
+	for i, a := range agents {
+		b.publish(events.DisconnectCommand{CommandID: cmdID(i), AgentID: a, Number: customer(a)})
+	}
+	testenv.WaitFor(t, 10*time.Second, "requests in flight", func() bool { return gw.inFlight.Load() >= 5 })
+	stop()
+	if n := gw.inFlight.Load(); n != 0 {
+		t.Fatalf("%d requests still in flight after Run returned", n)
+	}
+	sent := map[string]bool{}
+	for _, d := range b.sim.Disconnects() {
+		sent[d.Number] = true
+	}
+	res := b.results()
+	for i, a := range agents {
+		if sent[customer(a)] && len(res[cmdID(i)]) != 1 {
+			t.Errorf("command %s was sent but has %d results after shutdown", cmdID(i), len(res[cmdID(i)]))
+		}
+	}
+	if len(res) < 5 {
+		t.Fatalf("only %d results after shutdown", len(res))
+	}
+}
+
+// A command whose every delivery dies with its worker (never acknowledged)
+// still ends in exactly one result: failed, max_deliveries.
+func TestEveryDeliveryDiedEndsFailed(t *testing.T) {
+	cfg := testConfig()
+	cfg.AckWait, cfg.MaxDeliver = time.Second, 2
+	b := setup(t, cfg, gatewaysim.Config{})
+	b.signIn([]int{901}, customer)
+	b.publish(events.DisconnectCommand{CommandID: "doomed", AgentID: 901, Number: customer(901)})
+	// A "worker" that takes the command and dies, twice.
+	ctx := context.Background()
+	cons, err := b.js.Consumer(ctx, events.StreamCommands, events.ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < cfg.MaxDeliver; {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range batch.Messages() {
+			got++
+		}
+	}
+	b.startWorker(nil)
+	res := b.waitResults(1, 15*time.Second)
+	r := res["doomed"]
+	if len(r) != 1 || r[0].Status != events.StatusFailed || !strings.HasPrefix(r[0].Reason, events.ReasonMaxDeliveries) {
+		t.Fatalf("results = %+v, want one failed max_deliveries", r)
+	}
+	if n := len(b.sim.Disconnects()); n != 0 {
+		t.Fatalf("%d requests reached the gateway", n)
+	}
+}
+
+// While a command retries for longer than AckWait, InProgress heartbeats
+// keep JetStream from redelivering it to another slot.
+func TestHeartbeatsOutlastAckWait(t *testing.T) {
+	cfg := testConfig()
+	cfg.AckWait = time.Second
+	b := setup(t, cfg, gatewaysim.Config{})
+	b.signIn([]int{961}, customer)
+	b.sim.SetFaults(gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{gatewaysim.Fault5xx}})
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "long", AgentID: 961, Number: customer(961), TTL: 20 * time.Second})
+	testenv.WaitFor(t, 10*time.Second, "3 s of retries", func() bool {
+		return len(b.sim.Disconnects()) > 0 && time.Since(b.sim.Disconnects()[0].At) > 3*cfg.AckWait
+	})
+	b.sim.SetFaults(gatewaysim.Faults{})
+	res := b.waitResults(1, 10*time.Second)
+	if r := res["long"]; len(r) != 1 || r[0].Status != events.StatusAccepted {
+		t.Fatalf("results = %+v", r)
+	}
+	// The one disposal log line names the delivery that decided it.
+	testenv.WaitFor(t, 5*time.Second, "the disposal log line", func() bool { return bytes.Contains(b.logs.Bytes(), []byte(`"command_id":"long"`)) })
+	for _, line := range bytes.Split(b.logs.Bytes(), []byte("\n")) {
+		if bytes.Contains(line, []byte(`"command_id":"long"`)) && !bytes.Contains(line, []byte(`"delivery":1,`)) {
+			t.Fatalf("decided on a redelivery: AckWait fired during retries: %s", line)
+		}
+	}
+}
