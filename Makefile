@@ -7,7 +7,7 @@ NATS_IMAGE ?= callcontrol-nats:dev
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build test test/short lint tidy fuzz bench clean
+.PHONY: help run build test test/short lint tidy fuzz bench model clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9/]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench: ## measure: hot-path allocations, then callcontrol bench (ratios to basel
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./worker/ ./gateway/
 	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN) ./cmd/callcontrol
 	$(BIN) bench --json docs/bench/results.json --md docs/bench/results.md --svg docs/bench/chart.svg
+
+model: ## model-check the worker's lease/ledger protocol with spin (docs/model/ledger.pml, and that its known-bad variants still fail)
+	docs/model/check
 
 # Fuzz targets as <package>:<target>; go test fuzzes one target per run.
 FUZZTIME ?= 30s

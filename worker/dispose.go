@@ -42,14 +42,8 @@ func (w *Worker) dispose(j *job, out outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ctx = j.traceContext(ctx)
-	// On the last allowed delivery a retry becomes a failure, except while
-	// another delivery of the command is in flight (errStartedElsewhere):
-	// its outcome is the command's. The server then raises the
-	// max-deliveries advisory, and exhausted waits for that outcome the
-	// same way.
-	if out.res == nil && j.valid && j.meta != nil && j.meta.NumDelivered >= uint64(w.cfg.MaxDeliver) &&
-		!errors.Is(out.err, errStartedElsewhere) {
-		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": "+errText(out.err), "")
+	if out.res == nil && j.valid && j.meta != nil && j.meta.NumDelivered >= uint64(w.cfg.MaxDeliver) {
+		out = w.lastDelivery(ctx, j, out)
 	}
 	var err error
 	switch {
@@ -67,6 +61,38 @@ func (w *Worker) dispose(j *job, out outcome) {
 	w.observeOutcome(out, err)
 	traceOutcome(j, out, err)
 	w.logOutcome(j, out, err)
+}
+
+// lastDelivery turns the retry of a command's last allowed delivery into
+// its end, so that no command goes without a result. The ledger decides,
+// as in expired: a done record (stored by another delivery meanwhile) is
+// replayed, never overwritten; a "started" one whose agent another
+// delivery holds is left to that delivery (Nak: the server's
+// max-deliveries advisory follows, and exhausted waits the same way);
+// otherwise "failed: max_deliveries" is stored over the record read here,
+// by compare-and-set (docs/model/ledger.pml checks these rules).
+func (w *Worker) lastDelivery(ctx context.Context, j *job, out outcome) outcome {
+	if errors.Is(out.err, errStartedElsewhere) {
+		return out
+	}
+	rec, rev, err := w.ledger.get(ctx, j.cmd.CommandID)
+	switch {
+	case err != nil:
+		return out // Nak: the advisory decides
+	case rec != nil && rec.State == stateDone && rec.Result != nil:
+		return outcome{res: rec.Result}
+	case rec != nil && rec.State == stateStarted && j.lease.Load() == nil:
+		held, err := w.leases.held(ctx, j.cmd.AgentID)
+		if err != nil {
+			return out
+		}
+		if held {
+			return outcome{retry: out.retry, err: errStartedElsewhere}
+		}
+	}
+	failed := w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": "+errText(out.err), "")
+	failed.cas, failed.rev = true, rev
+	return failed
 }
 
 // finish stores, publishes and acknowledges a terminal outcome.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,87 @@ func TestRedeliveredReplayRestoresMissingPending(t *testing.T) {
 	}
 	if _, err := pendingKV.Get(ctx, settled); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("settled pending record: err = %v, want it to stay deleted", err)
+	}
+}
+
+// The last allowed delivery of a command that would be retried ends it,
+// but the ledger decides how (the rules docs/model/ledger.pml checks): an
+// outcome another delivery stored is replayed, not overwritten; a copy in
+// flight (started, agent held elsewhere) is waited for; otherwise
+// "failed: max_deliveries" is stored by compare-and-set over what was read.
+func TestLastDeliveryLetsTheLedgerDecide(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	ctx := context.Background()
+	w, err := New(b.cfg, b.js, b.gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ledgerKV, _ := b.js.KeyValue(ctx, events.BucketLedger)
+	leases, _ := b.js.KeyValue(ctx, events.BucketLeases)
+	cons, err := b.js.Consumer(ctx, events.StreamCommands, events.ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivery := func(id string, agent int) *job {
+		t.Helper()
+		b.publish(events.DisconnectCommand{CommandID: id, AgentID: agent, Number: customer(agent)})
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			j := &job{msg: m}
+			if j.meta, err = m.Metadata(); err != nil {
+				t.Fatal(err)
+			}
+			if j.cmd, err = events.DecodeDisconnect(m.Data()); err != nil {
+				t.Fatal(err)
+			}
+			j.valid, j.deadline = true, time.Now().Add(time.Minute)
+			_ = m.Term() // only the decision is tested; the worker does not run
+			return j
+		}
+		t.Fatal("no delivery")
+		return nil
+	}
+	retry := outcome{retry: time.Second, err: errors.New("gateway unreachable")}
+	stored := events.Result{CommandID: "stored-elsewhere", AgentID: 991, Number: customer(991), Status: events.StatusAccepted, RetCode: "0"}
+
+	// Another delivery stored the outcome: replayed as it is.
+	rec, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	if _, err := ledgerKV.Put(ctx, "stored-elsewhere", rec); err != nil {
+		t.Fatal(err)
+	}
+	if out := w.lastDelivery(ctx, delivery("stored-elsewhere", 991), retry); out.res == nil || out.store ||
+		out.res.Status != events.StatusAccepted {
+		t.Fatalf("done elsewhere: outcome %+v, want the stored accepted result replayed, not stored again", out)
+	}
+	// A copy in flight: wait for it.
+	started, _ := json.Marshal(record{State: stateStarted, Owner: "other-worker"})
+	if _, err := ledgerKV.Create(ctx, "in-flight-elsewhere", started); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Create(ctx, "agent.992", []byte("other-worker")); err != nil {
+		t.Fatal(err)
+	}
+	if out := w.lastDelivery(ctx, delivery("in-flight-elsewhere", 992), retry); out.res != nil || !errors.Is(out.err, errStartedElsewhere) {
+		t.Fatalf("in flight elsewhere: outcome %+v, want a Nak that waits for it", out)
+	}
+	// Started, agent free: failed, over exactly the record read.
+	e, err := ledgerKV.Create(ctx, "abandoned-start", started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := w.lastDelivery(ctx, delivery("abandoned-start", 993), retry); out.res == nil || out.res.Status != events.StatusFailed ||
+		!strings.HasPrefix(out.res.Reason, events.ReasonMaxDeliveries) || !out.store || !out.cas || out.rev != e {
+		t.Fatalf("abandoned start: outcome %+v, want failed max_deliveries stored by CAS over revision %d", out, e)
+	}
+	// Nothing recorded: failed, created only if still absent.
+	if out := w.lastDelivery(ctx, delivery("never-started", 994), retry); out.res == nil || out.res.Status != events.StatusFailed ||
+		!out.cas || out.rev != 0 {
+		t.Fatalf("never started: outcome %+v, want failed max_deliveries created if absent", out)
 	}
 }

@@ -58,10 +58,14 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 		if err != nil {
 			return err
 		}
-		if rec != nil && rec.State == stateDone {
-			return nil // it has its result
-		}
-		if rec != nil && rec.State == stateStarted { // as in expired: wait out a delivery in flight
+		switch {
+		case rec != nil && rec.State == stateDone && rec.Result != nil:
+			// Published again: the delivery that stored it may have died
+			// before publishing, or before its pending record was written
+			// (the Nats-Msg-Id makes a second copy a no-op; the pending
+			// record is written only if none ever existed).
+			out = outcome{res: rec.Result, ensurePending: true}
+		case rec != nil && rec.State == stateStarted: // as in expired: wait out a delivery in flight
 			held, err := w.leases.held(ctx, j.cmd.AgentID)
 			if err != nil {
 				return err
@@ -69,9 +73,11 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 			if held {
 				return errStartedElsewhere
 			}
+			fallthrough
+		default:
+			out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
+			out.cas, out.rev = true, rev
 		}
-		out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
-		out.cas, out.rev = true, rev
 	}
 	// No delivery span here: the result and dead letter carry the command's
 	// own trace context.

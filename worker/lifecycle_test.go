@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,52 @@ func TestHeartbeatsOutlastAckWait(t *testing.T) {
 		if bytes.Contains(line, []byte(`"command_id":"long"`)) && !bytes.Contains(line, []byte(`"delivery":1,`)) {
 			t.Fatalf("decided on a redelivery: AckWait fired during retries: %s", line)
 		}
+	}
+}
+
+// Every delivery died, the last one after storing the outcome in the ledger
+// but before publishing it (and before its pending record was written).
+// The max-deliveries advisory must publish the stored result, and write
+// the pending record of an accepted one: "it is in the ledger" is not "it
+// was published".
+func TestEveryDeliveryDiedAfterStoringPublishesTheStoredResult(t *testing.T) {
+	cfg := testConfig()
+	cfg.AckWait, cfg.MaxDeliver = time.Second, 2
+	b := setup(t, cfg, gatewaysim.Config{})
+	b.signIn([]int{902}, customer)
+	ctx := context.Background()
+	stored := events.Result{CommandID: "stored-then-died", AgentID: 902, Number: customer(902), Status: events.StatusAccepted,
+		RetCode: "0", Attempts: 1, CompletedAt: time.Now().UTC()}
+	rec, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	ledgerKV, _ := b.js.KeyValue(ctx, events.BucketLedger)
+	if _, err := ledgerKV.Put(ctx, "stored-then-died", rec); err != nil {
+		t.Fatal(err)
+	}
+	b.publish(events.DisconnectCommand{CommandID: "stored-then-died", AgentID: 902, Number: customer(902)})
+	cons, err := b.js.Consumer(ctx, events.StreamCommands, events.ConsumerWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < cfg.MaxDeliver; { // taken and never answered, twice
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range batch.Messages() {
+			got++
+		}
+	}
+	b.startWorker(nil)
+	res := b.waitResults(1, 15*time.Second)
+	if r := res["stored-then-died"]; len(r) != 1 || r[0].Status != events.StatusAccepted || r[0].Attempts != 1 {
+		t.Fatalf("results = %+v, want the stored accepted result", r)
+	}
+	pendingKV, _ := b.js.KeyValue(ctx, events.BucketPending)
+	testenv.WaitFor(t, 5*time.Second, "the pending record", func() bool {
+		_, err := pendingKV.Get(ctx, events.PendingKey(902, "stored-then-died"))
+		return err == nil
+	})
+	if n := len(b.sim.Disconnects()); n != 0 {
+		t.Fatalf("%d requests reached the gateway", n)
 	}
 }
