@@ -91,7 +91,7 @@ func (w *Worker) lastDelivery(ctx context.Context, j *job, out outcome) outcome 
 		}
 	}
 	failed := w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": "+errText(out.err), "")
-	failed.cas, failed.rev = true, rev
+	failed.rev = rev
 	return failed
 }
 
@@ -126,11 +126,8 @@ func (w *Worker) record(ctx context.Context, out outcome, payload []byte, replay
 	if res.Status == events.StatusAccepted && (out.store || out.ensurePending) {
 		g.Go(func() error { return w.expectRelease(ctx, res, !out.store) })
 	}
-	switch {
-	case out.store && out.cas:
+	if out.store { // always over the revision the delivery read or wrote
 		g.Go(func() error { return w.ledger.doneAt(ctx, res, out.rev) })
-	case out.store:
-		g.Go(func() error { return w.ledger.done(ctx, res) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

@@ -76,7 +76,7 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 			fallthrough
 		default:
 			out = w.final(j, events.StatusFailed, events.ReasonMaxDeliveries+": every delivery ended without an outcome", "")
-			out.cas, out.rev = true, rev
+			out.rev = rev
 		}
 	}
 	// No delivery span here: the result and dead letter carry the command's

@@ -32,12 +32,11 @@ type job struct {
 // outcome is what handle decided for a delivery; dispose carries it out.
 type outcome struct {
 	res      *events.Result // terminal: publish, then Ack (accepted) or Term
-	store    bool           // write res to the ledger first (false when replaying it)
-	cas      bool           // store only over ledger revision rev (0: only if absent)
-	rev      uint64
-	retry    time.Duration // not terminal: NakWithDelay(retry)
-	shutdown bool          // not terminal: plain Nak, no failure recorded
-	err      error         // cause, for the log line
+	store    bool           // write res to the ledger first (false when replaying it),
+	rev      uint64         // over ledger revision rev only (0: only if there is no record)
+	retry    time.Duration  // not terminal: NakWithDelay(retry)
+	shutdown bool           // not terminal: plain Nak, no failure recorded
+	err      error          // cause, for the log line
 	// ensurePending: res is replayed on a redelivery; write its pending
 	// record if accepted and none ever existed (see finish).
 	ensurePending bool
@@ -123,7 +122,7 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 		return w.expired(ctx, j, "deadline passed while another command held the agent")
 	}
 	j.lease.Store(l)
-	rec, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance)
+	rec, rev, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance)
 	if err != nil {
 		return outcome{retry: time.Second, err: err}
 	}
@@ -131,7 +130,12 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 		return outcome{res: rec.Result}
 	}
 	j.maybeExecuted = rec != nil // an earlier delivery started sending
-	return w.execute(ctx, j)
+	out := w.execute(ctx, j)
+	if out.store {
+		// Over this delivery's started record only (see ledger.start).
+		out.rev = rev
+	}
+	return out
 }
 
 // expired ends a command whose deadline passed before it could hold its
@@ -162,7 +166,7 @@ func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
 		j.maybeExecuted = true // that delivery may have reached the gateway
 	}
 	out := w.final(j, events.StatusExpired, w.unknown(j, reason), "")
-	out.cas, out.rev = true, rev
+	out.rev = rev
 	return out
 }
 

@@ -49,34 +49,48 @@ func (l ledger) get(ctx context.Context, id string) (*record, uint64, error) {
 	return &r, e.Revision(), nil
 }
 
-// start records that id is about to be sent. It returns the existing record
-// when there is one (a previous delivery got this far).
-func (l ledger) start(ctx context.Context, id, owner string) (*record, error) {
+// start records that id is about to be sent by owner, who holds the
+// agent. It returns the revision of that record, and the record found
+// instead when a previous delivery got this far: a done one (to replay),
+// or a started one, which start takes over (rewrites as owner's, at a new
+// revision) so that the delivery that wrote it, should it still be alive
+// after losing the agent, cannot store its outcome over this one's (see
+// doneAt and docs/model/ledger.pml).
+func (l ledger) start(ctx context.Context, id, owner string) (*record, uint64, error) {
 	b, _ := json.Marshal(record{State: stateStarted, Owner: owner})
-	_, err := l.kv.Create(ctx, id, b)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		r, _, err := l.get(ctx, id)
-		return r, err
+	for range 3 { // a lost race reads again
+		rev, err := l.kv.Create(ctx, id, b)
+		if err == nil {
+			return nil, rev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, 0, fmt.Errorf("ledger: start: %w", err)
+		}
+		r, rev, err := l.get(ctx, id)
+		switch {
+		case err != nil:
+			return nil, 0, err
+		case r == nil: // deleted meanwhile (a replay): create again
+			continue
+		case r.State != stateStarted:
+			return r, rev, nil
+		}
+		next, err := l.kv.Update(ctx, id, b, rev)
+		if err == nil {
+			return r, next, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, 0, fmt.Errorf("ledger: start: take over: %w", err)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("ledger: start: %w", err)
-	}
-	return nil, nil
-}
-
-// done stores the final result of id. The caller holds the agent's lease,
-// so no other delivery of the command can be writing it.
-func (l ledger) done(ctx context.Context, res *events.Result) error {
-	b, _ := json.Marshal(record{State: stateDone, Result: res})
-	if _, err := l.kv.Put(ctx, res.CommandID, b); err != nil {
-		return fmt.Errorf("ledger: done: %w", err)
-	}
-	return nil
+	return nil, 0, fmt.Errorf("ledger: start: record %q keeps changing", id)
 }
 
 // doneAt stores the final result of id only over revision rev (0: only if
-// there is no record), for a caller without the agent's lease. A conflict
-// is an error: the redelivery will find what the other writer stored.
+// there is no record): the record this delivery started or read. A
+// conflict is an error: the redelivery will find what the other writer
+// stored. The lease holder writes this way too: it may have lost the agent
+// (renewals failing) to a delivery that took its record over.
 func (l ledger) doneAt(ctx context.Context, res *events.Result, rev uint64) error {
 	b, _ := json.Marshal(record{State: stateDone, Result: res})
 	var err error

@@ -25,7 +25,11 @@
      OLD_LAST_DELIVERY  the last delivery stored "failed" over the ledger
                         unconditionally, even over another copy's outcome;
      OLD_EXHAUSTED      the advisory skipped a command whose outcome was
-                        stored but never published (its writer died). */
+                        stored but never published (its writer died);
+     OLD_DONE_PUT       the lease holder stored its outcome with a plain
+                        Put, even after losing its lease (renewals failing)
+                        to another delivery, which, finding "started",
+                        sent again after the outcome was stored. */
 
 #define NONE    0
 #define STARTED 1
@@ -46,6 +50,7 @@ byte recRev = 0;        /* ledger revision */
 bool recUnk = 0;        /* the stored result's reason says outcome_unknown */
 byte holder = 0;        /* agent lease: 0 free, else delivery id (copy) */
 bool holderDead = 0;    /* holder crashed: lease expires some time later */
+byte mayLose = 0;       /* a live holder past its last request: its lease may expire (renewals failing) */
 bool past = 0;          /* the command's deadline has passed */
 bool executed = 0;      /* the gateway released the party */
 bool inPost = 0;
@@ -56,18 +61,21 @@ byte crashes = 0;       /* crashes so far in a run, at most MAXCRASH */
 
 inline publish(r, unk) { atomic { if :: pub == NONE -> pub = r; pubUnknown = unk :: else -> skip fi } }
 
-/* The deadline may pass at any time; a dead holder's lease may expire. */
+/* The deadline may pass at any time; a dead holder's lease may expire, and
+   so may a live one's once it sent its last request (a worker sends
+   nothing after its lease's validUntil, so only then). */
 active proctype Clock() {
   do
   :: !past -> past = 1
   :: holder != 0 && holderDead -> atomic { holder = 0; holderDead = 0 }
+  :: holder != 0 && mayLose == holder -> atomic { holder = 0; mayLose = 0 }
   :: done == COPIES -> break
   od
 }
 
 proctype Copy(byte me) {
   byte deliveries = 0;
-  byte r; byte rv; bool mine; bool maybe; byte outcome; bool unk;
+  byte r; byte rv; bool mine; bool maybe; byte outcome; bool unk; byte myRev; bool won;
   bool waitElsewhere; bool ru;
 next:
   deliveries++;
@@ -82,15 +90,28 @@ next:
   :: past -> goto expired
   fi;
   /* ledger start */
+start:
   atomic {
     if
-    :: rec == NONE -> rec = STARTED; recRev++; mine = 1
-    :: else -> r = rec; ru = recUnk
+    :: rec == NONE -> rec = STARTED; recRev++; mine = 1; myRev = recRev
+    :: else -> r = rec; ru = recUnk; myRev = recRev
     fi
   }
   if
   :: !mine && r != STARTED -> publish(r, ru); goto release  /* replay the stored result */
-  :: !mine && r == STARTED -> maybe = 1
+  :: !mine && r == STARTED -> maybe = 1;
+#ifndef OLD_DONE_PUT
+     /* take the started record over (a new revision), so that the delivery
+        that wrote it, should it still be alive, cannot store its outcome
+        over this one's; lost: read again */
+     atomic {
+       if
+       :: recRev == myRev -> recRev++; myRev = recRev; won = 1
+       :: else -> won = 0
+       fi
+     }
+     if :: !won -> goto start :: else -> skip fi
+#endif
   :: mine -> skip
   fi;
   /* execute: one POST unless the deadline has passed */
@@ -111,15 +132,31 @@ next:
      fi;
      inPost = 0
   fi;
-  /* record: ledger done (unconditional Put under the lease), then the result */
-  atomic { rec = outcome; recUnk = unk; recRev++ }
+  mayLose = me;
+  /* record: ledger done, then the result */
+#ifdef OLD_DONE_PUT
+  atomic { rec = outcome; recUnk = unk; recRev++ }   /* unconditional Put */
+#else
+  /* over the record this delivery started (or found), else Nak: the
+     redelivery replays what another delivery stored meanwhile */
+  atomic {
+    if
+    :: recRev == myRev -> rec = outcome; recUnk = unk; recRev++; won = 1
+    :: else -> won = 0
+    fi
+  }
   if
-  :: atomic { crashes < MAXCRASH -> crashes++; holderDead = 1 } -> goto crashedOut  /* dies before publishing */
+  :: !won -> atomic { if :: holder == me -> holder = 0 :: else -> skip fi; mayLose = 0 }; goto redeliver
+  :: else -> skip
+  fi;
+#endif
+  if
+  :: atomic { crashes < MAXCRASH -> crashes++; holderDead = (holder == me); mayLose = 0 } -> goto crashedOut  /* dies before publishing */
   :: true -> skip
   fi;
   publish(outcome, unk);
 release:
-  atomic { if :: holder == me -> holder = 0 :: else -> skip fi }
+  atomic { if :: holder == me -> holder = 0 :: else -> skip fi; if :: mayLose == me -> mayLose = 0 :: else -> skip fi }
   goto finish;
 
 expired:
