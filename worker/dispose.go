@@ -66,11 +66,12 @@ func (w *Worker) dispose(j *job, out outcome) {
 // lastDelivery turns the retry of a command's last allowed delivery into
 // its end, so that no command goes without a result. The ledger decides,
 // as in expired: a done record (stored by another delivery meanwhile) is
-// replayed, never overwritten; a "started" one whose agent another
-// delivery holds is left to that delivery (Nak: the server's
-// max-deliveries advisory follows, and exhausted waits the same way);
-// otherwise "failed: max_deliveries" is stored over the record read here,
-// by compare-and-set (docs/model/ledger.pml checks these rules).
+// replayed, never overwritten; a "started" one this delivery did not
+// write, whose agent another delivery holds, is left to that delivery
+// (Nak: the server's max-deliveries advisory follows, and exhausted waits
+// the same way); otherwise "failed: max_deliveries" is stored by
+// compare-and-set over the record this delivery wrote, or else read here
+// (docs/model/ledger.pml checks these rules).
 func (w *Worker) lastDelivery(ctx context.Context, j *job, out outcome) outcome {
 	if errors.Is(out.err, errStartedElsewhere) {
 		return out
@@ -81,7 +82,12 @@ func (w *Worker) lastDelivery(ctx context.Context, j *job, out outcome) outcome 
 		return out // Nak: the advisory decides
 	case rec != nil && rec.State == stateDone && rec.Result != nil:
 		return outcome{res: rec.Result}
-	case rec != nil && rec.State == stateStarted && j.lease.Load() == nil:
+	case rec != nil && rec.State == stateStarted && j.rev != 0:
+		// This delivery's own record, unless another took it over since
+		// (this one lost the agent): then the compare-and-set fails and
+		// the advisory decides.
+		rev = j.rev
+	case rec != nil && rec.State == stateStarted:
 		held, err := w.leases.held(ctx, j.cmd.AgentID)
 		if err != nil {
 			return out

@@ -180,3 +180,35 @@ func TestLastDeliveryLetsTheLedgerDecide(t *testing.T) {
 		t.Fatalf("never started: outcome %+v, want failed max_deliveries created if absent", out)
 	}
 }
+
+// A delivery that lost the agent (its lease renewals failed) reaches its
+// last delivery after another delivery took its "started" record over:
+// "failed" must be stored over its own revision, so that the store fails,
+// not over its successor's record while that one may still be sending.
+func TestLastDeliveryAfterTakeoverStoresOverItsOwnRevision(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	ctx := context.Background()
+	w, err := New(b.cfg, b.js, b.gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, own, err := w.ledger.start(ctx, "taken-over", "this-worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.ledger.start(ctx, "taken-over", "successor"); err != nil { // the takeover
+		t.Fatal(err)
+	}
+	j := &job{cmd: events.DisconnectCommand{CommandID: "taken-over", AgentID: 995, Number: customer(995)}, valid: true,
+		deadline: time.Now().Add(time.Minute), rev: own}
+	out := w.lastDelivery(ctx, j, outcome{retry: time.Second, err: errLeaseLost})
+	if out.res == nil || out.res.Status != events.StatusFailed || !out.store || out.rev != own {
+		t.Fatalf("outcome %+v, want failed stored over this delivery's revision %d", out, own)
+	}
+	if err := w.ledger.doneAt(ctx, out.res, out.rev); err == nil {
+		t.Fatal("stored over the successor's record")
+	}
+}

@@ -27,6 +27,7 @@ type job struct {
 	attempts      int           // gateway requests sent in this delivery
 	gatewayTime   time.Duration // spent in those requests
 	maybeExecuted bool          // a request of this command may have reached the gateway
+	rev           uint64        // the ledger revision this delivery's start wrote (0: none)
 }
 
 // outcome is what handle decided for a delivery; dispose carries it out.
@@ -130,6 +131,7 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 		return outcome{res: rec.Result}
 	}
 	j.maybeExecuted = rec != nil // an earlier delivery started sending
+	j.rev = rev
 	out := w.execute(ctx, j)
 	if out.store {
 		// Over this delivery's started record only (see ledger.start).
