@@ -8,7 +8,9 @@
    times; a deadline that passes at any moment; up to MAXCRASH worker
    crashes (mid-request, where the gateway may or may not have executed,
    and between storing the outcome and publishing it); a crashed worker's
-   lease expiring later; the gateway answering released / already gone
+   lease expiring later, and a live worker's when its renewals fail (never
+   mid-request: no request outlives the lease's validUntil, so a worker
+   that lost it Naks); the gateway answering released / already gone
    (200-023) / nothing; results de-duplicated by Nats-Msg-Id (the first one
    published counts). Each step on NATS is atomic, as a KV write or a
    publish is.
@@ -20,8 +22,6 @@
 
    `make model` runs it with one and with two copies, and checks that each
    of these earlier versions, which it found wrong, still fails:
-     OLD_EXPIRED        expired() stored "expired" over a started record
-                        while the copy that started it held the agent;
      OLD_LAST_DELIVERY  the last delivery stored "failed" over the ledger
                         unconditionally, even over another copy's outcome;
      OLD_EXHAUSTED      the advisory skipped a command whose outcome was
@@ -29,7 +29,15 @@
      OLD_DONE_PUT       the lease holder stored its outcome with a plain
                         Put, even after losing its lease (renewals failing)
                         to another delivery, which, finding "started",
-                        sent again after the outcome was stored. */
+                        sent again after the outcome was stored;
+     OLD_LAST_OWN_REV   a last delivery that had lost its lease stored
+                        "failed" over the revision it read, its successor's.
+   OLD_EXPIRED (the expired path storing "expired" over a started record
+   while the copy that started it held the agent) was wrong before outcomes
+   were fenced by revision; with the fence it is consistent but imprecise:
+   "expired: outcome_unknown" where the copy in flight would have known
+   the outcome. The expired path still waits for that copy.
+*/
 
 #define NONE    0
 #define STARTED 1
@@ -67,8 +75,8 @@ inline publish(r, unk) { atomic { if :: pub == NONE -> pub = r; pubUnknown = unk
 active proctype Clock() {
   do
   :: !past -> past = 1
-  :: holder != 0 && holderDead -> atomic { holder = 0; holderDead = 0 }
-  :: holder != 0 && mayLose == holder -> atomic { holder = 0; mayLose = 0 }
+  :: atomic { holder != 0 && holderDead -> holder = 0; holderDead = 0 }
+  :: atomic { holder != 0 && mayLose == holder -> holder = 0; mayLose = 0 }
   :: done == COPIES -> break
   od
 }
@@ -76,10 +84,11 @@ active proctype Clock() {
 proctype Copy(byte me) {
   byte deliveries = 0;
   byte r; byte rv; bool mine; bool maybe; byte outcome; bool unk; byte myRev; bool won;
+  bool wrote;            /* this delivery wrote (or took over) the started record, at myRev */
   bool waitElsewhere; bool ru;
 next:
   deliveries++;
-  mine = 0; maybe = 0; waitElsewhere = 0;
+  mine = 0; maybe = 0; waitElsewhere = 0; wrote = 0;
   if
   :: past -> goto expired
   :: else -> skip
@@ -114,11 +123,14 @@ start:
 #endif
   :: mine -> skip
   fi;
-  /* execute: one POST unless the deadline has passed */
+  wrote = 1;
+  mayLose = me;   /* renewals may fail from now on */
+  /* execute: one POST unless the deadline has passed, and only while the
+     lease is certainly held (validUntil): then it cannot expire mid-request */
   if
   :: past -> outcome = EXP; unk = maybe
-  :: else ->
-     atomic { assert(holder == me); assert(!inPost); assert(rec == STARTED); inPost = 1 }
+  :: atomic { !past && holder != me -> mayLose = 0 } -> goto redeliver   /* lease lost: Nak */
+  :: atomic { !past && holder == me -> assert(!inPost); assert(rec == STARTED); inPost = 1; mayLose = 0 }
      if
      :: atomic { crashes < MAXCRASH -> crashes++; holderDead = 1; inPost = 0;
           if :: executed = 1 :: skip fi }      /* dies mid-POST; the gateway may have executed it */
@@ -188,9 +200,12 @@ redeliver:
         atomic { rec = FAIL; recUnk = 1; recRev++ }; publish(FAIL, 1); goto finish;
 #endif
         atomic { r = rec; rv = recRev; ru = recUnk }
+#ifndef OLD_LAST_OWN_REV
+        if :: r == STARTED && wrote -> rv = myRev :: else -> skip fi   /* its own record, not a successor's */
+#endif
         if
         :: r == ACC || r == EXP || r == FAIL -> publish(r, ru); goto finish
-        :: r == STARTED && holder != 0 -> goto exhausted
+        :: r == STARTED && !wrote && holder != 0 -> goto exhausted
         :: else ->
            atomic {
              if
