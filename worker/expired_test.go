@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/internal/testenv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A duplicate of a command (same command_id, another stream message: a
@@ -21,24 +23,7 @@ import (
 func TestExpiredDuplicateWaitsForTheDeliveryInFlight(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{})
 	b.signIn([]int{981}, customer)
-	ctx := context.Background()
-	leases, err := b.js.KeyValue(ctx, events.BucketLeases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledgerKV, err := b.js.KeyValue(ctx, events.BucketLedger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The first copy, in another worker: it holds the agent and has sent
-	// its request ("started").
-	if _, err := leases.Create(ctx, "agent.981", []byte("other-worker")); err != nil {
-		t.Fatal(err)
-	}
-	started, _ := json.Marshal(record{State: stateStarted, Owner: "other-worker"})
-	if _, err := ledgerKV.Create(ctx, "in-flight", started); err != nil {
-		t.Fatal(err)
-	}
+	first := b.copyInFlight("in-flight", 981)
 	b.startWorker(nil)
 	b.publish(events.DisconnectCommand{CommandID: "in-flight", AgentID: 981, Number: customer(981),
 		IssuedAt: time.Now(), TTL: 300 * time.Millisecond})
@@ -50,15 +35,7 @@ func TestExpiredDuplicateWaitsForTheDeliveryInFlight(t *testing.T) {
 	if res := b.results()["in-flight"]; len(res) != 0 {
 		t.Fatalf("results = %+v, want none while the first copy is in flight", res)
 	}
-	// The first copy's answer arrives: accepted, stored, agent released.
-	stored := events.Result{CommandID: "in-flight", AgentID: 981, Number: customer(981), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
-	done, _ := json.Marshal(record{State: stateDone, Result: &stored})
-	if _, err := ledgerKV.Put(ctx, "in-flight", done); err != nil {
-		t.Fatal(err)
-	}
-	if err := leases.Delete(ctx, "agent.981"); err != nil {
-		t.Fatal(err)
-	}
+	first.finish() // its answer arrives: accepted, stored, agent released
 	res := b.waitResults(1, 15*time.Second)
 	if r := res["in-flight"]; len(r) != 1 || r[0].Status != events.StatusAccepted || r[0].Attempts != 1 {
 		t.Fatalf("results = %+v, want the first copy's accepted result", r)
@@ -79,21 +56,7 @@ func TestLastDeliveryOfDuplicateDefersToTheDeliveryInFlight(t *testing.T) {
 	b := setup(t, cfg, gatewaysim.Config{})
 	b.signIn([]int{982}, customer)
 	ctx := context.Background()
-	leases, err := b.js.KeyValue(ctx, events.BucketLeases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledgerKV, err := b.js.KeyValue(ctx, events.BucketLedger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := leases.Create(ctx, "agent.982", []byte("other-worker")); err != nil {
-		t.Fatal(err)
-	}
-	started, _ := json.Marshal(record{State: stateStarted, Owner: "other-worker"})
-	if _, err := ledgerKV.Create(ctx, "long-flight", started); err != nil {
-		t.Fatal(err)
-	}
+	first := b.copyInFlight("long-flight", 982)
 	exhausted, err := b.js.Consumer(ctx, events.StreamDeadLetter, events.ConsumerExhausted)
 	if err != nil {
 		t.Fatal(err)
@@ -108,14 +71,7 @@ func TestLastDeliveryOfDuplicateDefersToTheDeliveryInFlight(t *testing.T) {
 	if res := b.results()["long-flight"]; len(res) != 0 {
 		t.Fatalf("results = %+v, want none while the first copy is in flight", res)
 	}
-	stored := events.Result{CommandID: "long-flight", AgentID: 982, Number: customer(982), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
-	done, _ := json.Marshal(record{State: stateDone, Result: &stored})
-	if _, err := ledgerKV.Put(ctx, "long-flight", done); err != nil {
-		t.Fatal(err)
-	}
-	if err := leases.Delete(ctx, "agent.982"); err != nil {
-		t.Fatal(err)
-	}
+	first.finish()
 	testenv.WaitFor(t, 10*time.Second, "the advisory handled", func() bool {
 		info, err := exhausted.Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
@@ -126,7 +82,7 @@ func TestLastDeliveryOfDuplicateDefersToTheDeliveryInFlight(t *testing.T) {
 	if res := b.results()["long-flight"]; len(res) != 1 || res[0].Status != events.StatusAccepted || res[0].Attempts != 1 {
 		t.Fatalf("results = %+v, want only the first copy's accepted outcome", res)
 	}
-	e, err := ledgerKV.Get(ctx, "long-flight")
+	e, err := first.ledger.Get(ctx, "long-flight")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,5 +211,50 @@ func TestExpiredWhileWaitingKeepsFinishedOutcome(t *testing.T) {
 	}
 	if n := len(b.sim.Disconnects()); n != 0 {
 		t.Fatalf("%d requests reached the gateway", n)
+	}
+}
+
+// inFlight is another worker's copy of a command, in flight: it holds the
+// agent and its "started" record is in the ledger.
+type inFlight struct {
+	b              *bundle
+	id             string
+	agent          int
+	leases, ledger jetstream.KeyValue
+}
+
+func (b *bundle) copyInFlight(id string, agent int) *inFlight {
+	b.t.Helper()
+	ctx := context.Background()
+	c := &inFlight{b: b, id: id, agent: agent}
+	var err error
+	if c.leases, err = b.js.KeyValue(ctx, events.BucketLeases); err != nil {
+		b.t.Fatal(err)
+	}
+	if c.ledger, err = b.js.KeyValue(ctx, events.BucketLedger); err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := c.leases.Create(ctx, "agent."+strconv.Itoa(agent), []byte("other-worker")); err != nil {
+		b.t.Fatal(err)
+	}
+	started, _ := json.Marshal(record{State: stateStarted, Owner: "other-worker"})
+	if _, err := c.ledger.Create(ctx, id, started); err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}
+
+// finish ends the copy as it would: accepted after one attempt, stored,
+// the agent released.
+func (c *inFlight) finish() {
+	c.b.t.Helper()
+	ctx := context.Background()
+	stored := events.Result{CommandID: c.id, AgentID: c.agent, Number: customer(c.agent), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
+	done, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	if _, err := c.ledger.Put(ctx, c.id, done); err != nil {
+		c.b.t.Fatal(err)
+	}
+	if err := c.leases.Delete(ctx, "agent."+strconv.Itoa(c.agent)); err != nil {
+		c.b.t.Fatal(err)
 	}
 }
