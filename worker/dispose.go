@@ -165,7 +165,7 @@ func (w *Worker) expectRelease(ctx context.Context, res *events.Result, ifNever 
 		// Revision 0: only if the key has no message, not even a delete
 		// marker (kept for the bucket's TTL, an hour).
 		_, err = w.pending.Update(ctx, key, b, 0)
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) { // 10071, or 10164 on replicated streams
 			err = nil
 		}
 	} else {

@@ -79,7 +79,7 @@ func (l ledger) start(ctx context.Context, id, owner string) (*record, uint64, e
 		if err == nil {
 			return r, next, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) { // 10071, or 10164 on replicated streams
 			return nil, 0, fmt.Errorf("ledger: start: take over: %w", err)
 		}
 	}

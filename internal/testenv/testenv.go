@@ -5,6 +5,10 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +36,54 @@ func JetStream(t testing.TB) string {
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns.ClientURL()
+}
+
+// JetStreamCluster starts three nats-servers forming one JetStream cluster
+// (for R3 streams and buckets) for the rest of t, waits for its meta
+// leader, and returns the client URLs, comma separated.
+func JetStreamCluster(t testing.TB) string {
+	t.Helper()
+	ports := make([]int, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	var servers []*server.Server
+	var urls []string
+	for i, p := range ports {
+		ns, err := server.NewServer(&server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+			JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 256 << 20, JetStreamMaxStore: 1 << 30,
+			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: p}, Routes: routes,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats-server not ready")
+		}
+		servers = append(servers, ns)
+		urls = append(urls, ns.ClientURL())
+	}
+	WaitFor(t, 20*time.Second, "a JetStream meta leader", func() bool {
+		for _, s := range servers {
+			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == 3 {
+				return true
+			}
+		}
+		return false
+	})
+	return strings.Join(urls, ",")
 }
 
 // Connect opens a connection to url and a JetStream context on it, closed
