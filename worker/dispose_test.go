@@ -107,13 +107,7 @@ func TestRedeliveredReplayRestoresMissingPending(t *testing.T) {
 func TestLastDeliveryLetsTheLedgerDecide(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{})
 	ctx := context.Background()
-	w, err := New(b.cfg, b.js, b.gw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.bind(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := boundWorker(t, b.cfg, b.js, b.gw)
 	ledgerKV, _ := b.js.KeyValue(ctx, events.BucketLedger)
 	leases, _ := b.js.KeyValue(ctx, events.BucketLeases)
 	cons, err := b.js.Consumer(ctx, events.StreamCommands, events.ConsumerWorkers)
@@ -188,13 +182,7 @@ func TestLastDeliveryLetsTheLedgerDecide(t *testing.T) {
 func TestLastDeliveryAfterTakeoverStoresOverItsOwnRevision(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{})
 	ctx := context.Background()
-	w, err := New(b.cfg, b.js, b.gw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.bind(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := boundWorker(t, b.cfg, b.js, b.gw)
 	_, own, err := w.ledger.start(ctx, "taken-over", "this-worker")
 	if err != nil {
 		t.Fatal(err)

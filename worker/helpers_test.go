@@ -229,3 +229,19 @@ func (b *bundle) checkLogs() {
 }
 
 func cmdID(i int) string { return fmt.Sprintf("cmd-%05d", i) }
+
+// boundWorker returns a worker bound to its streams and buckets but not
+// running, for tests of one decision against real NATS.
+func boundWorker(t testing.TB, cfg Config, js jetstream.JetStream, gw disconnecter) *Worker {
+	t.Helper()
+	w, err := New(cfg, js, gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := w.bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}

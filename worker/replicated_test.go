@@ -23,13 +23,7 @@ func TestConflictsOnReplicatedBuckets(t *testing.T) {
 	if err := Provision(ctx, js, Topology{Replicas: 3, DuplicateWindow: time.Minute}, cfg); err != nil {
 		t.Fatal(err)
 	}
-	w, err := New(cfg, js, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.bind(ctx); err != nil {
-		t.Fatal(err)
-	}
+	w := boundWorker(t, cfg, js, nil)
 
 	_, revA, err := w.ledger.start(ctx, "r3", "worker-a")
 	if err != nil {
