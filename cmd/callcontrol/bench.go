@@ -138,6 +138,11 @@ func benchParse(args []string) (benchSizes, map[string]bool, benchOutputs, error
 	if ceilingN < 0 || pollAgents < 0 {
 		return sizes, nil, out, fmt.Errorf("--commands, --poller-agents: must not be negative")
 	}
+	// Each command of the ceiling run needs an agent of its own (101..59999)
+	// in each of its four runs, beside one per slot for the warm-ups.
+	if most := (59999 - 100 - 3*sizes.CeilingConc) / 4; ceilingN > most {
+		return sizes, nil, out, fmt.Errorf("--commands: at most %d (each needs an agent of its own, 101..59999, in each of 4 runs)", most)
+	}
 	if ceilingN > 0 {
 		sizes.CeilingN = ceilingN
 	}

@@ -34,18 +34,22 @@ func TestBenchQuick(t *testing.T) {
 	switch c := rep.Ceiling; {
 	case c == nil:
 		t.Fatal("no ceiling")
-	case c.Accepted != sz.CeilingN || c.Pipeline <= 0 || c.BareHTTP <= 0 || c.RawJetStream <= 0 || c.Writes <= 0 || c.WorkerCPU <= 0:
+	case c.Accepted != sz.CeilingN || c.Pipeline <= 0 || c.BareHTTP <= 0 || c.RawJetStream <= 0 || c.Writes <= 0 || c.WorkerCPU <= 0 ||
+		c.ExecuteOnly <= 0 || c.ExecuteLedger <= 0:
 		t.Errorf("ceiling = %+v, want %d accepted and every rate measured", c, sz.CeilingN)
 	}
 	if len(rep.Pipelining) != len(sz.Levels) {
 		t.Fatalf("pipelining = %+v, want levels %v", rep.Pipelining, sz.Levels)
 	}
 	for i, p := range rep.Pipelining {
-		if p.InFlight != sz.Levels[i] || p.Ratio <= 0 || p.Ratio > 1.05 || p.BareHTTP <= 0 || p.Whole <= 0 || p.PeakRSS <= 0 {
+		last := i == len(rep.Pipelining)-1 // the only level with the floor
+		if p.InFlight != sz.Levels[i] || p.Ratio <= 0 || p.Ratio > 1.05 || p.BareHTTP <= 0 || p.Whole <= 0 || p.PeakRSS <= 0 ||
+			(p.ExecuteOnly > 0) != last || (p.ExecuteLedger > 0) != last {
 			t.Errorf("pipelining[%d] = %+v", i, p)
 		}
 	}
-	if l := rep.Latency; l == nil || l.Worker.N == 0 || l.Raw.N != l.Worker.N || l.Worker.P50 <= 0 || l.Raw.P99 < l.Raw.P50 {
+	if l := rep.Latency; l == nil || l.Worker.N == 0 || l.Raw.N != l.Worker.N || l.Worker.P50 <= 0 || l.Raw.P99 < l.Raw.P50 ||
+		l.Floor.N != l.Worker.N || l.FloorLedger.N != l.Worker.N || l.Floor.P50 <= 0 {
 		t.Errorf("latency = %+v", l)
 	}
 	if c := rep.Confirm; c == nil || c.Confirmed != sz.ConfirmAgents || c.Latency.N != sz.ConfirmAgents || c.Latency.P50 <= 0 {
@@ -65,7 +69,7 @@ func TestBenchQuick(t *testing.T) {
 }
 
 func TestBenchFlags(t *testing.T) {
-	for _, args := range [][]string{{"--only", "nope"}, {"--commands", "-1"}} {
+	for _, args := range [][]string{{"--only", "nope"}, {"--commands", "-1"}, {"--commands", "20000"}} {
 		err := run(t.Context(), append([]string{"bench"}, args...), os.Stdout)
 		if err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("bench %v: err = %v, want one naming %s", args, err, args[0])

@@ -29,6 +29,10 @@ type ceilingResult struct {
 	RatioJetStream float64 `json:"ratio_jetstream"`
 	Writes         float64 `json:"worker_writes_alone_cmd_per_s"` // see writeFloor
 	RatioWrites    float64 `json:"ratio_writes"`
+	ExecuteOnly    float64 `json:"execute_only_cmd_per_s"` // see executeFloor
+	RatioExecute   float64 `json:"ratio_execute_only_http"`
+	ExecuteLedger  float64 `json:"execute_with_ledger_cmd_per_s"` // executeFloor with a ledger write
+	RatioLedger    float64 `json:"ratio_execute_with_ledger_http"`
 	WorkerCPU      int64   `json:"worker_cpu_us_per_cmd"`
 	ServerCPU      int64   `json:"nats_and_gateway_cpu_us_per_cmd"` // this process: NATS server, simulator, publisher
 	Accepted       int     `json:"accepted"`
@@ -42,8 +46,9 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 	defer env.close()
 	pipeAgents, httpAgents, warmAgents := agentRange(101, n), agentRange(101+n, n), agentRange(101+2*n, conc)
+	floorAgents := floorRanges(101+2*n+conc, n, conc)
 	prog.set("ceiling: signing agents in", 0, 0)
-	guids, err := env.signIn(ctx, slices.Concat(pipeAgents, httpAgents, warmAgents), true)
+	guids, err := env.signIn(ctx, slices.Concat(pipeAgents, httpAgents, warmAgents, floorAgents[0], floorAgents[1]), true)
 	if err != nil {
 		return err
 	}
@@ -76,6 +81,12 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	if err != nil {
 		return err
 	}
+	prog.set("ceiling: the least a worker does", 0, 0)
+	floors, err := env.floors(ctx, guids, floorAgents, conc, 0)
+	if err != nil {
+		return err
+	}
+	least := [2]float64{perSecond(floors[0].Start, floors[0].Done), perSecond(floors[1].Start, floors[1].Done)}
 	s0, err := w.stats()
 	if err != nil {
 		return err
@@ -95,7 +106,8 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 	pipe := float64(n) / elapsed.Seconds()
 	rep.Ceiling = &ceilingResult{Commands: n, Concurrency: conc, Pipeline: pipe, BareHTTP: bare, RawJetStream: raw,
-		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, Writes: floor, RatioWrites: pipe / floor, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n),
+		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, Writes: floor, RatioWrites: pipe / floor,
+		ExecuteOnly: least[0], RatioExecute: least[0] / bare, ExecuteLedger: least[1], RatioLedger: least[1] / bare, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n),
 		ServerCPU: self.Microseconds() / int64(n),
 		Accepted:  results.status("accepted") - accepted0}
 	return nil

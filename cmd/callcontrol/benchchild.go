@@ -69,12 +69,20 @@ func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*chi
 	}
 }
 
-// stop ends the process with SIGTERM (SIGKILL after 30 s) and waits.
-func (c *child) stop() {
+// exited reports whether the process has ended.
+func (c *child) exited() bool {
 	select {
 	case <-c.done:
-		return
+		return true
 	default:
+		return false
+	}
+}
+
+// stop ends the process with SIGTERM (SIGKILL after 30 s) and waits.
+func (c *child) stop() {
+	if c.exited() {
+		return
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {

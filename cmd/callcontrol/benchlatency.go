@@ -37,6 +37,10 @@ type latencyResult struct {
 	Raw      percentiles `json:"raw_publish_to_consume"`
 	RatioP50 float64     `json:"ratio_p50"`
 	RatioP99 float64     `json:"ratio_p99"`
+	// The least a worker does (executeFloor) at the same rate: with no
+	// round trip of its own before the POST, and with one (a ledger write).
+	Floor       percentiles `json:"execute_only_publish_to_post"`
+	FloorLedger percentiles `json:"execute_with_ledger_publish_to_post"`
 }
 
 func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
@@ -49,8 +53,10 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 	defer env.close()
 	agents, warmAgents := agentRange(101, n), agentRange(101+n, conc)
+	floorAgents := floorRanges(101+n+conc, n, conc)
 	prog.set("latency: signing agents in", 0, 0)
-	if _, err := env.signIn(ctx, slices.Concat(agents, warmAgents), true); err != nil {
+	guids, err := env.signIn(ctx, slices.Concat(agents, warmAgents, floorAgents[0], floorAgents[1]), true)
+	if err != nil {
 		return err
 	}
 	if _, err := env.start(ctx, "worker", "--concurrency", strconv.Itoa(conc)); err != nil {
@@ -74,21 +80,43 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		func(i int, t time.Time) { sent[i] = t }); err != nil {
 		return err
 	}
-	arrived := firstArrivals(env.sim.sim)
-	lat := make([]time.Duration, 0, n)
+	lat, err := toGateway(env.sim.sim, agents, sent)
+	if err != nil {
+		return err
+	}
+	prog.set(fmt.Sprintf("latency: the least a worker does at %d/s", sz.Rate), 0, 0)
+	floors, err := env.floors(ctx, guids, floorAgents, conc, every)
+	if err != nil {
+		return err
+	}
+	var floor [2][]time.Duration
+	for i, run := range floors {
+		if floor[i], err = toGateway(env.sim.sim, run.Agents, run.Sent); err != nil {
+			return err
+		}
+	}
+	r := &latencyResult{Rate: sz.Rate, Worker: percentilesOf(lat), Raw: percentilesOf(raw),
+		Floor: percentilesOf(floor[0]), FloorLedger: percentilesOf(floor[1])}
+	r.RatioP50 = float64(r.Worker.P50) / float64(r.Raw.P50)
+	r.RatioP99 = float64(r.Worker.P99) / float64(r.Raw.P99)
+	rep.Latency = r
+	return nil
+}
+
+// toGateway returns, for each of agents, the time from sent[i] to the
+// first disconnect of agents[i] arriving at the simulator.
+func toGateway(sim *gatewaysim.Sim, agents []int, sent []time.Time) ([]time.Duration, error) {
+	arrived := firstArrivals(sim)
+	lat := make([]time.Duration, 0, len(agents))
 	for i, a := range agents {
 		if at, ok := arrived[a]; ok {
 			lat = append(lat, at.Sub(sent[i]))
 		}
 	}
-	if len(lat) < n {
-		return fmt.Errorf("%d of %d commands reached the gateway", len(lat), n)
+	if len(lat) < len(agents) {
+		return nil, fmt.Errorf("%d of %d commands reached the gateway", len(lat), len(agents))
 	}
-	r := &latencyResult{Rate: sz.Rate, Worker: percentilesOf(lat), Raw: percentilesOf(raw)}
-	r.RatioP50 = float64(r.Worker.P50) / float64(r.Raw.P50)
-	r.RatioP99 = float64(r.Worker.P99) / float64(r.Raw.P99)
-	rep.Latency = r
-	return nil
+	return lat, nil
 }
 
 // firstArrivals maps each agent to the arrival of its first disconnect.

@@ -22,6 +22,10 @@ type pipeResult struct {
 	RatioHTTP float64 `json:"ratio_bare_http"`
 	PeakRSS   int64   `json:"worker_peak_rss_bytes"`
 	WorkerCPU int64   `json:"worker_cpu_us_per_cmd"`
+	// At the highest level only: the least a worker does (executeFloor),
+	// steady state, without and with a ledger write before the POST.
+	ExecuteOnly   float64 `json:"execute_only_per_s,omitempty"`
+	ExecuteLedger float64 `json:"execute_with_ledger_per_s,omitempty"`
 }
 
 // steadyRate is the throughput between the 10th and the 90th percentile
@@ -64,8 +68,9 @@ func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *be
 		total += m * sz.PerLevel
 	}
 	warm := agentRange(101, maxLevel)
+	floorAgents := floorRanges(101+maxLevel+total, maxLevel*sz.PerLevel, maxLevel)
 	prog.set("pipelining: signing agents in", 0, 0)
-	guids, err := env.signIn(ctx, slices.Concat(warm, agentRange(101+maxLevel, total)), true)
+	guids, err := env.signIn(ctx, slices.Concat(warm, agentRange(101+maxLevel, total), floorAgents[0], floorAgents[1]), true)
 	if err != nil {
 		return err
 	}
@@ -84,6 +89,14 @@ func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *be
 		}
 		r.Ideal = float64(m) / sz.SlowGateway.Seconds()
 		r.Ratio = r.PerS / r.Ideal
+		if m == maxLevel {
+			prog.set(fmt.Sprintf("pipelining: the least a worker does, %d in flight", m), 0, 0)
+			floors, err := env.floors(ctx, guids, floorAgents, m, 0)
+			if err != nil {
+				return err
+			}
+			r.ExecuteOnly, r.ExecuteLedger = steadyRate(floors[0].Done), steadyRate(floors[1].Done)
+		}
 		rep.Pipelining = append(rep.Pipelining, r)
 	}
 	return nil

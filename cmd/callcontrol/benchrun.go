@@ -80,6 +80,11 @@ func benchCommandID(tag string, agent int) string { return tag + "-" + strconv.I
 
 // publish sends one disconnect per agent and waits for the publish acks.
 func (e *benchEnv) publish(ctx context.Context, tag string, agents []int, every time.Duration, sent func(int, time.Time)) error {
+	return e.publishTo(ctx, events.SubjectDisconnect, tag, agents, every, sent)
+}
+
+// publishTo is publish to subject.
+func (e *benchEnv) publishTo(ctx context.Context, subject, tag string, agents []int, every time.Duration, sent func(int, time.Time)) error {
 	start := time.Now()
 	for i, a := range agents {
 		if every > 0 {
@@ -92,7 +97,7 @@ func (e *benchEnv) publish(ctx context.Context, tag string, agents []int, every 
 		if err != nil {
 			return err
 		}
-		m := nats.NewMsg(events.SubjectDisconnect)
+		m := nats.NewMsg(subject)
 		m.Data = data
 		m.Header.Set(events.HeaderMsgID, cmd.CommandID)
 		if sent != nil {

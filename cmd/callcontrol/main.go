@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		"disconnect": runDisconnect, "watch": runWatch,
 		"signin": runSignIn, "register": runRegister, "signout": runSignOut,
 		"dlq": runDLQ, "status": runStatus, "help": runHelp,
+		"bench-floor": runBenchFloor, // bench's child process, not for users
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
