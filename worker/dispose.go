@@ -128,21 +128,33 @@ func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
 // never contradicted by a re-execution; the dead letter goes with the result.
 func (w *Worker) record(ctx context.Context, out outcome, payload []byte, replay string) error {
 	res := out.res
+	// One write of each step runs on this goroutine, whose stack has grown
+	// already: a new one grows its own on the publish ack's JSON decoding.
 	var g errgroup.Group
 	if res.Status == events.StatusAccepted && (out.store || out.ensurePending) {
 		g.Go(func() error { return w.expectRelease(ctx, res, !out.store) })
 	}
+	var err error
 	if out.store { // always over the revision the delivery read or wrote
-		g.Go(func() error { return w.ledger.doneAt(ctx, res, out.rev) })
+		err = w.ledger.doneAt(ctx, res, out.rev)
 	}
-	if err := g.Wait(); err != nil {
+	if err := first(err, g.Wait()); err != nil {
 		return err
 	}
-	g.Go(func() error { return w.publishResult(ctx, res, replay) })
 	if res.Status != events.StatusAccepted {
 		g.Go(func() error { return w.deadLetter(ctx, payload, res, replay) })
 	}
-	return g.Wait()
+	return first(w.publishResult(ctx, res, replay), g.Wait())
+}
+
+// first returns the first of errs that is not nil.
+func first(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // expectRelease records an accepted disconnect as pending, so the poller
