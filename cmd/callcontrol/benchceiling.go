@@ -91,8 +91,10 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	if err != nil {
 		return err
 	}
+	profiled := make(chan struct{})
 	if sz.profile != "" {
-		go w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second)
+		go func() { defer close(profiled); w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second) }()
+		defer func() { <-profiled }() // the run may be shorter than the profile: keep the worker up
 	}
 	accepted0, self0 := results.status("accepted"), selfCPU()
 	elapsed, err := env.pipeline(ctx, prog, "ceiling: pipeline", results, pipeAgents, 0, nil)
