@@ -93,7 +93,10 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 	profiled := make(chan struct{})
 	if sz.profile != "" {
-		go func() { defer close(profiled); w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second) }()
+		go func() {
+			defer close(profiled)
+			w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second)
+		}()
 		defer func() { <-profiled }() // the run may be shorter than the profile: keep the worker up
 	}
 	accepted0, self0 := results.status("accepted"), selfCPU()
@@ -109,9 +112,9 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	pipe := float64(n) / elapsed.Seconds()
 	rep.Ceiling = &ceilingResult{Commands: n, Concurrency: conc, Pipeline: pipe, BareHTTP: bare, RawJetStream: raw,
 		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, Writes: floor, RatioWrites: pipe / floor,
-		ExecuteOnly: least[0], RatioExecute: least[0] / bare, ExecuteLedger: least[1], RatioLedger: least[1] / bare, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n),
-		ServerCPU: self.Microseconds() / int64(n),
-		Accepted:  results.status("accepted") - accepted0}
+		ExecuteOnly: least[0], RatioExecute: least[0] / bare, ExecuteLedger: least[1], RatioLedger: least[1] / bare,
+		WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n), ServerCPU: self.Microseconds() / int64(n),
+		Accepted: results.status("accepted") - accepted0}
 	return nil
 }
 

@@ -21,8 +21,8 @@ import (
 // The floor: the least that any worker does for a command. Take it from a
 // pull consumer, decode it, POST it, publish its result with a
 // Nats-Msg-Id, Ack; with --ledger, also create a ledger record before the
-// POST, the one write it takes to know after a crash whether a request
-// may have gone out (the worker's ledger start). No agent lease, no
+// POST, like the worker's "started" record: the one write that tells a
+// later delivery, after a crash, that a request may have gone out. No agent lease, no
 // pending record, no retries, none of the other guarantees of the README's
 // Reliability section. It runs as a child process like the worker, with
 // as many in flight and the same GC setting, so its throughput bounds the
@@ -150,7 +150,7 @@ func runBenchFloor(ctx context.Context, args []string, _ io.Writer) error {
 		conc              int
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
-	lf.register(s, "json")
+	lf.register(s, "json") // accepted as by every child; the floor logs nothing, its error ends it
 	hf.register(s)
 	gc.register(s, workerGCPercent)
 	gatewayFlags(s, &gcfg)
