@@ -26,6 +26,7 @@ func (w *wire) fields() []wireField {
 		{"command_id", &w.CommandID}, {"agent_id", &w.AgentID}, {"number", &w.Number},
 		{"issued_at", &w.IssuedAt}, {"expires_at", &w.ExpiresAt}, {"ttl_ms", &w.TTLMillis},
 		{"correlation_id", &w.CorrelationID}, {"requested_by", &w.RequestedBy}, {"guid", &w.GUID},
+		{"call_id", &w.CallID},
 	}
 }
 
@@ -58,6 +59,7 @@ func decode(data []byte) (DisconnectCommand, error) {
 	c := DisconnectCommand{
 		CommandID: w.CommandID, AgentID: w.AgentID, Number: w.Number,
 		CorrelationID: w.CorrelationID, RequestedBy: w.RequestedBy, GUID: w.GUID,
+		CallID: w.CallID,
 	}
 	var err error
 	if _, ok := obj["issued_at"]; ok {
@@ -155,6 +157,9 @@ func (c DisconnectCommand) salvage() DisconnectCommand {
 	}
 	if validText(c.RequestedBy) {
 		s.RequestedBy = c.RequestedBy
+	}
+	if ValidCallID(c.CallID) {
+		s.CallID = c.CallID
 	}
 	if validTime(c.IssuedAt) {
 		s.IssuedAt = c.IssuedAt

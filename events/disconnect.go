@@ -48,6 +48,12 @@ type DisconnectCommand struct {
 	// GUID overrides the session registry's GUID for this agent. It is a
 	// secret: it is never logged and never copied into any event.
 	GUID string `json:"guid,omitempty"`
+	// CallID scopes the command to one call: the gateway's call ID as the
+	// agent events carry it, 1-64 printable ASCII without spaces. Optional.
+	// With it the command is executed only while that call is the agent's
+	// last call and Number one of its parties; without it, the worker pins
+	// the call that was the agent's last call when the command was stored.
+	CallID string `json:"call_id,omitempty"`
 }
 
 // wire is the JSON shape of a command. Times are strings here so that a bad
@@ -62,6 +68,7 @@ type wire struct {
 	CorrelationID string `json:"correlation_id,omitempty"`
 	RequestedBy   string `json:"requested_by,omitempty"`
 	GUID          string `json:"guid,omitempty"`
+	CallID        string `json:"call_id,omitempty"`
 }
 
 // MarshalJSON encodes c in its wire form.
@@ -69,7 +76,7 @@ func (c DisconnectCommand) MarshalJSON() ([]byte, error) {
 	w := wire{
 		CommandID: c.CommandID, AgentID: c.AgentID, Number: c.Number,
 		TTLMillis: c.TTL.Milliseconds(), CorrelationID: c.CorrelationID,
-		RequestedBy: c.RequestedBy, GUID: c.GUID,
+		RequestedBy: c.RequestedBy, GUID: c.GUID, CallID: c.CallID,
 	}
 	if !c.IssuedAt.IsZero() {
 		w.IssuedAt = c.IssuedAt.UTC().Format(time.RFC3339Nano)
@@ -127,6 +134,9 @@ func (c *DisconnectCommand) Validate() error {
 		return invalid("issued_at", ruleTime)
 	case !validTime(c.ExpiresAt):
 		return invalid("expires_at", ruleTime)
+	}
+	if c.CallID != "" && !ValidCallID(c.CallID) {
+		return invalid("call_id", fmt.Sprintf("must be 1-%d printable ASCII characters without spaces", MaxCallIDLen))
 	}
 	for _, f := range []struct{ name, v string }{
 		{"correlation_id", c.CorrelationID}, {"requested_by", c.RequestedBy}, {"guid", c.GUID},

@@ -34,6 +34,9 @@ type Result struct {
 	Attempts      int    `json:"attempts"`          // gateway requests sent for this command
 	CorrelationID string `json:"correlation_id,omitempty"`
 	RequestedBy   string `json:"requested_by,omitempty"`
+	// CallID is the call the command was scoped to: its call_id, or for a
+	// plain command the call the worker pinned it to (DESIGN.md #8).
+	CallID string `json:"call_id,omitempty"`
 
 	IssuedAt    time.Time `json:"issued_at,omitzero"`  // from the command, or when stored
 	ExpiresAt   time.Time `json:"expires_at,omitzero"` // the deadline the worker applied
@@ -53,4 +56,16 @@ const (
 	// e.g. when it was frozen. Its confirmation (or AgentEvent_*_Release
 	// events) tells what happened.
 	ReasonOutcomeUnknown = "outcome_unknown"
+
+	// Call-scope reasons (DESIGN.md #8): the command was not sent because
+	// its call is not the agent's last call any more, and it is never
+	// retried. Each prefixes a reason that names the call, e.g.
+	// "call_ended: call 1700000000-17 ended".
+	ReasonCallEnded    = "call_ended"    // the call ended (or, for a plain command, no call was current when it was stored)
+	ReasonCallMismatch = "call_mismatch" // the agent's last call is another call (e.g. a help call; the command's call is held)
+	ReasonNotAParty    = "not_a_party"   // number is not a party of the call
+	// ReasonCallUnknown: neither the live call state nor the gateway's
+	// call-info query could say which call the agent is on before the
+	// deadline, so the command was never sent blind.
+	ReasonCallUnknown = "call_unknown"
 )
