@@ -28,13 +28,17 @@ type Op int
 const (
 	OpDisconnect Op = iota // the worker's POST .../disconnect
 	OpPoll                 // the poller's GET agentevent (a long poll)
+	OpCallInfo             // the worker's GET calldata/.../callinfo (a call check)
 	numOps
 )
 
-// String returns "disconnect" or "poll", the value of the op label.
+// String returns "disconnect", "poll" or "callinfo", the value of the op label.
 func (o Op) String() string {
-	if o == OpPoll {
+	switch o {
+	case OpPoll:
 		return "poll"
+	case OpCallInfo:
+		return "callinfo"
 	}
 	return "disconnect"
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 )
 
@@ -68,4 +69,8 @@ func (c *countingGateway) Disconnect(ctx context.Context, agentID int, number, g
 	c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 	return c.next.Disconnect(ctx, agentID, number, guid)
+}
+
+func (c *countingGateway) CallInfo(ctx context.Context, agentID int, guid string) (gateway.CallInfo, error) {
+	return c.next.CallInfo(ctx, agentID, guid)
 }

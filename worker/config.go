@@ -58,6 +58,24 @@ type Config struct {
 	// release event of a disconnect before reporting it unconfirmed.
 	// Default 15s.
 	ConfirmWithin time.Duration
+	// CallStateMaxAge: the poller's live call state of an agent
+	// ([events.BucketCalls]) is trusted for a command's call check only
+	// while its owner polls the agent and has seen every event up to less
+	// than this ago; otherwise the worker asks the gateway's call-info
+	// query. Default 5s (the poller refreshes it every 2s by default).
+	CallStateMaxAge time.Duration
+	// CallStartMargin: a plain command (no call_id) is pinned to the
+	// agent's last call that began no later than this after the command
+	// was stored; a call that began later is never its call. It allows
+	// for the poller receiving a call's first event after the call began
+	// and for clock skew between the poller and NATS. Default 500ms.
+	CallStartMargin time.Duration
+	// RequireCallID rejects commands without call_id.
+	RequireCallID bool
+	// SkipCallCheck sends without checking the command's call: it gives
+	// up DESIGN.md guarantee 8 and exists only so that callcontrol bench
+	// can measure what the check costs. Never set it in production.
+	SkipCallCheck bool
 	// ShutdownTimeout bounds how long Run waits for in-flight commands after
 	// its context ends; then they are cancelled and Nak'ed. Default 30s.
 	ShutdownTimeout time.Duration
@@ -106,6 +124,8 @@ func (c Config) withDefaults() Config {
 	def(&c.SessionWait, 2*time.Second)
 	def(&c.ConfirmWithin, 15*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.CallStateMaxAge, 5*time.Second)
+	def(&c.CallStartMargin, 500*time.Millisecond)
 	if c.Instance == "" {
 		host, _ := os.Hostname()
 		c.Instance = host + "-" + strconv.Itoa(os.Getpid())
@@ -137,6 +157,8 @@ func (c Config) Validate() error {
 	check(c.SessionWait >= 0, "SessionWait", "must not be negative")
 	check(c.ConfirmWithin > 0, "ConfirmWithin", "must be >0")
 	check(c.ShutdownTimeout > 0, "ShutdownTimeout", "must be >0")
+	check(c.CallStateMaxAge > 0, "CallStateMaxAge", "must be >0")
+	check(c.CallStartMargin >= 0, "CallStartMargin", "must not be negative")
 	return errors.Join(errs...)
 }
 

@@ -183,11 +183,11 @@ func TestLastDeliveryAfterTakeoverStoresOverItsOwnRevision(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{})
 	ctx := context.Background()
 	w := boundWorker(t, b.cfg, b.js, b.gw)
-	_, own, err := w.ledger.start(ctx, "taken-over", "this-worker")
+	_, own, err := w.ledger.start(ctx, "taken-over", "this-worker", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := w.ledger.start(ctx, "taken-over", "successor"); err != nil { // the takeover
+	if _, _, err := w.ledger.start(ctx, "taken-over", "successor", ""); err != nil { // the takeover
 		t.Fatal(err)
 	}
 	j := &job{cmd: events.DisconnectCommand{CommandID: "taken-over", AgentID: 995, Number: customer(995)}, valid: true,

@@ -46,6 +46,14 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 			guid = g // the registry may have rotated it since the last attempt
 		}
 		rctx, rcancel := context.WithDeadline(dctx, l.until())
+		if err := w.scope(rctx, j, guid); err != nil {
+			rcancel()
+			last = err
+			if se, ok := asScope(err, nil); ok && !se.unknown() {
+				return giveUp(err) // the call is over: never retried
+			}
+			return err // not known yet, or the pin not stored: try again
+		}
 		start := time.Now()
 		j.attempts++
 		rctx, span := w.startRequest(rctx, j.attempts)
@@ -93,6 +101,9 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 // wait would pass it): the command expired.
 func (w *Worker) conclude(ctx context.Context, j *job, err, last error, permanent bool) outcome {
 	rc := gateway.RetCodeOf(last)
+	if se, ok := asScope(err, last); ok && !isShutdown(ctx) && !errors.Is(err, errLeaseLost) {
+		return w.scopeOutcome(j, se)
+	}
 	switch {
 	case err == nil && last == nil:
 		return w.final(j, events.StatusAccepted, "", "0")

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +28,8 @@ type job struct {
 	attempts      int           // gateway requests sent in this delivery
 	gatewayTime   time.Duration // spent in those requests
 	maybeExecuted bool          // a request of this command may have reached the gateway
-	rev           uint64        // the ledger revision this delivery's start wrote (0: none)
+	rev           uint64        // the ledger revision this delivery's start (or pin) wrote (0: none)
+	pin           string        // the call the command is scoped to ("" while a plain one's is unresolved)
 }
 
 // outcome is what handle decided for a delivery; dispose carries it out.
@@ -107,6 +109,9 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 	if err != nil {
 		return outcome{res: w.result(j, events.StatusRejected, err.Error(), "")}
 	}
+	if w.cfg.RequireCallID && j.cmd.CallID == "" {
+		return outcome{res: w.result(j, events.StatusRejected, "call_id: is required by this worker (--require-call-id)", "")}
+	}
 	j.valid = true
 	j.deadline = j.cmd.Deadline(meta.Timestamp, w.cfg.DefaultTTL)
 
@@ -123,7 +128,8 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 		return w.expired(ctx, j, "deadline passed while another command held the agent")
 	}
 	j.lease.Store(l)
-	rec, rev, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance)
+	pin := w.candidatePin(j)
+	rec, rev, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance, pin)
 	if err != nil {
 		return outcome{retry: time.Second, err: err}
 	}
@@ -131,11 +137,14 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 		return outcome{res: rec.Result}
 	}
 	j.maybeExecuted = rec != nil // an earlier delivery started sending
-	j.rev = rev
+	j.rev, j.pin = rev, pin
+	if rec != nil && rec.CallID != "" {
+		j.pin = rec.CallID // the first delivery's pin wins (ledger.start keeps it)
+	}
 	out := w.execute(ctx, j)
 	if out.store {
 		// Over this delivery's started record only (see ledger.start).
-		out.rev = rev
+		out.rev = j.rev
 	}
 	return out
 }
@@ -187,6 +196,7 @@ func (w *Worker) result(j *job, s events.Status, reason, retcode string) *events
 		CommandID: j.cmd.CommandID, AgentID: j.cmd.AgentID, Number: j.cmd.Number,
 		Status: s, Reason: reason, RetCode: retcode, Attempts: j.attempts,
 		CorrelationID: j.cmd.CorrelationID, RequestedBy: j.cmd.RequestedBy,
+		CallID:   cmp.Or(j.pin, j.cmd.CallID),
 		IssuedAt: j.cmd.IssuedAt, ExpiresAt: j.deadline,
 		CompletedAt: time.Now().UTC(), GatewayMillis: j.gatewayTime.Milliseconds(),
 	}

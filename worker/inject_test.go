@@ -76,6 +76,12 @@ func (hostileGateway) Disconnect(context.Context, int, string, string) error {
 	return &gateway.Error{Op: "disconnect", StatusCode: 200, RetCode: "200-204", Message: hostile}
 }
 
+// CallInfo puts every agent on one call that every number is a party of,
+// so that the disconnect is sent (and refused).
+func (hostileGateway) CallInfo(_ context.Context, _ int, _ string) (gateway.CallInfo, error) {
+	return gateway.CallInfo{CallID: "hostile-1", Parties: []string{"5550100"}, Began: time.Unix(1, 0)}, nil
+}
+
 var (
 	resultMsgIDRE = regexp.MustCompile(`^(result|dlq)-[A-Za-z0-9_-]{1,64}$`)
 	commandIDRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

@@ -19,6 +19,12 @@ import (
 //     published again with the same Nats-Msg-Id (de-duplicated);
 //   - "started": an earlier delivery may have reached the gateway; a retry
 //     that finds the party already gone (200-023/200-024) counts as accepted.
+//
+// A started record also holds the call the command is scoped to (CallID:
+// its call_id, or the call a plain command was pinned to), written before
+// the first request; a delivery that takes the record over keeps that
+// call, so no later delivery, retry or replay releases a party of a later
+// call (DESIGN.md #8, docs/model/ledger.pml).
 type ledger struct{ kv jetstream.KeyValue }
 
 const (
@@ -29,6 +35,7 @@ const (
 type record struct {
 	State  string         `json:"state"`
 	Owner  string         `json:"owner,omitempty"`
+	CallID string         `json:"call_id,omitempty"` // the call the command is scoped to
 	Result *events.Result `json:"result,omitempty"`
 }
 
@@ -49,15 +56,17 @@ func (l ledger) get(ctx context.Context, id string) (*record, uint64, error) {
 	return &r, e.Revision(), nil
 }
 
-// start records that id is about to be sent by owner, who holds the
-// agent. It returns the revision of that record, and the record found
-// instead when a previous delivery got this far: a done one (to replay),
-// or a started one, which start takes over (rewrites as owner's, at a new
-// revision) so that the delivery that wrote it, should it still be alive
-// after losing the agent, cannot store its outcome over this one's (see
-// doneAt and docs/model/ledger.pml).
-func (l ledger) start(ctx context.Context, id, owner string) (*record, uint64, error) {
-	b, _ := json.Marshal(record{State: stateStarted, Owner: owner})
+// start records that id, scoped to call (possibly "" while a plain
+// command's call is not resolved yet), is about to be sent by owner, who
+// holds the agent. It returns the revision of that record, and the record
+// found instead when a previous delivery got this far: a done one (to
+// replay), or a started one, which start takes over (rewrites as owner's,
+// at a new revision, keeping the call it was scoped to when it has one)
+// so that the delivery that wrote it, should it still be alive after
+// losing the agent, cannot store its outcome over this one's (see doneAt
+// and docs/model/ledger.pml).
+func (l ledger) start(ctx context.Context, id, owner, call string) (*record, uint64, error) {
+	b, _ := json.Marshal(record{State: stateStarted, Owner: owner, CallID: call})
 	for range 3 { // a lost race reads again
 		rev, err := l.kv.Create(ctx, id, b)
 		if err == nil {
@@ -75,7 +84,11 @@ func (l ledger) start(ctx context.Context, id, owner string) (*record, uint64, e
 		case r.State != stateStarted:
 			return r, rev, nil
 		}
-		next, err := l.kv.Update(ctx, id, b, rev)
+		tb := b
+		if r.CallID != "" && r.CallID != call { // the first pin wins
+			tb, _ = json.Marshal(record{State: stateStarted, Owner: owner, CallID: r.CallID})
+		}
+		next, err := l.kv.Update(ctx, id, tb, rev)
 		if err == nil {
 			return r, next, nil
 		}
@@ -84,6 +97,19 @@ func (l ledger) start(ctx context.Context, id, owner string) (*record, uint64, e
 		}
 	}
 	return nil, 0, fmt.Errorf("ledger: start: record %q keeps changing", id)
+}
+
+// pin records call as the call of id's started record, over revision rev
+// (the delivery's own record), before the first request is sent. It
+// returns the new revision; a conflict means another delivery took the
+// record over.
+func (l ledger) pin(ctx context.Context, id, owner, call string, rev uint64) (uint64, error) {
+	b, _ := json.Marshal(record{State: stateStarted, Owner: owner, CallID: call})
+	next, err := l.kv.Update(ctx, id, b, rev)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: pin: %w", err)
+	}
+	return next, nil
 }
 
 // doneAt stores the final result of id only over revision rev (0: only if

@@ -20,11 +20,11 @@ func TestLedgerTakeoverFencesTheEarlierDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := ledger{kv: kv}
-	recA, revA, err := l.start(ctx, "fenced", "worker-a")
+	recA, revA, err := l.start(ctx, "fenced", "worker-a", "")
 	if err != nil || recA != nil || revA == 0 {
 		t.Fatalf("first start: %+v, %d, %v; want a new record", recA, revA, err)
 	}
-	recB, revB, err := l.start(ctx, "fenced", "worker-b")
+	recB, revB, err := l.start(ctx, "fenced", "worker-b", "")
 	if err != nil || recB == nil || recB.State != stateStarted || recB.Owner != "worker-a" || revB <= revA {
 		t.Fatalf("second start: %+v, %d, %v; want worker-a's started record taken over at a newer revision", recB, revB, err)
 	}
@@ -41,7 +41,7 @@ func TestLedgerTakeoverFencesTheEarlierDelivery(t *testing.T) {
 		t.Fatalf("ledger = %+v, %v; want worker-b's outcome", got, err)
 	}
 	// A later delivery finds it done: no takeover, the stored outcome.
-	if rec, _, err := l.start(ctx, "fenced", "worker-c"); err != nil || rec == nil || rec.State != stateDone {
+	if rec, _, err := l.start(ctx, "fenced", "worker-c", ""); err != nil || rec == nil || rec.State != stateDone {
 		t.Fatalf("third start: %+v, %v; want the done record", rec, err)
 	}
 }

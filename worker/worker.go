@@ -17,15 +17,19 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// disconnecter is the part of the gateway client the worker uses.
+// disconnecter is the part of the gateway client the worker uses: the
+// release, and the call-info query that checks a command's call when the
+// live call state is not fresh.
 type disconnecter interface {
 	Disconnect(ctx context.Context, agentID int, number, guid string) error
+	CallInfo(ctx context.Context, agentID int, guid string) (gateway.CallInfo, error)
 }
 
 // errShutdown is the cause of the context that cancels in-flight commands
@@ -43,6 +47,7 @@ type Worker struct {
 	pending  jetstream.KeyValue
 	leases   *leases
 	sessions *sessions
+	calls    *calls
 	releases sync.WaitGroup // lease deletions still under way
 	tracer   trace.Tracer
 }
@@ -72,10 +77,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go w.sessions.run(watchCtx)
-	select {
-	case <-w.sessions.ready:
-	case <-ctx.Done():
-		return nil
+	go w.calls.run(watchCtx)
+	for _, ready := range []chan struct{}{w.sessions.ready, w.calls.ready} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil
+		}
 	}
 
 	// In-flight commands run on work, not on ctx: shutdown first stops the
@@ -129,8 +137,8 @@ func (w *Worker) bind(ctx context.Context) (bound, error) {
 	if b.exhausted, err = w.js.Consumer(ctx, events.StreamDeadLetter, events.ConsumerExhausted); err != nil {
 		return b, fmt.Errorf("worker: consumer %s: %w", events.ConsumerExhausted, err)
 	}
-	kvs := make([]jetstream.KeyValue, 4)
-	for i, name := range []string{events.BucketLedger, events.BucketLeases, events.BucketSessions, events.BucketPending} {
+	kvs := make([]jetstream.KeyValue, 5)
+	for i, name := range []string{events.BucketLedger, events.BucketLeases, events.BucketSessions, events.BucketPending, events.BucketCalls} {
 		if kvs[i], err = w.js.KeyValue(ctx, name); err != nil {
 			return b, fmt.Errorf("worker: bucket %s: %w", name, err)
 		}
@@ -139,6 +147,7 @@ func (w *Worker) bind(ctx context.Context) (bound, error) {
 	w.leases = newLeases(kvs[1], w.cfg.Instance, w.cfg.LeaseTTL)
 	w.sessions = newSessions(kvs[2])
 	w.pending = kvs[3]
+	w.calls = newCalls(kvs[4])
 	return b, nil
 }
 

@@ -76,7 +76,7 @@ func serverFault(err error) bool {
 }
 
 // workerPositive lists the worker flags that must be above zero.
-var workerPositive = []string{"concurrency", "default-ttl", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout", "confirm-within"}
+var workerPositive = []string{"concurrency", "default-ttl", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout", "confirm-within", "call-state-max-age"}
 
 // workerFlags are the worker's settings.
 func workerFlags(s *settings, c *worker.Config) {
@@ -88,9 +88,15 @@ func workerFlags(s *settings, c *worker.Config) {
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "per-agent lease TTL: how long a dead worker's agents stay blocked")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a stopping worker finishes in-flight commands")
 	fs.DurationVar(&c.ConfirmWithin, "confirm-within", d.ConfirmWithin, "how long an accepted disconnect waits for its release event before it is unconfirmed")
+	fs.BoolVar(&c.RequireCallID, "require-call-id", false, "reject commands without call_id")
+	fs.DurationVar(&c.CallStateMaxAge, "call-state-max-age", d.CallStateMaxAge,
+		"trust the pollers' live call state this long after they last saw the agent's events; older: ask the gateway's call-info query")
+	fs.DurationVar(&c.CallStartMargin, "call-start-margin", d.CallStartMargin,
+		"a plain command is pinned to the agent's last call that began at most this after the command was stored")
 	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
 		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout",
-		"ConfirmWithin": "confirm-within"} {
+		"ConfirmWithin": "confirm-within", "RequireCallID": "require-call-id", "CallStateMaxAge": "call-state-max-age",
+		"CallStartMargin": "call-start-margin"} {
 		s.field(f, n)
 	}
 }

@@ -1,0 +1,150 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/metrics"
+)
+
+// The call scope of a command (DESIGN.md #8). The gateway releases a
+// number from the agent's last call, and customers call back within
+// seconds, so a command executed late or twice must not hang up the next
+// call. A command is scoped to a call: its call_id, or for a plain
+// command the call that was the agent's last call when the command was
+// stored ("pinned", recorded in the ledger's started record before the
+// first request). Before every attempt the worker checks that this call
+// is still the agent's last call and the number one of its parties, from
+// the poller's live call state when it is fresh, else from the gateway's
+// call-info query; if not, nothing is sent. What no check can close is
+// the gateway's own latency between the check and the release.
+
+// candidatePin returns the call to write into the started record: the
+// command's call_id, or the call a plain command means according to the
+// fresh call state ("" when the state cannot say; scope resolves it from
+// the gateway before the first request).
+func (w *Worker) candidatePin(j *job) string {
+	if j.cmd.CallID != "" || w.cfg.SkipCallCheck {
+		return j.cmd.CallID
+	}
+	st := w.calls.lookup(j.cmd.AgentID)
+	if !fresh(st, time.Now(), w.cfg.CallStateMaxAge) {
+		return ""
+	}
+	pin, _ := pinFromState(st, j.meta.Timestamp, w.cfg.CallStartMargin)
+	return pin
+}
+
+// scope runs before every attempt. nil: send. A *scopeError: do not send
+// (unknown ones may be tried again within the deadline). Other errors
+// are NATS failures writing the pin.
+func (w *Worker) scope(ctx context.Context, j *job, guid string) error {
+	if w.cfg.SkipCallCheck {
+		return nil
+	}
+	st := w.calls.lookup(j.cmd.AgentID)
+	if fresh(st, time.Now(), w.cfg.CallStateMaxAge) {
+		if j.pin == "" {
+			pin, serr := pinFromState(st, j.meta.Timestamp, w.cfg.CallStartMargin)
+			if serr != nil {
+				return serr
+			}
+			if err := w.pinCall(ctx, j, pin); err != nil {
+				return err
+			}
+		}
+		if serr := checkState(st, j.pin, j.cmd.Number); serr != nil {
+			return serr
+		}
+		return nil
+	}
+	return w.scopeFromGateway(ctx, j, guid, st)
+}
+
+// scopeFromGateway checks the call with the gateway's call-info query
+// (the agent's current call [I]: the query reports one call; a held call
+// during two-party help is not distinguished from an ended one, so both
+// say the command's call is not the agent's). st is the stale call
+// state, if any: it can still tell when a call began.
+func (w *Worker) scopeFromGateway(ctx context.Context, j *job, guid string, st *events.CallState) error {
+	start := time.Now()
+	info, err := w.gw.CallInfo(ctx, j.cmd.AgentID, guid)
+	w.cfg.Metrics.GatewayRequest(metrics.OpCallInfo, time.Since(start), err)
+	if err != nil {
+		return &scopeError{events.ReasonCallUnknown, "no fresh call state and the call-info query failed: " + errText(err)}
+	}
+	if info.CallID == "" {
+		if j.pin != "" {
+			return callEnded("call %s is not up: the agent has no call", j.pin)
+		}
+		return callEnded("the agent has no call")
+	}
+	if j.pin == "" {
+		began := info.Began
+		if c := stFind(st, info.CallID); began.IsZero() && c != nil {
+			began = c.Since
+		}
+		switch {
+		case began.IsZero():
+			return &scopeError{events.ReasonCallUnknown, fmt.Sprintf("no fresh call state and the gateway does not say when call %s began", info.CallID)}
+		case began.After(j.meta.Timestamp.Add(w.cfg.CallStartMargin)):
+			return callEnded("no call of the agent when the command was stored is still up (call %s began after)", info.CallID)
+		}
+		if err := w.pinCall(ctx, j, info.CallID); err != nil {
+			return err
+		}
+	}
+	switch {
+	case info.CallID != j.pin:
+		if c := stFind(st, j.pin); c != nil && !info.Held {
+			return &scopeError{events.ReasonCallMismatch, fmt.Sprintf("call %s is not the agent's current call (%s is)", j.pin, info.CallID)}
+		}
+		return callEnded("call %s is not the agent's call (the gateway reports %s)", j.pin, info.CallID)
+	case !slices.Contains(info.Parties, j.cmd.Number):
+		return &scopeError{events.ReasonNotAParty, fmt.Sprintf("the number is not a party of call %s", j.pin)}
+	}
+	return nil
+}
+
+func stFind(st *events.CallState, id string) *events.Call {
+	if st == nil {
+		return nil
+	}
+	return st.Find(id)
+}
+
+// pinCall records the call a plain command is scoped to in the delivery's
+// started record before its first request.
+func (w *Worker) pinCall(ctx context.Context, j *job, call string) error {
+	rev, err := w.ledger.pin(ctx, j.cmd.CommandID, w.cfg.Instance, call, j.rev)
+	if err != nil {
+		return err
+	}
+	j.pin, j.rev = call, rev
+	return nil
+}
+
+// scopeOutcome ends a command whose call check said not to send.
+func (w *Worker) scopeOutcome(j *job, se *scopeError) outcome {
+	switch {
+	case se.unknown():
+		return w.final(j, events.StatusFailed, w.unknown(j, se.Error()), "")
+	case j.maybeExecuted && se.reason != events.ReasonCallMismatch:
+		// An earlier request may have released the party: as with 200-023.
+		return w.final(j, events.StatusAccepted, events.ReasonAlreadyReleased+": "+se.detail, "")
+	}
+	return w.final(j, events.StatusFailed, w.unknown(j, se.Error()), "")
+}
+
+// asScope returns the *scopeError in err or last, if any.
+func asScope(err, last error) (*scopeError, bool) {
+	var se *scopeError
+	if errors.As(err, &se) || errors.As(last, &se) {
+		return se, true
+	}
+	return nil, false
+}
