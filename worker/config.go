@@ -77,7 +77,11 @@ type Config struct {
 	// can measure what the check costs. Never set it in production.
 	SkipCallCheck bool
 	// ShutdownTimeout bounds how long Run waits for in-flight commands after
-	// its context ends; then they are cancelled and Nak'ed. Default 30s.
+	// its context ends; then those still waiting (for the agent, a backoff,
+	// a NATS write) are cancelled and Nak'ed. A gateway request already sent
+	// is never cancelled: it runs to its answer (or its own deadline) and
+	// its outcome is recorded before Run returns, so set it at least to the
+	// gateway timeout plus the time to record a result. Default 30s.
 	ShutdownTimeout time.Duration
 	// Instance names this worker in leases and logs. Default hostname-pid.
 	Instance string

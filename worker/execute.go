@@ -45,7 +45,10 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 		if g, ok := w.guid(j); ok {
 			guid = g // the registry may have rotated it since the last attempt
 		}
-		rctx, rcancel := context.WithDeadline(dctx, l.until())
+		// A request once sent is never cancelled by shutdown (only by its
+		// own deadline): its outcome is recorded before the worker exits,
+		// and the agent's lease is freed only after it.
+		rctx, rcancel := context.WithDeadline(context.WithoutCancel(dctx), earliest(j.deadline.Add(-w.cfg.ExpiryGuard), l.until()))
 		if err := w.scope(rctx, j, guid); err != nil {
 			rcancel()
 			last = err
@@ -94,6 +97,13 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 	}
 	err := backoff.Retry(op, backoff.WithContext(b, dctx))
 	return w.conclude(ctx, j, err, last, permanent)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // conclude maps the end of the retry loop to an outcome. Retries that end

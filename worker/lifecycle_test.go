@@ -152,3 +152,39 @@ func TestEveryDeliveryDiedAfterStoringPublishesTheStoredResult(t *testing.T) {
 		t.Fatalf("%d requests reached the gateway", n)
 	}
 }
+
+// A shutdown timeout shorter than the gateway's answer does not cancel a
+// request already sent: it runs to its answer, its outcome is recorded
+// before Run returns, and the agent's lease is freed only after it, so a
+// second worker neither sends it again nor overlaps it (000-007).
+func TestShutdownNeverCancelsARequestSent(t *testing.T) {
+	cfg := testConfig()
+	cfg.ShutdownTimeout = 50 * time.Millisecond
+	b := setup(t, cfg, gatewaysim.Config{Latency: 400 * time.Millisecond})
+	agents := agentsFrom(811, 20)
+	b.signIn(agents, customer)
+	gw := &countingGateway{next: b.gw}
+	stop, _ := b.startWorker(gw)
+	for i, a := range agents {
+		b.publish(events.DisconnectCommand{CommandID: cmdID(i), AgentID: a, Number: customer(a)})
+	}
+	testenv.WaitFor(t, 10*time.Second, "requests in flight", func() bool { return gw.inFlight.Load() >= 10 })
+	stop()
+	if n := gw.inFlight.Load(); n != 0 {
+		t.Fatalf("%d requests still in flight after Run returned", n)
+	}
+	sent := len(b.sim.Disconnects())
+	if res := b.results(); len(res) < sent {
+		t.Fatalf("%d requests executed but only %d results recorded before exit", sent, len(res))
+	}
+	b.startWorker(nil)
+	res := b.waitResults(len(agents), 20*time.Second)
+	for i := range agents {
+		if r := res[cmdID(i)]; len(r) != 1 || r[0].Status != events.StatusAccepted {
+			t.Errorf("%s: %+v, want one accepted result", cmdID(i), r)
+		}
+	}
+	if st := b.sim.Stats(); st.Executed != int64(len(agents)) || st.Overlaps != 0 {
+		t.Fatalf("simulator executed %d releases for %d commands, %d overlapping requests", st.Executed, len(agents), st.Overlaps)
+	}
+}

@@ -66,8 +66,9 @@ func New(cfg Config, js jetstream.JetStream, gw disconnecter) (*Worker, error) {
 }
 
 // Run consumes commands until ctx ends, then stops pulling, lets in-flight
-// commands finish (bounded by ShutdownTimeout, after which they are
-// cancelled and Nak'ed for redelivery) and returns nil. It returns an error
+// commands finish (bounded by ShutdownTimeout, after which those not
+// waiting on a gateway request are cancelled and Nak'ed for redelivery; a
+// request already sent runs to its answer, which is recorded) and returns nil. It returns an error
 // only when it cannot start.
 func (w *Worker) Run(ctx context.Context) error {
 	b, err := w.bind(ctx)

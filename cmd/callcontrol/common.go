@@ -101,6 +101,20 @@ func workerFlags(s *settings, c *worker.Config) {
 	}
 }
 
+// resultWriteBudget is what a stopping worker needs after a request's
+// answer to record its outcome (ledger, result, dead letter).
+const resultWriteBudget = 2 * time.Second
+
+// checkShutdownTimeout refuses a shutdown timeout that cannot let a request
+// already sent run to its answer and be recorded (DESIGN.md #9).
+func checkShutdownTimeout(c worker.Config, gatewayTimeout time.Duration) error {
+	if need := gatewayTimeout + resultWriteBudget; c.ShutdownTimeout < need {
+		return fmt.Errorf("--shutdown-timeout %s is shorter than --gateway-timeout %s plus %s to record the outcome: "+
+			"a request in flight at shutdown could not be recorded; use at least %s", c.ShutdownTimeout, gatewayTimeout, resultWriteBudget, need)
+	}
+	return nil
+}
+
 // gatewayFlags are the gateway client's settings.
 func gatewayFlags(s *settings, c *gateway.Config) {
 	fs := s.fs

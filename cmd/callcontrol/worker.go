@@ -54,6 +54,9 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := gcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
+	if err := checkShutdownTimeout(wcfg, gcfg.RequestTimeout); err != nil {
+		return err
+	}
 	tp, stopTracing, err := tf.provider(stdout, "worker")
 	if err != nil {
 		return err
