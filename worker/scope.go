@@ -35,8 +35,20 @@ func (w *Worker) candidatePin(j *job) string {
 	if !fresh(st, time.Now(), w.cfg.CallStateMaxAge) {
 		return ""
 	}
-	pin, _ := pinFromState(st, j.meta.Timestamp, w.cfg.CallStartMargin)
+	pin, _ := pinFromState(st, pinTime(j), w.cfg.CallStartMargin)
 	return pin
+}
+
+// pinTime is the time a plain command's call is resolved at: when it was
+// stored, or for a replay (dlq replay keeps the first execution's
+// issued_at) its issued_at, so that a replay is never pinned to a call
+// that began after the command was first issued.
+func pinTime(j *job) time.Time {
+	t := j.meta.Timestamp
+	if j.msg != nil && j.msg.Headers().Get(events.HeaderReplayOf) != "" && !j.cmd.IssuedAt.IsZero() && j.cmd.IssuedAt.Before(t) {
+		t = j.cmd.IssuedAt
+	}
+	return t
 }
 
 // scope runs before every attempt. nil: send. A *scopeError: do not send
@@ -49,7 +61,7 @@ func (w *Worker) scope(ctx context.Context, j *job, guid string) error {
 	st := w.calls.lookup(j.cmd.AgentID)
 	if fresh(st, time.Now(), w.cfg.CallStateMaxAge) {
 		if j.pin == "" {
-			pin, serr := pinFromState(st, j.meta.Timestamp, w.cfg.CallStartMargin)
+			pin, serr := pinFromState(st, pinTime(j), w.cfg.CallStartMargin)
 			if serr != nil {
 				return serr
 			}
@@ -91,7 +103,7 @@ func (w *Worker) scopeFromGateway(ctx context.Context, j *job, guid string, st *
 		switch {
 		case began.IsZero():
 			return &scopeError{events.ReasonCallUnknown, fmt.Sprintf("no fresh call state and the gateway does not say when call %s began", info.CallID)}
-		case began.After(j.meta.Timestamp.Add(w.cfg.CallStartMargin)):
+		case began.After(pinTime(j).Add(w.cfg.CallStartMargin)):
 			return callEnded("no call of the agent when the command was stored is still up (call %s began after)", info.CallID)
 		}
 		if err := w.pinCall(ctx, j, info.CallID); err != nil {

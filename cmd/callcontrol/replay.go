@@ -101,6 +101,15 @@ func (r *replayer) replay(ctx context.Context, d deadLetter) (replayed, error) {
 	if err != nil {
 		return out, err
 	}
+	unscoped := cmd.CallID == ""
+	if err := r.scopeReplay(ctx, &cmd, prev, &out); err != nil {
+		return out, err
+	}
+	if unscoped && cmd.CallID != "" {
+		if cmd, data, err = encodeCommand(cmd); err != nil {
+			return out, err
+		}
+	}
 	if led != nil {
 		if err := clearLedger(ctx, r.js, id, led.Revision); err != nil {
 			return out, err
