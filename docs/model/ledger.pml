@@ -1,7 +1,8 @@
 /* The worker's exclusion and idempotency protocol, as a Promela model for
    spin: the agent lease (worker/lease.go), the ledger (worker/ledger.go),
    execution (handle.go, execute.go), disposal and the last delivery
-   (dispose.go) and the max-deliveries advisory (exhausted.go).
+   (dispose.go) and the max-deliveries advisory (exhausted.go); and the
+   call-scoping rule of DESIGN.md #8, modelled before the code follows it.
 
    Modelled: one command delivered as one or two stream messages ("copies":
    a publisher that did not set Nats-Msg-Id), each delivered up to MAXDEL
@@ -10,15 +11,43 @@
    and between storing the outcome and publishing it); a crashed worker's
    lease expiring later, and a live worker's when its renewals fail (never
    mid-request: no request outlives the lease's validUntil, so a worker
-   that lost it Naks); the gateway answering released / already gone
-   (200-023) / nothing; results de-duplicated by Nats-Msg-Id (the first one
-   published counts). Each step on NATS is atomic, as a KV write or a
-   publish is.
+   that lost it Naks); requests retried within a delivery after no answer;
+   the gateway answering released / already gone (200-023) / nothing;
+   results de-duplicated by Nats-Msg-Id (the first one published counts).
+   Each step on NATS is atomic, as a KV write or a publish is.
+
+   The agent's calls: the command was stored during call A, the customer's
+   call. At any moment A ends (the customer hangs up, or a release took the
+   party), and later the customer may call back from the same number: call
+   B becomes the agent's last call, possibly before any delivery. The
+   gateway releases the number from the agent's last call: a request that
+   arrives while the last call has the number as a party releases it from
+   that call; with no such party it answers already gone (200-023).
+
+   The call-scoping rule (each delivery, after taking the agent's lease):
+   (1) its candidate pin is the call that was the agent's last call when
+   the command was stored (A; a call_id command carries it); (2) the ledger
+   start writes "started" with that pin; a delivery that finds "started"
+   takes it over keeping the pin it found (the first pin wins); a found
+   outcome is replayed; (3) before every attempt (the first request, a
+   retry within the delivery, the first after a takeover) it checks that
+   the pinned call is still the agent's last call and the number one of its
+   parties; if not, it sends nothing and ends the command: "accepted"
+   (already_released) if a request of it may have reached the gateway (an
+   earlier request without an answer, or a found "started" record), else
+   "failed" (call_ended), stored over the delivery's own revision like
+   every outcome. ASSUMED: the check and the gateway acting on the request
+   are one step, except that the customer may still hang up in between
+   (the gateway then answers already gone). No check can close the
+   gateway's own latency between the check and the release, in which the
+   customer could hang up and call back: the model leaves that out.
 
    Checked: only the lease holder sends, one request at a time, and never
    after the outcome is stored; every command gets a result; the published
-   result is the one the ledger ends with; and a command the gateway
-   executed is published "accepted" or with an outcome_unknown reason.
+   result is the one the ledger ends with; a command the gateway executed
+   is published "accepted" or with an outcome_unknown reason; and a release
+   executes only on the command's call (A, the pin its ledger record
+   holds), never on the call back B.
 
    `make model` runs it with one and with two copies, and checks that each
    of these earlier versions, which it found wrong, still fails:
@@ -31,7 +60,20 @@
                         to another delivery, which, finding "started",
                         sent again after the outcome was stored;
      OLD_LAST_OWN_REV   a last delivery that had lost its lease stored
-                        "failed" over the revision it read, its successor's.
+                        "failed" over the revision it read, its successor's;
+   and that each of these breaks of the call-scoping rule fails too:
+     OLD_NO_CALL_CHECK  no check before attempts (the code before #8): a
+                        request after A ended and B began, a first one, a
+                        retry or one after a takeover, releases B's party;
+     OLD_CHECK_ONCE     the check only before a delivery's first request:
+                        a retry after no answer, once B began, releases B;
+     OLD_PIN_AT_DELIVERY  the candidate pin is the call current when the
+                        delivery starts, not the call the command was
+                        stored in: a first delivery after A->B pins B and
+                        releases it;
+     OLD_TAKEOVER_REPIN a takeover pins the call current at its own start
+                        instead of keeping the pin it found: after A->B it
+                        releases B.
    OLD_EXPIRED (the expired path storing "expired" over a started record
    while the copy that started it held the agent) was wrong before outcomes
    were fenced by revision; with the fence it is consistent but imprecise:
@@ -44,6 +86,11 @@
 #define ACC     2
 #define EXP     3
 #define FAIL    4
+#define CALL_A  1       /* the customer's call, current when the command was stored */
+#define CALL_B  2       /* the customer's call back from the same number */
+#define LOST    0       /* the request did not reach the gateway */
+#define REL     1       /* the gateway released the party */
+#define GONE    2       /* the gateway answered "already gone" (200-023) */
 #define MAXDEL  2
 #define MAXCRASH 2
 #ifdef ONE_COPY
@@ -66,6 +113,10 @@ byte pub = NONE;        /* first published result (de-duplicated) */
 bool pubUnknown = 0;
 byte done = 0;          /* copies that ended */
 byte crashes = 0;       /* crashes so far in a run, at most MAXCRASH */
+byte lastCall = CALL_A; /* the agent's last call: the one the gateway releases the number from */
+bool partyA = 1;        /* the number is a party of call A */
+bool partyB = 0;        /* the number is a party of call B */
+byte recPin = 0;        /* the call pinned in the ledger's started record */
 
 inline publish(r, unk) { atomic { if :: pub == NONE -> pub = r; pubUnknown = unk :: else -> skip fi } }
 
@@ -81,14 +132,36 @@ active proctype Clock() {
   od
 }
 
+/* The customer: call A ends at any moment (the customer hangs up, or a
+   release took the party), and the customer may then call back from the
+   same number: call B becomes the agent's last call, with the number a
+   party of it. */
+active proctype Customer() {
+  if
+  :: atomic { partyA -> partyA = 0 }   /* hangs up: A ends */
+  :: !partyA -> skip                   /* released: A ends */
+  :: done == COPIES -> goto out
+  fi;
+  if
+  :: atomic { lastCall = CALL_B; partyB = 1 }   /* calls back */
+  :: done == COPIES -> skip
+  fi;
+out:
+  skip
+}
+
 proctype Copy(byte me) {
   byte deliveries = 0;
   byte r; byte rv; bool mine; bool maybe; byte outcome; bool unk; byte myRev; bool won;
   bool wrote;            /* this delivery wrote (or took over) the started record, at myRev */
   bool waitElsewhere; bool ru;
+  byte pin;              /* the call this delivery is scoped to */
+  byte resp;             /* what the gateway did with the request */
+  bool gone;             /* the check found the pinned call not the agent's, or the number not its party */
+  bool tried;            /* this delivery sent a request */
 next:
   deliveries++;
-  mine = 0; maybe = 0; waitElsewhere = 0; wrote = 0;
+  mine = 0; maybe = 0; waitElsewhere = 0; wrote = 0; tried = 0; pin = 0;
   if
   :: past -> goto expired
   :: else -> skip
@@ -102,8 +175,16 @@ next:
 start:
   atomic {
     if
-    :: rec == NONE -> rec = STARTED; recRev++; mine = 1; myRev = recRev
-    :: else -> r = rec; ru = recUnk; myRev = recRev
+    :: rec == NONE -> rec = STARTED; recRev++; mine = 1; myRev = recRev;
+       /* pinned: the call that was the agent's last when the command was
+          stored (a call_id command carries it) */
+#ifdef OLD_PIN_AT_DELIVERY
+       recPin = lastCall;
+#else
+       recPin = CALL_A;
+#endif
+       pin = recPin
+    :: else -> r = rec; ru = recUnk; myRev = recRev; pin = recPin   /* the first pin wins */
     fi
   }
   if
@@ -115,7 +196,11 @@ start:
         over this one's; lost: read again */
      atomic {
        if
-       :: recRev == myRev -> recRev++; myRev = recRev; won = 1
+       :: recRev == myRev -> recRev++; myRev = recRev; won = 1;
+#ifdef OLD_TAKEOVER_REPIN
+          recPin = lastCall; pin = recPin;   /* re-pinned to the call current now */
+#endif
+          skip
        :: else -> won = 0
        fi
      }
@@ -124,25 +209,62 @@ start:
   :: mine -> skip
   fi;
   wrote = 1;
-  mayLose = me;   /* renewals may fail from now on */
-  /* execute: one POST unless the deadline has passed, and only while the
-     lease is certainly held (validUntil): then it cannot expire mid-request */
+  /* execute: send until released, already gone, or the deadline passes;
+     only while the lease is certainly held (validUntil): then it cannot
+     expire mid-request. Before every attempt the pinned call is checked to
+     be the agent's last call with the number a party of it; the check and
+     the gateway acting on the request are one step (assumed: see above). */
+attempt:
+  mayLose = me;   /* renewals may fail from now on, and between attempts */
   if
   :: past -> outcome = EXP; unk = maybe
   :: atomic { !past && holder != me -> mayLose = 0 } -> goto redeliver   /* lease lost: Nak */
-  :: atomic { !past && holder == me -> assert(!inPost); assert(rec == STARTED); inPost = 1; mayLose = 0 }
+  :: atomic { !past && holder == me -> mayLose = 0;
+       if
+#ifdef OLD_NO_CALL_CHECK
+       :: false -> skip
+#else
+#ifdef OLD_CHECK_ONCE
+       :: !tried && !(lastCall == pin && (pin == CALL_A && partyA || pin == CALL_B && partyB)) -> gone = 1
+#else
+       :: !(lastCall == pin && (pin == CALL_A && partyA || pin == CALL_B && partyB)) -> gone = 1
+#endif
+#endif
+       :: else -> gone = 0; assert(!inPost); assert(rec == STARTED); inPost = 1; tried = 1;
+          if
+          :: resp = LOST
+          :: skip ->
+             if
+             :: partyA -> partyA = 0   /* the customer hangs up as it arrives */
+             :: skip
+             fi;
+             /* the gateway releases the number from the agent's last call */
+             if
+             :: lastCall == CALL_A && partyA -> partyA = 0; executed = 1; resp = REL
+             :: lastCall == CALL_B && partyB -> partyB = 0; resp = REL
+             :: else -> resp = GONE
+             fi;
+             /* a release executes only on the command's call: the call it
+                was stored in, the pin its ledger record holds */
+             assert(resp != REL || (lastCall == CALL_A && recPin == CALL_A))
+          fi
+       fi }
      if
-     :: atomic { crashes < MAXCRASH -> crashes++; holderDead = 1; inPost = 0;
-          if :: executed = 1 :: skip fi }      /* dies mid-POST; the gateway may have executed it */
-          goto crashedOut
-     :: true -> skip
-     fi;
-     if
-     :: !executed -> executed = 1; outcome = ACC; unk = 0      /* released */
-     :: executed -> if :: maybe -> outcome = ACC :: else -> outcome = FAIL fi; unk = 0  /* 200-023 */
-     :: true -> outcome = EXP; unk = 1                          /* no answer: maybe executed */
-     fi;
-     inPost = 0
+     :: gone -> gone = 0;   /* nothing sent: ended, already_released or call_ended */
+        if :: maybe -> outcome = ACC :: else -> outcome = FAIL fi; unk = 0
+     :: else ->
+        if
+        :: atomic { crashes < MAXCRASH -> crashes++; holderDead = 1; inPost = 0; resp = 0 }
+           goto crashedOut   /* dies mid-request; the gateway may have acted on it */
+        :: true -> skip
+        fi;
+        if
+        :: resp == REL -> outcome = ACC; unk = 0                            /* released */
+        :: resp == GONE -> if :: maybe -> outcome = ACC :: else -> outcome = FAIL fi; unk = 0  /* 200-023 */
+        :: true -> maybe = 1; inPost = 0; resp = 0; goto attempt            /* no answer: maybe executed; retry */
+        fi;
+        resp = 0; inPost = 0
+     fi
   fi;
   mayLose = me;
   /* record: ledger done, then the result */
