@@ -1,6 +1,7 @@
 // Package gateway is the HTTP client of the Huawei CC-Gateway ("agent
 // gateway") REST API: sign-in and sign-out of an agent, the event long poll,
-// and the release of one party of a call with [Client.Disconnect].
+// the agent's last call ([Client.CallInfo], [Client.CallInfoByCallID]) and
+// the release of one party of a call with [Client.Disconnect].
 //
 // The package knows only HTTP and the gateway's JSON. It never logs, holds
 // no session state (the caller owns the agent's current GUID and replaces it

@@ -26,7 +26,7 @@ var (
 // GUID, the request URL or the phone number, so it is safe to log; the
 // gateway's message is cleaned of them too.
 type Error struct {
-	Op         string        // "disconnect", "signin", "logout" or "poll"
+	Op         string        // "disconnect", "signin", "logout", "poll", "callinfo" or "callinfobycallid"
 	StatusCode int           // HTTP status; 0 when no response arrived
 	RetCode    string        // the body's retcode when it parsed, else ""
 	Message    string        // the body's message, at most 200 bytes

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -26,7 +27,10 @@ import (
 //     they are safe in a log line or a header), and no error text contains
 //     the GUID or the number, whatever the gateway echoes;
 //   - a Set-GUID it accepts is a header value that cannot inject a header;
-//   - a decoded event survives a round trip through its JSON encoding.
+//   - a decoded event survives a round trip through its JSON encoding;
+//   - a call-data result (see [parseCallResult]) is a call with a bounded
+//     ID and parties without the agent and without duplicates, no call,
+//     or an error wrapping [ErrMalformedResponse].
 //
 // The seed corpus in testdata/fuzz/FuzzDecodeResponse holds the answers of
 // cc-gateway.md: success, each documented error retcode, one poll reply per
@@ -36,6 +40,9 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(200, "application/json", "JSESSIONID=9b1c.AgentGateway1", "",
 		[]byte(`{"message":"","retcode":"0","event":{"eventType":"AgentEvent_Customer_Release","workNo":"101","content":{"callid":"1456403549-15","number":"88880001"},"eventGenTime":1700000000000}}`))
 	f.Add(502, "text/html", "", "5", []byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+	f.Add(200, "application/json", "", "", []byte(`{"message":"success","retcode":"0","result":{"callfeature":0,"callid":"1700000000-1","caller":"5550100","called":"101","begintime":1700000000000,"endtime":0}}`))
+	f.Add(200, "application/json", "", "", []byte(`{"retcode":"0","result":[{"callId":"1-1","CALLER":5550100,"called":101},{"callid":"1-2","caller":"101","called":"101"}]}`))
+	f.Add(200, "application/json", "", "", []byte(`{"retcode":"0","result":{"caller":"5550100","endtime":"x"}}`))
 	f.Fuzz(func(t *testing.T, status int, contentType, setGUID, retryAfterValue string, body []byte) {
 		status = 100 + abs(status)%900
 		h := http.Header{}
@@ -51,6 +58,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if err == nil && env.Event != nil {
 			checkEventRoundTrip(t, env.Event)
+		}
+		if err == nil {
+			checkCallResult(t, env.Result)
 		}
 	})
 }
@@ -84,6 +94,24 @@ func checkDecoded(t *testing.T, status int, body []byte, env envelope, err error
 		if strings.Contains(msg, s) {
 			t.Fatalf("error text %q of body %q contains the secret %q", msg, body, s)
 		}
+	}
+}
+
+// checkCallResult parses a call-data result as agent 101's.
+func checkCallResult(t *testing.T, raw json.RawMessage) {
+	t.Helper()
+	ci, found, err := parseCallResult(raw, "101", "")
+	switch {
+	case err != nil && !errors.Is(err, ErrMalformedResponse):
+		t.Fatalf("result %s: error %v does not wrap ErrMalformedResponse", raw, err)
+	case err != nil || !found:
+		if ci.CallID != "" || ci.Parties != nil {
+			t.Fatalf("result %s: no call, yet %+v", raw, ci)
+		}
+	case ci.CallID == "" || len(ci.CallID) > maxCallIDLen:
+		t.Fatalf("result %s: call id %q", raw, ci.CallID)
+	case slices.Contains(ci.Parties, "101") || len(slices.Compact(slices.Sorted(slices.Values(ci.Parties)))) != len(ci.Parties):
+		t.Fatalf("result %s: parties %q hold the agent or a duplicate", raw, ci.Parties)
 	}
 }
 

@@ -23,9 +23,10 @@ const (
 // envelope is the JSON body of every gateway answer:
 // {"message":"...","retcode":"0","result":...,"event":{...}}.
 type envelope struct {
-	RetCode text   `json:"retcode"`
-	Message text   `json:"message"`
-	Event   *Event `json:"event"`
+	RetCode text            `json:"retcode"`
+	Message text            `json:"message"`
+	Event   *Event          `json:"event"`
+	Result  json.RawMessage `json:"result"` // read by the call-data queries only
 }
 
 // text is a JSON string that also accepts a number (kept as its literal,

@@ -1,6 +1,7 @@
 package gatewaysim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -31,6 +32,7 @@ func (s *Sim) adminRoutes(m *http.ServeMux) {
 		return struct{}{}, s.ConfJoin(id)
 	}))
 	m.HandleFunc("POST /simulator/agents/{id}/innerhelp", s.adminAgent(s.adminInnerHelp))
+	s.raceRoutes(m)
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {
@@ -78,7 +80,11 @@ func (s *Sim) adminAgent(fn func(id int, body []byte) (any, error)) http.Handler
 	}
 }
 
+// decodeBody decodes a JSON body into v; an empty body leaves v as is.
 func decodeBody(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return errors.Join(errBadBody, err)
 	}

@@ -23,6 +23,7 @@ type agent struct {
 	id       int
 	workNo   string
 	password string // "" accepts any password
+	phone    string // soft-phone number bound at sign-in ("phonenum"), or ""
 
 	signedIn  bool
 	session   uint64 // incremented by every sign-in
@@ -37,6 +38,9 @@ type agent struct {
 	muted bool          // events are dropped instead of queued (MuteEvents)
 	wake  chan struct{} // closed when the queue or session changes
 	calls []*call       // the last one is the agent's "last call"
+
+	lastEnded   *call       // the agent's most recently ended call, or nil
+	redialTimer *time.Timer // the pending automatic redial, or nil
 }
 
 // agentLocked returns agent id, creating a signed-out one when needed.

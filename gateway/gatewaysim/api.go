@@ -14,10 +14,14 @@ func (s *Sim) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("PUT "+Prefix+"/onlineagent/{agentid}", s.handleSignIn(false))
 	m.HandleFunc("PUT "+Prefix+"/onlineagent/{agentid}/forcelogin", s.handleSignIn(true))
-	m.HandleFunc("DELETE "+Prefix+"/onlineagent/{agentid}/logout", s.handleSignOut)
-	m.HandleFunc("DELETE "+Prefix+"/onlineagent/{agentid}/forcelogout", s.handleSignOut)
+	m.HandleFunc("DELETE "+Prefix+"/onlineagent/{agentid}/logout", s.handleSignOut(false))
+	m.HandleFunc("DELETE "+Prefix+"/onlineagent/{agentid}/forcelogout", s.handleSignOut(true))
 	m.HandleFunc("GET "+Prefix+"/agentevent/{agentid}", s.handlePoll)
 	m.HandleFunc("POST "+Prefix+"/voicecall/{agentid}/disconnect/{number}", s.handleDisconnect)
+	m.HandleFunc("PUT "+Prefix+"/voicecall/{agentid}/callout", s.handleCallout)
+	m.HandleFunc("GET "+Prefix+"/calldata/{agentid}/callinfo", s.handleCallInfo)
+	m.HandleFunc("GET "+Prefix+"/calldata/{agentid}/callinfobycallid/{callid}", s.handleCallInfoByCallID)
+	m.HandleFunc("GET "+Prefix+"/calldata/{agentid}/holdlist", s.handleHoldList)
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, envelope{Message: messages[rcBadParam], RetCode: rcBadParam})
 	})
@@ -53,6 +57,7 @@ func digits(v string) bool {
 // fields are ignored.
 type signInBody struct {
 	Password string `json:"password"`
+	PhoneNum string `json:"phonenum"` // the agent's soft-phone number, its "own number"
 }
 
 // readSignIn reads the sign-in body; it must be a JSON object.
@@ -77,25 +82,31 @@ func (s *Sim) handleSignIn(force bool) http.HandlerFunc {
 			if !ok {
 				return reply{retcode: rcSignInParam}
 			}
-			return s.signIn(id, body.Password, force)
+			return s.signIn(id, body, force)
 		}))
 	}
 }
 
 // signIn handles PUT onlineagent/{id}[/forcelogin]. Unknown agents are
-// created with the given password.
-func (s *Sim) signIn(id int, password string, force bool) reply {
+// created with the given password. The body's phonenum becomes the agent's
+// own number (see [Sim.InnerHelp] and the disconnect rules).
+func (s *Sim) signIn(id int, body signInBody, force bool) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.agentLocked(id, password)
+	a := s.agentLocked(id, body.Password)
 	s.expireIdleLocked(a, s.now())
-	if a.password != "" && a.password != password {
+	if a.password != "" && a.password != body.Password {
 		return reply{retcode: rcBadPassword}
 	}
 	if a.signedIn && !force {
 		return reply{retcode: rcAlreadyIn}
 	}
 	guid := s.signInLocked(a)
+	if validNumber(body.PhoneNum) {
+		a.phone = body.PhoneNum
+	} else {
+		a.phone = ""
+	}
 	return reply{retcode: rcOK, setGUID: setGUIDPrefix + guid, result: map[string]any{
 		"vdnid": 1, "workno": a.workNo, "loginTime": a.loginTime.UnixMilli(),
 		"serverName": "AgentGateway", "mediatype": "TTF",
@@ -103,25 +114,34 @@ func (s *Sim) signIn(id int, password string, force bool) reply {
 	}}
 }
 
-// handleSignOut handles logout and forcelogout; both sign out at once,
-// even during a call.
-func (s *Sim) handleSignOut(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseAgentID(r.PathValue("agentid"))
-	if !ok {
-		s.write(w, r, reply{retcode: rcBadParam})
-		return
-	}
-	guid := r.Header.Get("Guid")
-	s.write(w, r, s.guarded(id, func() reply {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		a, rc := s.authLocked(id, guid)
-		if rc != "" {
-			return reply{retcode: rc}
+// handleSignOut handles logout and forcelogout. A logout while the agent
+// has a call (active or held) is refused with 100-010 (EN:cec_07_1219: no
+// sign-out while talking [C]); forcelogout signs out at once and releases
+// the calls [I].
+func (s *Sim) handleSignOut(force bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := parseAgentID(r.PathValue("agentid"))
+		if !ok {
+			s.write(w, r, reply{retcode: rcBadParam})
+			return
 		}
-		s.signOutLocked(a)
-		return reply{retcode: rcOK, result: struct{}{}}
-	}))
+		guid := r.Header.Get("Guid")
+		s.write(w, r, s.guarded(id, func() reply { return s.signOut(id, guid, force) }))
+	}
+}
+
+func (s *Sim) signOut(id int, guid string, force bool) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, rc := s.authLocked(id, guid)
+	if rc != "" {
+		return reply{retcode: rc}
+	}
+	if !force && len(a.calls) > 0 {
+		return reply{retcode: rcLogoutState}
+	}
+	s.signOutLocked(a)
+	return reply{retcode: rcOK, result: struct{}{}}
 }
 
 func (s *Sim) handleDisconnect(w http.ResponseWriter, r *http.Request) {
@@ -153,13 +173,15 @@ func (s *Sim) disconnect(id int, guid, number string) reply {
 	case FaultRetCode:
 		return reply{retcode: code, fault: fault}
 	}
-	rc, executed := s.disconnectLocked(a, number)
-	if executed {
+	rc, c := s.disconnectLocked(a, number)
+	rep := reply{retcode: rc, fault: fault, executed: c != nil}
+	if c != nil {
 		s.executed.Add(1)
-	}
-	rep := reply{retcode: rc, fault: fault, executed: executed}
-	if executed {
+		if c.redial {
+			s.onRedial.Add(1)
+		}
 		rep.result = struct{}{}
+		rep.released = callRef{id: c.id, gen: c.gen, redial: c.redial, began: c.began}
 	}
 	return rep
 }

@@ -3,8 +3,7 @@ package gatewaysim
 import (
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
+	"time"
 )
 
 // Event types raised by calls.
@@ -18,12 +17,42 @@ const (
 	EventCallRelease      = "AgentEvent_Call_Release"
 )
 
+// Call types ("feature" of AgentEvent_Talking, "callfeature" of the
+// call-info query): 0, 6 and 7 are confirmed (EN:cec_07_4245); 51 and 52
+// come from Huawei's C# demo (INTER_TWO_HELP, INTER_THREE_HELP).
+const (
+	featureInbound    = 0
+	featureInternal   = 6
+	featureOutbound   = 7
+	featureHelp       = 51
+	featureThreeParty = 52
+)
+
 // call is one call of an agent. The agent itself is not in parties.
 type call struct {
 	id       string
-	customer string   // the original party, called back by RedialAfter
+	customer string   // the original party, called back by a redial
 	parties  []string // numbers connected besides the agent
 	held     bool
+
+	caller, called string    // as AgentEvent_Talking and the call-info query report them
+	feature        int       // call type, see featureInbound
+	began          time.Time // when it was answered, by Config.Now
+	ended          time.Time // when it ended; zero while it lasts
+	gen            int       // the customer's call generation; 0 for a help call
+	redial         bool      // started by a redial (automatic or Sim.Redial)
+
+	// peer is the same call as another simulated agent has it (inner
+	// help), or nil. helper marks the helper's side, which may release only
+	// its own number (EN/CN:cec_07_1248).
+	peer   *leg
+	helper bool
+}
+
+// leg is one agent's side of a call.
+type leg struct {
+	a *agent
+	c *call
 }
 
 func (c *call) has(number string) bool { return slices.Contains(c.parties, number) }
@@ -49,13 +78,13 @@ func (s *Sim) withAgent(id int, fn func(a *agent) error) error {
 // StartCall connects a signed-in agent with customer in a new two-party
 // inbound call and raises AgentEvent_Talking. Calls the agent holds stay
 // (the new call becomes the last call). It fails with [ErrBusy] when the
-// agent already has an active (not held) call.
+// agent already has an active (not held) call. Every call gets a new ID.
 func (s *Sim) StartCall(agentID int, customer string) (callID string, err error) {
 	if !validNumber(customer) {
 		return "", ErrBadNumber
 	}
 	err = s.withAgent(agentID, func(a *agent) error {
-		c, err := s.startCallLocked(a, customer, false)
+		c, err := s.startCallLocked(a, customer, false, false)
 		if err == nil {
 			callID = c.id
 		}
@@ -64,24 +93,44 @@ func (s *Sim) StartCall(agentID int, customer string) (callID string, err error)
 	return callID, err
 }
 
-func (s *Sim) startCallLocked(a *agent, customer string, ring bool) (*call, error) {
+// startCallLocked starts an inbound call from customer; ring raises
+// AgentEvent_Ringing before AgentEvent_Talking (auto-answer).
+func (s *Sim) startCallLocked(a *agent, customer string, ring, redial bool) (*call, error) {
 	if active(a) != nil {
 		return nil, ErrBusy
 	}
-	c := &call{id: s.newCallID(), customer: customer, parties: []string{customer}}
+	c := s.newCallLocked(customer, redial)
+	c.parties = []string{customer}
+	c.caller, c.called, c.feature = customer, a.workNo, featureInbound
 	a.calls = append(a.calls, c)
-	info := map[string]any{
-		"caller": customer, "called": a.workNo, "callid": c.id,
-		"type": "main", "feature": 0, "mediaAbility": 1,
-	}
 	if ring {
-		s.pushLocked(a, EventRinging, info)
+		s.pushLocked(a, EventRinging, talkingInfo(c, "main"))
 	}
-	s.pushLocked(a, EventTalking, info)
+	s.pushLocked(a, EventTalking, talkingInfo(c, "main"))
 	return c, nil
 }
 
-// newCallID returns an ID like "1700000000-17".
+// newCallLocked returns a customer's new call: a new ID, the next
+// generation of the customer, answered now.
+func (s *Sim) newCallLocked(customer string, redial bool) *call {
+	s.generations[customer]++
+	if redial {
+		s.redials.Add(1)
+	}
+	return &call{id: s.newCallID(), customer: customer, gen: s.generations[customer], redial: redial, began: s.now()}
+}
+
+// talkingInfo is the content of AgentEvent_Talking and AgentEvent_Ringing
+// (EN:cec_07_1355, CN:cec_07_0513).
+func talkingInfo(c *call, typ string) map[string]any {
+	return map[string]any{
+		"caller": c.caller, "called": c.called, "callid": c.id,
+		"type": typ, "feature": c.feature, "mediaAbility": 1,
+	}
+}
+
+// newCallID returns an ID like "1700000000-17", unique for the
+// simulator's lifetime (the sequence never repeats).
 func (s *Sim) newCallID() string {
 	return fmt.Sprintf("%d-%d", s.now().Unix(), s.seq.Add(1))
 }
@@ -89,6 +138,14 @@ func (s *Sim) newCallID() string {
 // active returns the agent's active call: the last call unless it is held.
 func active(a *agent) *call {
 	if n := len(a.calls); n > 0 && !a.calls[n-1].held {
+		return a.calls[n-1]
+	}
+	return nil
+}
+
+// last returns the agent's last call, held or not, or nil.
+func last(a *agent) *call {
+	if n := len(a.calls); n > 0 {
 		return a.calls[n-1]
 	}
 	return nil
@@ -108,65 +165,6 @@ func (s *Sim) Hold(agentID int) error {
 	})
 }
 
-// InnerHelp asks agent helper for help on the active call. Two-party: the
-// call is held (AgentEvent_Hold) and a new help call to the helper's work
-// number becomes the last call. Three-party: the helper joins the active
-// call (AgentEvent_Conference).
-func (s *Sim) InnerHelp(agentID, helper int, threeParty bool) error {
-	helperNo := strconv.Itoa(helper)
-	return s.withAgent(agentID, func(a *agent) error {
-		c := active(a)
-		if c == nil {
-			return ErrNoCall
-		}
-		if threeParty {
-			c.parties = append(c.parties, helperNo)
-			s.pushConferenceLocked(a, c)
-			return nil
-		}
-		c.held = true
-		s.pushLocked(a, EventHold, c.id)
-		h := &call{id: s.newCallID(), customer: c.customer, parties: []string{helperNo}}
-		a.calls = append(a.calls, h)
-		s.pushLocked(a, EventCustomerAlerting, map[string]any{
-			"callid": h.id, "otherPhone": helperNo, "otherPhoneWorkno": helperNo, "type": "assistant",
-		})
-		s.pushLocked(a, EventTalking, map[string]any{
-			"caller": a.workNo, "called": helperNo, "callid": h.id,
-			"type": "assistant", "feature": 6, "mediaAbility": 1,
-		})
-		return nil
-	})
-}
-
-// ConfJoin merges the most recently held call into the active call, which
-// becomes one three-party call (AgentEvent_Conference). It fails with
-// [ErrNoCall] without an active call and [ErrNoHeldCall] without a held one.
-func (s *Sim) ConfJoin(agentID int) error {
-	return s.withAgent(agentID, func(a *agent) error {
-		c := active(a)
-		if c == nil {
-			return ErrNoCall
-		}
-		i := len(a.calls) - 2
-		if i < 0 {
-			return ErrNoHeldCall
-		}
-		h := a.calls[i]
-		c.parties = slices.Concat(h.parties, c.parties)
-		c.customer = h.customer
-		a.calls = slices.Delete(a.calls, i, i+1)
-		s.pushConferenceLocked(a, c)
-		return nil
-	})
-}
-
-func (s *Sim) pushConferenceLocked(a *agent, c *call) {
-	s.pushLocked(a, EventConference, map[string]any{
-		"callid": c.id, "partner": strings.Join(c.parties, ","),
-	})
-}
-
 // CustomerHangup makes party number hang up by itself, from whichever call
 // of the agent it is in. It raises the same events as a disconnect but is
 // not counted by [Sim.Executed].
@@ -182,36 +180,36 @@ func (s *Sim) CustomerHangup(agentID int, number string) error {
 	})
 }
 
-// disconnectLocked applies the last-call rule and releases number. It
-// returns the retcode and whether a party was released.
-func (s *Sim) disconnectLocked(a *agent, number string) (string, bool) {
-	if len(a.calls) == 0 {
-		return rcNoCall, false
-	}
-	if last := a.calls[len(a.calls)-1]; last.has(number) {
-		s.releaseLocked(a, last, number)
-		return rcOK, true
-	}
-	for _, c := range a.calls {
-		if c.has(number) {
-			return rcNotInLastCall, false
+// EndCall ends a call of the agent as if every other party hung up (the
+// customer hangs up): each party's AgentEvent_Customer_Release, then
+// AgentEvent_Call_Release; a simulated helper's side of it ends too. callID
+// "" means the agent's last call. It fails with [ErrNoCall] when the agent
+// has no such call. Like [Sim.CustomerHangup] it is not counted by
+// [Sim.Executed], and a redial may follow.
+func (s *Sim) EndCall(agentID int, callID string) (ended string, err error) {
+	err = s.withAgent(agentID, func(a *agent) error {
+		c := last(a)
+		if callID != "" {
+			c = findCall(a, callID)
 		}
-	}
-	return rcNotInCall, false
+		if c == nil {
+			return ErrNoCall
+		}
+		ended = c.id
+		for len(c.parties) > 0 {
+			s.releaseLocked(a, c, c.parties[0])
+		}
+		return nil
+	})
+	return ended, err
 }
 
-// releaseLocked removes number from c and raises Customer_Release. A call
-// left with only the agent ends with Call_Release; when it was the agent's
-// only call, RedialAfter may bring the customer back.
-func (s *Sim) releaseLocked(a *agent, c *call, number string) {
-	c.parties = slices.DeleteFunc(c.parties, func(p string) bool { return p == number })
-	s.pushLocked(a, EventCustomerRelease, map[string]any{"callid": c.id, "number": number})
-	if len(c.parties) > 0 {
-		return
+// findCall returns the agent's call with the given ID, or nil.
+func findCall(a *agent, id string) *call {
+	for _, c := range a.calls {
+		if c.id == id {
+			return c
+		}
 	}
-	a.calls = slices.DeleteFunc(a.calls, func(x *call) bool { return x == c })
-	s.pushLocked(a, EventCallRelease, c.id)
-	if len(a.calls) == 0 {
-		s.scheduleRedialLocked(a, c.customer)
-	}
+	return nil
 }

@@ -38,8 +38,10 @@ type Config struct {
 	// Default 0.
 	Latency time.Duration
 	// RedialAfter (demo mode): when an agent's last call ends, a new call
-	// from the same customer rings in and is answered after this delay, if
-	// the agent is still in the same session. 0 disables it (default).
+	// from the same customer (a new call ID, the customer's next
+	// generation) rings in and is answered after this delay, if the agent
+	// is still in the same session. 0 disables it (default). Change it at
+	// run time with [Sim.SetRedialAfter]; [Sim.Redial] redials at once.
 	RedialAfter time.Duration
 	// Now is the clock for GUID expiry, the no-poll sign-out, event and
 	// record timestamps. Holds, latency and redial use real timers.

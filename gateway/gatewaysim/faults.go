@@ -33,8 +33,8 @@ const (
 
 var allFaults = []Fault{Fault5xx, FaultReset, FaultTimeout, FaultRetCode, FaultResetAfter, FaultTimeoutAfter}
 
-// Faults is a fault plan for disconnect requests. The zero value injects
-// nothing. The timeout kinds end the request's in-flight window before they
+// Faults is a fault plan for disconnect requests, and with Queries for the
+// call-data queries too. The zero value injects nothing. The timeout kinds end the request's in-flight window before they
 // hold, like a lost response, so a client's retry is not an overlap.
 type Faults struct {
 	// Rate is the probability (0..1) that a disconnect request gets one
@@ -46,6 +46,11 @@ type Faults struct {
 	RetCodes []string `json:"retcodes,omitempty"`
 	// Seed makes the draws deterministic when non-zero.
 	Seed int64 `json:"seed,omitempty"`
+	// Queries applies the plan to the call-data queries (callinfo,
+	// callinfobycallid, holdlist) as well, after their Guid check; the
+	// *_after kinds then act like their plain kinds. Default false:
+	// disconnects only.
+	Queries bool `json:"queries,omitempty"`
 }
 
 // Validate reports a rate outside 0..1 or an unknown kind.
@@ -99,6 +104,13 @@ func (p *faultPlan) get() Faults {
 	f.Kinds = slices.Clone(f.Kinds)
 	f.RetCodes = slices.Clone(f.RetCodes)
 	return f
+}
+
+// coversQueries reports whether the plan applies to call-data queries.
+func (p *faultPlan) coversQueries() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.f.Queries
 }
 
 // roll draws the fault for one request: "" for none, and the retcode to

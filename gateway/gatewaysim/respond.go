@@ -20,9 +20,12 @@ const (
 	rcBadPassword   = "100-004"
 	rcNotSignedIn   = "100-006"
 	rcInternal      = "100-007"
+	rcLogoutState   = "100-010"
+	rcBadCalled     = "200-001"
 	rcNoCall        = "200-023"
 	rcNotInCall     = "200-024"
 	rcNotInLastCall = "200-204"
+	rcNoHeldCall    = "400-003"
 )
 
 var messages = map[string]string{
@@ -35,9 +38,12 @@ var messages = map[string]string{
 	rcBadPassword:   "wrong user name or password",
 	rcNotSignedIn:   "agent not signed in",
 	rcInternal:      "exception while running the operation",
+	rcLogoutState:   "agent state does not allow sign-out",
+	rcBadCalled:     "the number dialed by the agent is incorrect",
 	rcNoCall:        "no call exists when releasing the specified number",
 	rcNotInCall:     "the number does not exist in the call",
 	rcNotInLastCall: "the user is not in the last call",
+	rcNoHeldCall:    "no call information exists when the agent queries held calls",
 }
 
 const setGUIDPrefix = "JSESSIONID="
@@ -48,13 +54,22 @@ const faultHold = 30 * time.Second
 // reply is the outcome of a gateway request, computed inside the in-flight
 // window and written after it.
 type reply struct {
-	retcode  string // "" with a transport fault: nothing was answered
-	result   any    // omitted when nil
-	event    *Event // poll replies only
-	poll     bool   // a poll reply: success carries an empty message
-	setGUID  string // Set-GUID header value
-	fault    Fault  // injected fault, if any
-	executed bool   // a disconnect released a party
+	retcode  string  // "" with a transport fault: nothing was answered
+	result   any     // omitted when nil
+	event    *Event  // poll replies only
+	poll     bool    // a poll reply: success carries an empty message
+	setGUID  string  // Set-GUID header value
+	fault    Fault   // injected fault, if any
+	executed bool    // a disconnect released a party
+	released callRef // the call a disconnect released the party from
+}
+
+// callRef identifies the call a disconnect released a party from.
+type callRef struct {
+	id     string
+	gen    int
+	redial bool
+	began  time.Time
 }
 
 type envelope struct {

@@ -44,15 +44,17 @@ func (s *Sim) signInLocked(a *agent) string {
 	return guid
 }
 
-// signOutLocked ends the session. Its calls vanish. The ShutdownService
-// event is still delivered to a poll that is held right now.
+// signOutLocked ends the session. Its calls are released (Call_Release
+// each [I]) and a pending redial is cancelled. The events, ShutdownService
+// last, are still delivered to a poll that is held right now.
 func (s *Sim) signOutLocked(a *agent) {
 	if !a.signedIn {
 		return
 	}
 	a.signedIn = false
 	a.guids = nil
-	a.calls = nil
+	s.releaseAllLocked(a)
+	s.stopRedialLocked(a)
 	s.pushLocked(a, EventShutdownService, map[string]any{"loginTime": a.loginTime.UnixMilli()})
 }
 

@@ -18,6 +18,7 @@ var (
 	ErrBusy         = errors.New("gatewaysim: agent already has an active call")
 	ErrNotParty     = errors.New("gatewaysim: number is not a party of the agent's calls")
 	ErrBadNumber    = errors.New("gatewaysim: number must be 1 to 24 digits")
+	ErrNoCustomer   = errors.New("gatewaysim: agent has no released customer to redial")
 )
 
 // Sim is a simulated CC-Gateway. Create it with [New], serve it with any
@@ -34,6 +35,9 @@ type Sim struct {
 	records  []Disconnect
 	closed   bool
 
+	generations map[string]int // calls started per customer number
+	redialAfter time.Duration  // Config.RedialAfter, changed by SetRedialAfter
+
 	faults faultPlan
 	seq    atomic.Int64 // call ID sequence
 
@@ -42,6 +46,9 @@ type Sim struct {
 	concurrentPolls atomic.Int64
 	signedOut       atomic.Int64
 	polls           atomic.Int64
+	redials         atomic.Int64
+	onRedial        atomic.Int64
+	queries         atomic.Int64
 
 	done        chan struct{}
 	closeOnce   sync.Once
@@ -58,7 +65,10 @@ func New(cfg Config) *Sim {
 		inflight: make(map[int]int),
 		timers:   make(map[*time.Timer]struct{}),
 		done:     make(chan struct{}),
+
+		generations: make(map[string]int),
 	}
+	s.redialAfter = s.cfg.RedialAfter
 	s.faults.set(Faults{})
 	s.routes()
 	if s.cfg.NoPollSignOut > 0 {

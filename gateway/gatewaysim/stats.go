@@ -20,6 +20,18 @@ type Disconnect struct {
 	// Traceparent is the request's W3C traceparent header, as sent ("" when
 	// none), so tests can follow a command's trace to the gateway.
 	Traceparent string `json:"traceparent,omitempty"`
+
+	// The call the party was released from, set when Executed: its ID,
+	// its generation for its customer (1 for the customer's first call in
+	// this simulator, 2 for the next one, e.g. a redial; 0 for an
+	// inner-help call), whether a redial started it (automatic or
+	// [Sim.Redial]) and when it was answered. With them a test proves that
+	// no party of a redialed call was released by a command meant for the
+	// call before it.
+	CallID         string    `json:"call_id,omitempty"`
+	CallGeneration int       `json:"call_generation,omitempty"`
+	Redial         bool      `json:"redial,omitempty"`
+	CallBegan      time.Time `json:"call_began,omitzero"`
 }
 
 // recordArrival appends a record for a disconnect request and returns its
@@ -37,6 +49,10 @@ func (s *Sim) recordOutcome(i int, rep reply) {
 	defer s.mu.Unlock()
 	d := &s.records[i]
 	d.RetCode, d.Executed, d.Fault = rep.retcode, rep.executed, rep.fault
+	if rep.executed {
+		c := rep.released
+		d.CallID, d.CallGeneration, d.Redial, d.CallBegan = c.id, c.gen, c.redial, c.began
+	}
 }
 
 // Executed returns the number of disconnect requests that released a
@@ -86,6 +102,13 @@ type Stats struct {
 	Agents             int   `json:"agents"`
 	SignedIn           int   `json:"signed_in"`
 	Polls              int64 `json:"polls"`
+	// Redials counts calls started by a redial; ExecutedOnRedial the
+	// executed disconnects that released a party of such a call.
+	Redials          int64 `json:"redials"`
+	ExecutedOnRedial int64 `json:"executed_on_redial"`
+	// CallInfoQueries counts authenticated call-data queries (callinfo,
+	// callinfobycallid, holdlist).
+	CallInfoQueries int64 `json:"callinfo_queries"`
 }
 
 // Stats returns the current counters.
@@ -103,5 +126,8 @@ func (s *Sim) Stats() Stats {
 	st.ConcurrentPolls = s.concurrentPolls.Load()
 	st.SignedOutByTimeout = s.signedOut.Load()
 	st.Polls = s.polls.Load()
+	st.Redials = s.redials.Load()
+	st.ExecutedOnRedial = s.onRedial.Load()
+	st.CallInfoQueries = s.queries.Load()
 	return st
 }
