@@ -69,6 +69,7 @@ func closeOnce(ch chan struct{}) {
 type scopeError struct {
 	reason string
 	detail string
+	cause  error // the call-info query's error, for call_unknown
 }
 
 func (e *scopeError) Error() string { return e.reason + ": " + e.detail }
@@ -78,7 +79,7 @@ func (e *scopeError) Error() string { return e.reason + ": " + e.detail }
 func (e *scopeError) unknown() bool { return e.reason == events.ReasonCallUnknown }
 
 func callEnded(format string, a ...any) *scopeError {
-	return &scopeError{events.ReasonCallEnded, fmt.Sprintf(format, a...)}
+	return &scopeError{reason: events.ReasonCallEnded, detail: fmt.Sprintf(format, a...)}
 }
 
 // fresh reports whether st may be trusted at now: its owner still polls
@@ -113,9 +114,9 @@ func checkState(st *events.CallState, call, number string) *scopeError {
 		if last.HasParty(number) {
 			return nil
 		}
-		return &scopeError{events.ReasonNotAParty, fmt.Sprintf("the number is not a party of call %s", call)}
+		return &scopeError{reason: events.ReasonNotAParty, detail: fmt.Sprintf("the number is not a party of call %s", call)}
 	case st.Find(call) != nil:
-		return &scopeError{events.ReasonCallMismatch, fmt.Sprintf("call %s is not the agent's last call (%s is)", call, last.CallID)}
+		return &scopeError{reason: events.ReasonCallMismatch, detail: fmt.Sprintf("call %s is not the agent's last call (%s is)", call, last.CallID)}
 	}
 	if _, ok := st.EndedCallAt(call); ok {
 		return callEnded("call %s ended", call)

@@ -16,24 +16,13 @@ import (
 // good, or the command's deadline (less ExpiryGuard) comes. No request
 // starts after that deadline, and none outlives the agent lease.
 func (w *Worker) execute(ctx context.Context, j *job) outcome {
-	agent := j.cmd.AgentID
 	guid, ok := w.guid(j)
 	if !ok {
 		return w.final(j, events.StatusFailed, events.ReasonNoSession+": no GUID registered for agent", "")
 	}
 	dctx, cancel := context.WithDeadline(ctx, j.deadline.Add(-w.cfg.ExpiryGuard))
 	defer cancel()
-	b := w.backoff(time.Until(j.deadline))
-	var (
-		last           error
-		limited        int
-		sessionRetried bool
-		permanent      bool // the gateway's answer ended the retries
-	)
-	giveUp := func(err error) error {
-		permanent = true
-		return backoff.Permanent(err)
-	}
+	a := &attempts{guid: guid, b: w.backoff(time.Until(j.deadline))}
 	op := func() error {
 		l := j.lease.Load()
 		if dctx.Err() != nil {
@@ -43,60 +32,100 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 			return backoff.Permanent(errLeaseLost)
 		}
 		if g, ok := w.guid(j); ok {
-			guid = g // the registry may have rotated it since the last attempt
+			a.guid = g // the registry may have rotated it since the last attempt
 		}
 		// A request once sent is never cancelled by shutdown (only by its
 		// own deadline): its outcome is recorded before the worker exits,
 		// and the agent's lease is freed only after it.
 		rctx, rcancel := context.WithDeadline(context.WithoutCancel(dctx), earliest(j.deadline.Add(-w.cfg.ExpiryGuard), l.until()))
-		if err := w.scope(rctx, j, guid); err != nil {
-			rcancel()
-			last = err
-			if se, ok := asScope(err, nil); ok && !se.unknown() {
-				return giveUp(err) // the call is over: never retried
-			}
-			return err // not known yet, or the pin not stored: try again
+		defer rcancel()
+		if err := w.scope(rctx, j, a.guid); err != nil {
+			a.last = err
+			return w.onScope(dctx, j, a, err)
 		}
 		start := time.Now()
 		j.attempts++
 		rctx, span := w.startRequest(rctx, j.attempts)
-		err := w.gw.Disconnect(rctx, agent, j.cmd.Number, guid)
-		rcancel()
+		err := w.gw.Disconnect(rctx, j.cmd.AgentID, j.cmd.Number, a.guid)
 		endRequest(span, err)
 		took := time.Since(start)
 		j.gatewayTime += took
 		w.cfg.Metrics.GatewayRequest(metrics.OpDisconnect, took, err)
-		last = err
-		switch gateway.Classify(err) {
-		case gateway.ClassSuccess, gateway.ClassAlreadyDone:
-			return nil
-		case gateway.ClassTransient:
-			if gateway.RetCodeOf(err) == "" {
-				j.maybeExecuted = true // no answer: the request may have been executed
-			}
-			b.hint = gateway.RetryAfterOf(err)
-			return err
-		case gateway.ClassLimited:
-			if limited++; limited > w.cfg.MaxLimited {
-				return giveUp(err)
-			}
-			return err
-		case gateway.ClassSession:
-			if sessionRetried || j.cmd.GUID != "" {
-				return giveUp(err)
-			}
-			sessionRetried = true
-			if g := w.sessions.waitChange(dctx, agent, guid, w.cfg.SessionWait); g != "" {
-				guid = g
-				return err
-			}
-			return giveUp(err)
-		default:
-			return giveUp(err)
-		}
+		a.last = err
+		return w.onAnswer(dctx, j, a, err, true)
 	}
-	err := backoff.Retry(op, backoff.WithContext(b, dctx))
-	return w.conclude(ctx, j, err, last, permanent)
+	err := backoff.Retry(op, backoff.WithContext(a.b, dctx))
+	return w.conclude(ctx, j, err, a.last, a.permanent)
+}
+
+// attempts is the retry state of one delivery's requests.
+type attempts struct {
+	guid           string
+	b              *hintBackOff
+	last           error // the last request's (or call check's) error
+	limited        int
+	sessionRetried bool
+	permanent      bool // an answer ended the retries
+}
+
+func (a *attempts) giveUp(err error) error {
+	a.permanent = true
+	return backoff.Permanent(err)
+}
+
+// onScope decides what a call check that said not to send does: a call
+// that is over ends the command (never retried); a check that could not
+// be made is tried again, unless the call-info query's answer ends the
+// retries as it would a disconnect's (a session error that does not heal,
+// a permanent error).
+func (w *Worker) onScope(ctx context.Context, j *job, a *attempts, err error) error {
+	se, ok := asScope(err, nil)
+	switch {
+	case !ok:
+		return err // the pin could not be stored: try again
+	case !se.unknown():
+		return a.giveUp(err)
+	case se.cause != nil && w.onAnswer(ctx, j, a, se.cause, false) != nil && a.permanent:
+		return backoff.Permanent(err)
+	}
+	return err
+}
+
+// onAnswer classifies a gateway error (the disconnect's when sent, else
+// the call-info query's) into the next step of the retries: nil ends
+// them with success, a backoff.Permanent with the error, any other error
+// retries.
+func (w *Worker) onAnswer(ctx context.Context, j *job, a *attempts, err error, sent bool) error {
+	switch gateway.Classify(err) {
+	case gateway.ClassSuccess, gateway.ClassAlreadyDone:
+		if !sent {
+			return errors.New("worker: call-info query answered success with an error")
+		}
+		return nil
+	case gateway.ClassTransient:
+		if sent && gateway.RetCodeOf(err) == "" {
+			j.maybeExecuted = true // no answer: the request may have been executed
+		}
+		a.b.hint = gateway.RetryAfterOf(err)
+		return err
+	case gateway.ClassLimited:
+		if a.limited++; a.limited > w.cfg.MaxLimited {
+			return a.giveUp(err)
+		}
+		return err
+	case gateway.ClassSession:
+		if a.sessionRetried || j.cmd.GUID != "" {
+			return a.giveUp(err)
+		}
+		a.sessionRetried = true
+		if g := w.sessions.waitChange(ctx, j.cmd.AgentID, a.guid, w.cfg.SessionWait); g != "" {
+			a.guid = g
+			return err
+		}
+		return a.giveUp(err)
+	default:
+		return a.giveUp(err)
+	}
 }
 
 func earliest(a, b time.Time) time.Time {

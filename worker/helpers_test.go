@@ -32,6 +32,9 @@ type bundle struct {
 	gw   *gateway.Client
 	logs *testenv.SyncBuffer
 	cfg  Config
+	// gwURL and gwCAs reach the simulator, for a client of other settings.
+	gwURL string
+	gwCAs *x509.CertPool
 	// secrets are strings that must never appear in logs (GUIDs).
 	secrets []string
 }
@@ -53,7 +56,7 @@ func setup(t testing.TB, cfg Config, simCfg gatewaysim.Config) *bundle {
 	}
 	t.Cleanup(gw.Close)
 
-	b := &bundle{t: t, url: url, sim: sim, gw: gw, logs: &testenv.SyncBuffer{}}
+	b := &bundle{t: t, url: url, sim: sim, gw: gw, logs: &testenv.SyncBuffer{}, gwURL: srv.URL, gwCAs: pool}
 	b.nc, b.js = b.connect()
 	cfg.Logger = zerolog.New(b.logs)
 	b.cfg = cfg
@@ -64,6 +67,17 @@ func setup(t testing.TB, cfg Config, simCfg gatewaysim.Config) *bundle {
 	}
 	t.Cleanup(func() { b.checkLogs() })
 	return b
+}
+
+// gateway returns a client of the simulator with request timeout d.
+func (b *bundle) gateway(d time.Duration) *gateway.Client {
+	b.t.Helper()
+	gw, err := gateway.New(gateway.Config{BaseURL: b.gwURL, RootCAs: b.gwCAs, RequestTimeout: d, MaxConns: 256})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(gw.Close)
+	return gw
 }
 
 func (b *bundle) connect() (*nats.Conn, jetstream.JetStream) {
@@ -244,4 +258,23 @@ func boundWorker(t testing.TB, cfg Config, js jetstream.JetStream, gw disconnect
 		t.Fatal(err)
 	}
 	return w
+}
+
+// callState stands in for the agent's poller: it stores a fresh call state
+// in which agent's last call is call with parties (no call when call is "").
+func (b *bundle) callState(agent int, call string, parties ...string) {
+	b.t.Helper()
+	ctx := context.Background()
+	kv, err := b.js.KeyValue(ctx, events.BucketCalls)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	st := events.CallState{AgentID: agent, Owner: "test", Polling: true, ObservedAt: time.Now().Add(time.Hour)}
+	if call != "" {
+		st.Calls = []events.Call{{CallID: call, Parties: parties, Phase: events.CallTalking, Since: time.Now().Add(-time.Minute)}}
+	}
+	v, _ := json.Marshal(st)
+	if _, err := kv.Put(ctx, events.CallStateKey(agent), v); err != nil {
+		b.t.Fatal(err)
+	}
 }

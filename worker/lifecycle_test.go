@@ -160,10 +160,10 @@ func TestEveryDeliveryDiedAfterStoringPublishesTheStoredResult(t *testing.T) {
 func TestShutdownNeverCancelsARequestSent(t *testing.T) {
 	cfg := testConfig()
 	cfg.ShutdownTimeout = 50 * time.Millisecond
-	b := setup(t, cfg, gatewaysim.Config{Latency: 400 * time.Millisecond})
+	b := setup(t, cfg, gatewaysim.Config{Latency: 300 * time.Millisecond})
 	agents := agentsFrom(811, 20)
 	b.signIn(agents, customer)
-	gw := &countingGateway{next: b.gw}
+	gw := &countingGateway{next: b.gateway(5 * time.Second)} // no request times out: each is answered
 	stop, _ := b.startWorker(gw)
 	for i, a := range agents {
 		b.publish(events.DisconnectCommand{CommandID: cmdID(i), AgentID: a, Number: customer(a)})
@@ -177,11 +177,11 @@ func TestShutdownNeverCancelsARequestSent(t *testing.T) {
 	if res := b.results(); len(res) < sent {
 		t.Fatalf("%d requests executed but only %d results recorded before exit", sent, len(res))
 	}
-	b.startWorker(nil)
+	b.startWorker(gw)
 	res := b.waitResults(len(agents), 20*time.Second)
 	for i := range agents {
-		if r := res[cmdID(i)]; len(r) != 1 || r[0].Status != events.StatusAccepted {
-			t.Errorf("%s: %+v, want one accepted result", cmdID(i), r)
+		if r := res[cmdID(i)]; len(r) != 1 || r[0].Status != events.StatusAccepted || r[0].Attempts != 1 {
+			t.Errorf("%s: %+v, want one accepted result after one attempt", cmdID(i), r)
 		}
 	}
 	if st := b.sim.Stats(); st.Executed != int64(len(agents)) || st.Overlaps != 0 {

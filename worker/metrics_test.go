@@ -26,12 +26,15 @@ func TestWorkerMetrics(t *testing.T) {
 	cfg.Metrics = m
 	b := setup(t, cfg, gatewaysim.Config{})
 	guids := b.signIn([]int{1101}, customer)
-	b.signIn([]int{1102}, nil) // signed in, no call: 200-023
+	b.signIn([]int{1102}, nil) // signed in, no call: the call check fails it, no request
+	b.signIn([]int{1103}, nil) // no call either, but its call state says there is one: 200-023
+	b.callState(1103, "ghost-1", customer(1103))
 	b.startWorker(nil)
 	b.publish(events.DisconnectCommand{CommandID: "m-accepted", AgentID: 1101, Number: customer(1101), TTL: time.Minute})
 	b.publish(events.DisconnectCommand{CommandID: "m-failed", AgentID: 1102, Number: customer(1102), TTL: time.Minute})
+	b.publish(events.DisconnectCommand{CommandID: "m-gone", AgentID: 1103, Number: customer(1103), TTL: time.Minute})
 	b.publishRaw([]byte(`{"command_id":"m-rejected","agent_id":42,"number":"1"}`), "m-rejected")
-	b.waitResults(3, 20*time.Second)
+	b.waitResults(4, 20*time.Second)
 
 	want := []struct {
 		name   string
@@ -39,13 +42,16 @@ func TestWorkerMetrics(t *testing.T) {
 		value  float64
 	}{
 		{"callcontrol_commands_total", map[string]string{"status": "accepted", "retcode": "0"}, 1},
+		{"callcontrol_commands_total", map[string]string{"status": "failed", "retcode": ""}, 1},
 		{"callcontrol_commands_total", map[string]string{"status": "failed", "retcode": "200-023"}, 1},
 		{"callcontrol_commands_total", map[string]string{"status": "rejected", "retcode": ""}, 1},
 		{"callcontrol_gateway_requests_total", map[string]string{"op": "disconnect", "class": "success"}, 1},
 		{"callcontrol_gateway_requests_total", map[string]string{"op": "disconnect", "class": "already_done"}, 1},
+		{"callcontrol_gateway_requests_total", map[string]string{"op": "callinfo", "class": "success"}, 2},
 		{"callcontrol_gateway_request_duration_seconds", map[string]string{"op": "disconnect"}, 2},
+		{"callcontrol_gateway_request_duration_seconds", map[string]string{"op": "callinfo"}, 2},
 		{"callcontrol_accept_latency_seconds", nil, 1},
-		{"callcontrol_ack_wait_margin_seconds", nil, 3},
+		{"callcontrol_ack_wait_margin_seconds", nil, 4},
 	}
 	for _, w := range want {
 		testenv.WaitFor(t, 5*time.Second, w.name, func() bool { return sample(t, reg, w.name, w.labels) == w.value })
@@ -54,7 +60,7 @@ func TestWorkerMetrics(t *testing.T) {
 	// A redelivered command whose result is stored is not counted again.
 	b.publishRaw([]byte(`{"command_id":"m-accepted","agent_id":1101,"number":"`+customer(1101)+`"}`), "")
 	testenv.WaitFor(t, 5*time.Second, "the replayed delivery", func() bool {
-		return sample(t, reg, "callcontrol_ack_wait_margin_seconds", nil) == 4
+		return sample(t, reg, "callcontrol_ack_wait_margin_seconds", nil) == 5
 	})
 	if v := sample(t, reg, "callcontrol_commands_total", map[string]string{"status": "accepted", "retcode": "0"}); v != 1 {
 		t.Fatalf("accepted after a replay = %v, want 1", v)

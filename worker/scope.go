@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/metrics"
 )
 
@@ -87,7 +88,7 @@ func (w *Worker) scopeFromGateway(ctx context.Context, j *job, guid string, st *
 	info, err := w.gw.CallInfo(ctx, j.cmd.AgentID, guid)
 	w.cfg.Metrics.GatewayRequest(metrics.OpCallInfo, time.Since(start), err)
 	if err != nil {
-		return &scopeError{events.ReasonCallUnknown, "no fresh call state and the call-info query failed: " + errText(err)}
+		return &scopeError{events.ReasonCallUnknown, "no fresh call state and the call-info query failed: " + errText(err), err}
 	}
 	if info.CallID == "" {
 		if j.pin != "" {
@@ -102,7 +103,7 @@ func (w *Worker) scopeFromGateway(ctx context.Context, j *job, guid string, st *
 		}
 		switch {
 		case began.IsZero():
-			return &scopeError{events.ReasonCallUnknown, fmt.Sprintf("no fresh call state and the gateway does not say when call %s began", info.CallID)}
+			return &scopeError{reason: events.ReasonCallUnknown, detail: fmt.Sprintf("no fresh call state and the gateway does not say when call %s began", info.CallID)}
 		case began.After(pinTime(j).Add(w.cfg.CallStartMargin)):
 			return callEnded("no call of the agent when the command was stored is still up (call %s began after)", info.CallID)
 		}
@@ -113,11 +114,11 @@ func (w *Worker) scopeFromGateway(ctx context.Context, j *job, guid string, st *
 	switch {
 	case info.CallID != j.pin:
 		if c := stFind(st, j.pin); c != nil && !info.Held {
-			return &scopeError{events.ReasonCallMismatch, fmt.Sprintf("call %s is not the agent's current call (%s is)", j.pin, info.CallID)}
+			return &scopeError{reason: events.ReasonCallMismatch, detail: fmt.Sprintf("call %s is not the agent's current call (%s is)", j.pin, info.CallID)}
 		}
 		return callEnded("call %s is not the agent's call (the gateway reports %s)", j.pin, info.CallID)
 	case !slices.Contains(info.Parties, j.cmd.Number):
-		return &scopeError{events.ReasonNotAParty, fmt.Sprintf("the number is not a party of call %s", j.pin)}
+		return &scopeError{reason: events.ReasonNotAParty, detail: fmt.Sprintf("the number is not a party of call %s", j.pin)}
 	}
 	return nil
 }
@@ -144,7 +145,7 @@ func (w *Worker) pinCall(ctx context.Context, j *job, call string) error {
 func (w *Worker) scopeOutcome(j *job, se *scopeError) outcome {
 	switch {
 	case se.unknown():
-		return w.final(j, events.StatusFailed, w.unknown(j, se.Error()), "")
+		return w.final(j, events.StatusFailed, w.unknown(j, se.Error()), gateway.RetCodeOf(se.cause))
 	case j.maybeExecuted && se.reason != events.ReasonCallMismatch:
 		// An earlier request may have released the party: as with 200-023.
 		return w.final(j, events.StatusAccepted, events.ReasonAlreadyReleased+": "+se.detail, "")
