@@ -61,6 +61,9 @@ func decode(data []byte) (DisconnectCommand, error) {
 		CorrelationID: w.CorrelationID, RequestedBy: w.RequestedBy, GUID: w.GUID,
 		CallID: w.CallID,
 	}
+	if _, ok := obj["call_id"]; ok && w.CallID == "" {
+		keep(invalid("call_id", ruleCallID)) // present means a call: "" names none
+	}
 	var err error
 	if _, ok := obj["issued_at"]; ok {
 		c.IssuedAt, err = parseTime("issued_at", w.IssuedAt)

@@ -129,6 +129,14 @@ func TestDecodeDisconnectRejects(t *testing.T) {
 		{"guid space", payload("guid", `"abc def"`), "guid"},
 		{"guid too long", payload("guid", long(MaxTextLen+1)), "guid"},
 
+		{"call_id empty", payload("call_id", `""`), "call_id"},
+		{"call_id too long", payload("call_id", long(MaxCallIDLen+1)), "call_id"},
+		{"call_id with space", payload("call_id", `"1767366245 101"`), "call_id"},
+		{"call_id header injection", payload("call_id", `"1-1\r\nX: y"`), "call_id"},
+		{"call_id non-ASCII", payload("call_id", `"1767366245\u2013101"`), "call_id"},
+		{"call_id number", payload("call_id", "1767366245"), "call_id"},
+		{"call_id null", payload("call_id", "null"), "call_id"},
+
 		{"payload too large", payload("padding", long(MaxCommandSize)), "payload"},
 		{"payload truncated", []byte(`{"command_id":"c-1","agent_id":10`), "payload"},
 		{"payload array", []byte(`[]`), "payload"},
@@ -188,6 +196,10 @@ func TestDecodeDisconnectAccepts(t *testing.T) {
 		{"texts at max length", payload("correlation_id", `"`+strings.Repeat("~", MaxTextLen)+`"`),
 			DisconnectCommand{CommandID: "c-1", AgentID: 101, Number: "13800001234", CorrelationID: strings.Repeat("~", MaxTextLen)}},
 		{"empty optional text", payload("requested_by", `""`), want},
+		{"call_id", payload("call_id", `"1767366245-101"`), DisconnectCommand{CommandID: "c-1", AgentID: 101, Number: "13800001234", CallID: "1767366245-101"}},
+		{"call_id at max length", payload("call_id", `"`+strings.Repeat("~", MaxCallIDLen)+`"`),
+			DisconnectCommand{CommandID: "c-1", AgentID: 101, Number: "13800001234", CallID: strings.Repeat("~", MaxCallIDLen)}},
+		{"call_id only in other case", payload("CALL_ID", `"1 2"`), want},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

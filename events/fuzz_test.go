@@ -25,6 +25,9 @@ func FuzzDecodeDisconnect(f *testing.F) {
 		`{"command_id":"c","agent_id":101,"number":"1","issued_at":"9999-12-31T23:00:00Z","ttl_ms":3600000}`,
 		`{"command_id":"c","agent_id":101,"number":"1","correlation_id":"a\r\nX: y"}`,
 		`{"command_id":"c","agent_id":null,"number":"1","issued_at":""}`,
+		`{"command_id":"c-1","agent_id":101,"number":"13800001234","call_id":"1456403549-15"}`,
+		`{"command_id":"c-1","agent_id":101,"number":"1","call_id":""}`,
+		`{"command_id":"c-1","agent_id":101,"number":"1","call_id":"1456403549 15","Call_Id":7}`,
 		`{"command_id":"c","agent_id":101`, `[]`, `null`, `"str"`, ``, `{}`, `{"a":1,}`,
 	} {
 		f.Add([]byte(seed))
@@ -55,7 +58,7 @@ func FuzzDecodeDisconnect(f *testing.F) {
 		}
 		r := Result{
 			CommandID: c.CommandID, AgentID: c.AgentID, Number: c.Number, Status: StatusAccepted,
-			CorrelationID: c.CorrelationID, RequestedBy: c.RequestedBy,
+			CorrelationID: c.CorrelationID, RequestedBy: c.RequestedBy, CallID: c.CallID,
 			IssuedAt: c.IssuedAt, ExpiresAt: c.Deadline(stored, time.Hour), CompletedAt: stored,
 		}
 		if _, err := json.Marshal(r); err != nil {
@@ -76,6 +79,9 @@ func checkRejected(t *testing.T, c DisconnectCommand, err error) {
 	}
 	if !validText(c.CorrelationID) || !validText(c.RequestedBy) {
 		t.Fatalf("salvaged invalid text %q %q", c.CorrelationID, c.RequestedBy)
+	}
+	if c.CallID != "" && !ValidCallID(c.CallID) {
+		t.Fatalf("salvaged invalid call_id %q", c.CallID)
 	}
 	if c.Number != "" && !ValidNumber(c.Number) {
 		t.Fatalf("salvaged invalid number %q", c.Number)
