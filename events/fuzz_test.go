@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/jsondup"
 )
 
 // FuzzDecodeDisconnect checks that DecodeDisconnect never panics, that what
@@ -25,6 +27,10 @@ func FuzzDecodeDisconnect(f *testing.F) {
 		`{"command_id":"c","agent_id":101,"number":"1","issued_at":"9999-12-31T23:00:00Z","ttl_ms":3600000}`,
 		`{"command_id":"c","agent_id":101,"number":"1","correlation_id":"a\r\nX: y"}`,
 		`{"command_id":"c","agent_id":null,"number":"1","issued_at":""}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","number":"5550103"}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","n\u0075mber":"5550103"}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","x":{"a":"}","a":"{"},"y":"\",\""}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","Number":"5550103","x":[{"k":1},{"k":2}]}`,
 		`{"command_id":"c-1","agent_id":101,"number":"13800001234","call_id":"1456403549-15"}`,
 		`{"command_id":"c-1","agent_id":101,"number":"1","call_id":""}`,
 		`{"command_id":"c-1","agent_id":101,"number":"1","call_id":"1456403549 15","Call_Id":7}`,
@@ -41,6 +47,9 @@ func FuzzDecodeDisconnect(f *testing.F) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("accepted %q but Validate: %v", data, err)
+		}
+		if err := jsondup.Check(data, jsondup.Options{}); err != nil {
+			t.Fatalf("accepted %q, which repeats a key: %v", data, err)
 		}
 		if !ValidNumber(c.Number) {
 			t.Fatalf("accepted %q with number %q", data, c.Number)

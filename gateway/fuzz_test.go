@@ -9,6 +9,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/callcontrol/callcontrol/internal/jsondup"
 )
 
 // FuzzDecodeResponse feeds arbitrary gateway answers (HTTP status,
@@ -36,6 +38,9 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(200, "application/json", "JSESSIONID=9b1c.AgentGateway1", "",
 		[]byte(`{"message":"","retcode":"0","event":{"eventType":"AgentEvent_Customer_Release","workNo":"101","content":{"callid":"1456403549-15","number":"88880001"},"eventGenTime":1700000000000}}`))
 	f.Add(502, "text/html", "", "5", []byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+	f.Add(200, "application/json", "", "", []byte(`{"message":"","retcode":"100-006","RetCode":"0"}`))
+	f.Add(200, "application/json", "", "",
+		[]byte(`{"message":"","retcode":"0","event":{"eventType":"AgentEvent_Customer_Release","workNo":"101","content":{"callid":"1-1","number":"88880001","Number":"88880002"}}}`))
 	f.Fuzz(func(t *testing.T, status int, contentType, setGUID, retryAfterValue string, body []byte) {
 		status = 100 + abs(status)%900
 		h := http.Header{}
@@ -48,6 +53,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		checkDecoded(t, status, body, env, err)
 		if g, ok := parseSetGUID(h); ok && !isHeaderToken(g) {
 			t.Fatalf("Set-GUID %q accepted", g)
+		}
+		if err == nil && jsondup.Check(body, envelopeKeys) != nil {
+			t.Fatalf("success for %q, whose envelope repeats a key", body)
 		}
 		if err == nil && env.Event != nil {
 			checkEventRoundTrip(t, env.Event)
