@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,115 +13,77 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
-// asyncapi.yaml cannot be parsed without a YAML library. These tests read
-// it with yamlLookup, which understands the block style the file is written
-// in (nested mappings, lists of scalars, quoted scalars, block scalars).
+// asyncapiDoc is asyncapi.yaml as text (for the names it must mention) and
+// as parsed by a real YAML parser.
+type asyncapiDoc struct {
+	text string
+	tree map[string]any
+}
 
-func loadAsyncAPI(t *testing.T) string {
+func loadAsyncAPI(t *testing.T) asyncapiDoc {
 	t.Helper()
 	data, err := os.ReadFile("asyncapi.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := string(data)
-	if !strings.HasPrefix(doc, "asyncapi: 3.0.0\n") {
-		t.Fatal("asyncapi.yaml does not start with asyncapi: 3.0.0")
+	doc := asyncapiDoc{text: string(data)}
+	if err := yaml.Unmarshal(data, &doc.tree); err != nil {
+		t.Fatalf("asyncapi.yaml is not valid YAML: %v", err)
 	}
-	if strings.Contains(doc, "\t") {
-		t.Fatal("asyncapi.yaml contains a tab")
+	if v, _ := doc.tree["asyncapi"].(string); v != "3.0.0" {
+		t.Fatalf("asyncapi.yaml: asyncapi is %#v, want the string 3.0.0", doc.tree["asyncapi"])
 	}
 	return doc
 }
 
 // yamlLookup finds the mapping entry at path (a key at each level) and
-// returns its inline scalar value, unquoted, and the lines of its block.
-func yamlLookup(doc string, path ...string) (value string, block []string, ok bool) {
-	lines := strings.Split(doc, "\n")
-	lo, hi := 0, len(lines)
+// returns its value as text when it is a scalar, and the value itself.
+func yamlLookup(doc asyncapiDoc, path ...string) (value string, node any, ok bool) {
+	node = doc.tree
 	for _, key := range path {
-		found, child := false, -1
-		for i := lo; i < hi && !found; i++ {
-			trimmed := strings.TrimLeft(lines[i], " ")
-			if trimmed == "" || trimmed[0] == '#' {
-				continue
-			}
-			ind := len(lines[i]) - len(trimmed)
-			if child < 0 {
-				child = ind
-			}
-			k, v, isKey := strings.Cut(trimmed, ":")
-			if ind != child || !isKey || k != key || v != "" && v[0] != ' ' {
-				continue
-			}
-			j := i + 1
-			for j < hi && (strings.TrimSpace(lines[j]) == "" || len(lines[j])-len(strings.TrimLeft(lines[j], " ")) > ind) {
-				j++
-			}
-			for j > i+1 && strings.TrimSpace(lines[j-1]) == "" {
-				j--
-			}
-			value, lo, hi, found = yamlScalar(strings.TrimSpace(v)), i+1, j, true
+		m, isMap := node.(map[string]any)
+		if !isMap {
+			return "", nil, false
 		}
-		if !found {
+		if node, ok = m[key]; !ok {
 			return "", nil, false
 		}
 	}
-	return value, lines[lo:hi], true
-}
-
-func yamlScalar(s string) string {
-	switch {
-	case len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'':
-		return strings.ReplaceAll(s[1:len(s)-1], "''", "'")
-	case len(s) >= 2 && s[0] == '"':
-		if u, err := strconv.Unquote(s); err == nil {
-			return u
-		}
+	switch v := node.(type) {
+	case map[string]any, []any, nil:
+	default:
+		value = fmt.Sprint(v)
 	}
-	return s
+	return value, node, true
 }
 
-// yamlList returns the scalar items of a block that is a list.
-func yamlList(block []string) []string {
+// yamlList returns the scalar items of a list.
+func yamlList(node any) []string {
 	var items []string
-	for _, l := range block {
-		if item, ok := strings.CutPrefix(strings.TrimSpace(l), "- "); ok {
-			items = append(items, yamlScalar(item))
-		}
+	l, _ := node.([]any)
+	for _, x := range l {
+		items = append(items, fmt.Sprint(x))
 	}
 	return items
 }
 
-// yamlKeys returns the keys of a block that is a mapping.
-func yamlKeys(block []string) []string {
-	var keys []string
-	child := -1
-	for _, l := range block {
-		trimmed := strings.TrimLeft(l, " ")
-		if trimmed == "" {
-			continue
-		}
-		if ind := len(l) - len(trimmed); child < 0 {
-			child = ind
-		} else if ind != child {
-			continue
-		}
-		if k, _, ok := strings.Cut(trimmed, ":"); ok {
-			keys = append(keys, k)
-		}
-	}
-	return keys
+// yamlKeys returns the keys of a mapping.
+func yamlKeys(node any) []string {
+	m, _ := node.(map[string]any)
+	return slices.Collect(maps.Keys(m))
 }
 
-func mustLookup(t *testing.T, doc string, path ...string) (string, []string) {
+func mustLookup(t *testing.T, doc asyncapiDoc, path ...string) (string, any) {
 	t.Helper()
-	v, block, ok := yamlLookup(doc, path...)
+	v, node, ok := yamlLookup(doc, path...)
 	if !ok {
 		t.Fatalf("asyncapi.yaml has no %s", strings.Join(path, "."))
 	}
-	return v, block
+	return v, node
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
@@ -188,7 +151,7 @@ func TestAsyncAPINamesContract(t *testing.T) {
 	t.Parallel()
 	doc := loadAsyncAPI(t)
 	for name, value := range contractConstants(t) {
-		if !strings.Contains(doc, value) {
+		if !strings.Contains(doc.text, value) {
 			t.Errorf("asyncapi.yaml does not mention %s (%q)", name, value)
 		}
 	}
@@ -197,7 +160,7 @@ func TestAsyncAPINamesContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refs []string
-	for _, m := range regexp.MustCompile(`\$ref: '(\./schema/[^']*)'`).FindAllStringSubmatch(doc, -1) {
+	for _, m := range regexp.MustCompile(`\$ref: '(\./schema/[^']*)'`).FindAllStringSubmatch(doc.text, -1) {
 		if !slices.Contains(refs, m[1]) {
 			refs = append(refs, m[1])
 		}
@@ -289,7 +252,7 @@ func TestAsyncAPIMessages(t *testing.T) {
 		statuses         []string // the Callcontrol-Status enum
 	}{
 		{"DisconnectCommand", "./schema/disconnect_command.schema.json", []string{HeaderMsgID},
-			"^" + idPattern + "|^replay-" + strings.TrimSuffix(idPattern, "$") + "-[0-9]{1,20}$", nil},
+			"^" + idPattern + "|^replay-" + strings.TrimSuffix(idPattern, "$") + "-(dlq)?[0-9]{1,20}$", nil},
 		{
 			"Result", "./schema/result.schema.json", []string{HeaderMsgID, HeaderCommandID, HeaderStatus},
 			"^" + ResultMsgID("") + strings.TrimSuffix(idPattern, "$") + "(" + ReplayMsgIDSuffix("0")[:len("-replay-")] + "[0-9]{1,20})?$",
@@ -372,11 +335,15 @@ func TestAsyncAPIOperations(t *testing.T) {
 		}
 		actions[channel] = append(actions[channel], action)
 		_, msgs := mustLookup(t, doc, "operations", op, "messages")
-		for _, l := range msgs {
-			item, _ := strings.CutPrefix(strings.TrimSpace(l), "- $ref: ")
-			m, ok := strings.CutPrefix(yamlScalar(item), ref+"/messages/")
+		list, _ := msgs.([]any)
+		if len(list) == 0 {
+			t.Errorf("operation %s: no messages", op)
+		}
+		for _, l := range list {
+			item, _ := l.(map[string]any)["$ref"].(string)
+			m, ok := strings.CutPrefix(item, ref+"/messages/")
 			if !ok {
-				t.Errorf("operation %s: message %s is not one of %s", op, strings.TrimSpace(l), ref)
+				t.Errorf("operation %s: message %v is not one of %s", op, l, ref)
 				continue
 			}
 			if _, _, exists := yamlLookup(doc, "channels", channel, "messages", m); !exists {
@@ -391,5 +358,78 @@ func TestAsyncAPIOperations(t *testing.T) {
 		if got := sorted(actions[channel]); !slices.Equal(got, want) {
 			t.Errorf("channel %s: operations %v, want %v", channel, got, want)
 		}
+	}
+}
+
+// The document follows the AsyncAPI 3.0 rules that matter to its readers
+// and generators: info has a title and a version; every channel has an
+// address and messages; every $ref, wherever it is, resolves (a local
+// "#/..." pointer to a node of the document, a "./schema/..." file to an
+// existing schema); every operation's messages are referenced through its
+// channel.
+func TestAsyncAPIDocument(t *testing.T) {
+	t.Parallel()
+	doc := loadAsyncAPI(t)
+	for _, k := range []string{"title", "version"} {
+		if v, _, _ := yamlLookup(doc, "info", k); v == "" {
+			t.Errorf("info.%s is missing or not a scalar", k)
+		}
+	}
+	_, channels := mustLookup(t, doc, "channels")
+	for _, name := range yamlKeys(channels) {
+		if a, _, _ := yamlLookup(doc, "channels", name, "address"); a == "" {
+			t.Errorf("channel %s has no address", name)
+		}
+		if _, msgs, _ := yamlLookup(doc, "channels", name, "messages"); len(yamlKeys(msgs)) == 0 {
+			t.Errorf("channel %s has no messages", name)
+		}
+	}
+	refs := 0
+	var walk func(node any, at string)
+	walk = func(node any, at string) {
+		switch n := node.(type) {
+		case map[string]any:
+			for k, v := range n {
+				if k == "$ref" {
+					refs++
+					checkRef(t, doc, at, v)
+					continue
+				}
+				walk(v, at+"/"+k)
+			}
+		case []any:
+			for i, v := range n {
+				walk(v, fmt.Sprintf("%s/%d", at, i))
+			}
+		}
+	}
+	walk(doc.tree, "#")
+	if refs < 20 {
+		t.Errorf("only %d $refs found: the walk is broken", refs)
+	}
+	if !strings.Contains(doc.text, BucketCalls) {
+		t.Errorf("asyncapi.yaml does not document the bucket %s", BucketCalls)
+	}
+}
+
+// checkRef fails unless ref, found at path at, resolves.
+func checkRef(t *testing.T, doc asyncapiDoc, at string, ref any) {
+	t.Helper()
+	s, _ := ref.(string)
+	switch {
+	case strings.HasPrefix(s, "#/"):
+		path := strings.Split(strings.TrimPrefix(s, "#/"), "/")
+		for i, p := range path { // JSON pointer escapes
+			path[i] = strings.ReplaceAll(strings.ReplaceAll(p, "~1", "/"), "~0", "~")
+		}
+		if _, node, ok := yamlLookup(doc, path...); !ok || node == nil {
+			t.Errorf("%s: $ref %s does not resolve", at, s)
+		}
+	case strings.HasPrefix(s, "./schema/"):
+		if _, err := os.Stat(s); err != nil {
+			t.Errorf("%s: $ref %s: %v", at, s, err)
+		}
+	default:
+		t.Errorf("%s: $ref %#v is neither a local pointer nor a schema file", at, ref)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/jsondup"
 )
 
 // ruleTime is the rule of issued_at and expires_at. Years are limited to
@@ -44,6 +46,9 @@ func decode(data []byte) (DisconnectCommand, error) {
 	if obj == nil {
 		return DisconnectCommand{}, invalid("payload", "must be a JSON object, got null")
 	}
+	if err := repeatedKey(data, obj); err != nil {
+		return DisconnectCommand{}, err
+	}
 	var first error
 	keep := func(err error) {
 		if first == nil {
@@ -60,6 +65,9 @@ func decode(data []byte) (DisconnectCommand, error) {
 		CommandID: w.CommandID, AgentID: w.AgentID, Number: w.Number,
 		CorrelationID: w.CorrelationID, RequestedBy: w.RequestedBy, GUID: w.GUID,
 		CallID: w.CallID,
+	}
+	if _, ok := obj["call_id"]; ok && w.CallID == "" {
+		keep(invalid("call_id", ruleCallID)) // present means a call: "" names none
 	}
 	var err error
 	if _, ok := obj["issued_at"]; ok {
@@ -171,4 +179,92 @@ func (c DisconnectCommand) salvage() DisconnectCommand {
 		s.TTL = c.TTL
 	}
 	return s
+}
+
+// ruleOnce is the rule of a field whose key appears twice.
+const ruleOnce = "must appear once"
+
+// repeatedKey rejects a command that repeats a key in one object, at any
+// depth: encoding/json keeps the last copy, other readers of the same
+// bytes (the JSON Schema, a dead-letter viewer) may take the first, so the
+// command has no single meaning. Keys are compared exactly, as [decode]
+// matches them. obj is data decoded: a top-level repeat makes it hold
+// fewer keys than data has members, which a byte count tells without
+// allocating; only then, and for nested objects and arrays (unknown
+// fields), the token scan of [jsondup.Check] runs. A repeated field of the
+// command is named; any other key is not echoed (it could be anything,
+// and the rule ends up in logs and headers).
+func repeatedKey(data []byte, obj map[string]json.RawMessage) error {
+	fail := func(err error) error {
+		var e *jsondup.Error
+		if errors.As(err, &e) && e.Depth == 1 && knownField(e.Key) {
+			return invalid(e.Key, ruleOnce)
+		}
+		return invalid("payload", "must not repeat a key within one object")
+	}
+	if topLevelMembers(data) != len(obj) {
+		if err := jsondup.Check(data, jsondup.Options{}); err != nil {
+			return fail(err)
+		}
+	}
+	for _, raw := range obj {
+		if raw[0] == '{' || raw[0] == '[' {
+			if err := jsondup.Check(raw, jsondup.Options{}); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	return nil
+}
+
+// knownField reports whether name is a field of the command's wire form.
+func knownField(name string) bool {
+	var w wire
+	for _, f := range w.fields() {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// topLevelMembers counts the members of the JSON object in data, which
+// must be valid JSON (it was decoded): the commas outside strings at depth
+// 1, plus one unless the object is empty.
+func topLevelMembers(data []byte) int {
+	depth, commas, inString, escaped, empty := 0, 0, false, false, true
+	for _, b := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case b == '\\':
+				escaped = true
+			case b == '"':
+				inString = false
+			}
+			continue
+		case b == '"':
+			inString = true
+		case b == '{' || b == '[':
+			depth++
+			if depth == 1 {
+				continue
+			}
+		case b == '}' || b == ']':
+			depth--
+		case b == ',' && depth == 1:
+			commas++
+		case b == ' ' || b == '\t' || b == '\n' || b == '\r':
+			continue
+		}
+		if depth >= 1 {
+			empty = false
+		}
+	}
+	if empty {
+		return 0
+	}
+	return commas + 1
 }

@@ -136,7 +136,7 @@ func (c *DisconnectCommand) Validate() error {
 		return invalid("expires_at", ruleTime)
 	}
 	if c.CallID != "" && !ValidCallID(c.CallID) {
-		return invalid("call_id", fmt.Sprintf("must be 1-%d printable ASCII characters without spaces", MaxCallIDLen))
+		return invalid("call_id", ruleCallID)
 	}
 	for _, f := range []struct{ name, v string }{
 		{"correlation_id", c.CorrelationID}, {"requested_by", c.RequestedBy}, {"guid", c.GUID},
@@ -170,6 +170,9 @@ func (c *DisconnectCommand) Deadline(stored time.Time, defaultTTL time.Duration)
 
 // maxTime is the latest time that RFC 3339 can represent.
 var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+
+// ruleCallID is the rule of call_id.
+var ruleCallID = fmt.Sprintf("must be 1-%d printable ASCII characters without spaces", MaxCallIDLen)
 
 // ValidNumber reports whether n is 1 to [MaxNumberDigits] ASCII digits, the
 // only form that may be put into the gateway's URL path.

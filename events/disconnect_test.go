@@ -129,6 +129,20 @@ func TestDecodeDisconnectRejects(t *testing.T) {
 		{"guid space", payload("guid", `"abc def"`), "guid"},
 		{"guid too long", payload("guid", long(MaxTextLen+1)), "guid"},
 
+		{"call_id empty", payload("call_id", `""`), "call_id"},
+		{"call_id too long", payload("call_id", long(MaxCallIDLen+1)), "call_id"},
+		{"call_id with space", payload("call_id", `"1767366245 101"`), "call_id"},
+		{"call_id header injection", payload("call_id", `"1-1\r\nX: y"`), "call_id"},
+		{"call_id non-ASCII", payload("call_id", `"1767366245\u2013101"`), "call_id"},
+		{"call_id number", payload("call_id", "1767366245"), "call_id"},
+		{"call_id null", payload("call_id", "null"), "call_id"},
+
+		{"number repeated", []byte(`{"command_id":"c-1","agent_id":102,"number":"5550102","number":"5550103"}`), "number"},
+		{"agent_id repeated, same value", []byte(`{"command_id":"c-1","agent_id":102,"agent_id":102,"number":"5550102"}`), "agent_id"},
+		{"command_id repeated, escaped", []byte(`{"command_id":"c-1","agent_id":102,"number":"5550102","command_\u0069d":"c-2"}`), "command_id"},
+		{"unknown field repeated", []byte(`{"command_id":"c-1","agent_id":102,"number":"5550102","x":1,"x":2}`), "payload"},
+		{"key repeated in a nested object", []byte(`{"command_id":"c-1","agent_id":102,"number":"5550102","x":[{"n":1,"n":2}]}`), "payload"},
+
 		{"payload too large", payload("padding", long(MaxCommandSize)), "payload"},
 		{"payload truncated", []byte(`{"command_id":"c-1","agent_id":10`), "payload"},
 		{"payload array", []byte(`[]`), "payload"},
@@ -151,6 +165,30 @@ func TestDecodeDisconnectRejects(t *testing.T) {
 				t.Errorf("Field = %q (%v), want %q", ve.Field, ve, tt.field)
 			}
 		})
+	}
+}
+
+// A repeated key is rejected whatever the values, with the rule "must
+// appear once" for a field of the command; keys differing in case are not
+// repeats (the decoder matches field names exactly), and a key that
+// repeats in different objects is none either.
+func TestDecodeDisconnectRepeatedKeys(t *testing.T) {
+	t.Parallel()
+	_, err := DecodeDisconnect([]byte(`{"agent_id":102,"number":"5550102","number":"5550103","command_id":"c-1"}`))
+	if ve := validationError(t, err); ve.Field != "number" || ve.Rule != "must appear once" {
+		t.Errorf("got %v, want number: must appear once", ve)
+	}
+	_, err = DecodeDisconnect([]byte(`{"command_id":"c-1","agent_id":102,"number":"5550102","x":{"5550103":1,"5550103":2}}`))
+	if ve := validationError(t, err); ve.Field != "payload" || strings.Contains(ve.Rule, "5550103") {
+		t.Errorf("got %v, want payload without the unknown key's text", ve)
+	}
+	for _, ok := range []string{
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","Number":"5550103","NUMBER":"1"}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","a":{"number":1},"b":[{"k":1},{"k":2}]}`,
+	} {
+		if _, err := DecodeDisconnect([]byte(ok)); err != nil {
+			t.Errorf("DecodeDisconnect(%s): %v", ok, err)
+		}
 	}
 }
 
@@ -188,6 +226,10 @@ func TestDecodeDisconnectAccepts(t *testing.T) {
 		{"texts at max length", payload("correlation_id", `"`+strings.Repeat("~", MaxTextLen)+`"`),
 			DisconnectCommand{CommandID: "c-1", AgentID: 101, Number: "13800001234", CorrelationID: strings.Repeat("~", MaxTextLen)}},
 		{"empty optional text", payload("requested_by", `""`), want},
+		{"call_id", payload("call_id", `"1767366245-101"`), DisconnectCommand{CommandID: "c-1", AgentID: 101, Number: "13800001234", CallID: "1767366245-101"}},
+		{"call_id at max length", payload("call_id", `"`+strings.Repeat("~", MaxCallIDLen)+`"`),
+			DisconnectCommand{CommandID: "c-1", AgentID: 101, Number: "13800001234", CallID: strings.Repeat("~", MaxCallIDLen)}},
+		{"call_id only in other case", payload("CALL_ID", `"1 2"`), want},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/jsondup"
 )
 
 // FuzzDecodeDisconnect checks that DecodeDisconnect never panics, that what
@@ -25,6 +27,13 @@ func FuzzDecodeDisconnect(f *testing.F) {
 		`{"command_id":"c","agent_id":101,"number":"1","issued_at":"9999-12-31T23:00:00Z","ttl_ms":3600000}`,
 		`{"command_id":"c","agent_id":101,"number":"1","correlation_id":"a\r\nX: y"}`,
 		`{"command_id":"c","agent_id":null,"number":"1","issued_at":""}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","number":"5550103"}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","n\u0075mber":"5550103"}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","x":{"a":"}","a":"{"},"y":"\",\""}`,
+		`{"command_id":"c-1","agent_id":102,"number":"5550102","Number":"5550103","x":[{"k":1},{"k":2}]}`,
+		`{"command_id":"c-1","agent_id":101,"number":"13800001234","call_id":"1456403549-15"}`,
+		`{"command_id":"c-1","agent_id":101,"number":"1","call_id":""}`,
+		`{"command_id":"c-1","agent_id":101,"number":"1","call_id":"1456403549 15","Call_Id":7}`,
 		`{"command_id":"c","agent_id":101`, `[]`, `null`, `"str"`, ``, `{}`, `{"a":1,}`,
 	} {
 		f.Add([]byte(seed))
@@ -38,6 +47,9 @@ func FuzzDecodeDisconnect(f *testing.F) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("accepted %q but Validate: %v", data, err)
+		}
+		if err := jsondup.Check(data, jsondup.Options{}); err != nil {
+			t.Fatalf("accepted %q, which repeats a key: %v", data, err)
 		}
 		if !ValidNumber(c.Number) {
 			t.Fatalf("accepted %q with number %q", data, c.Number)
@@ -55,7 +67,7 @@ func FuzzDecodeDisconnect(f *testing.F) {
 		}
 		r := Result{
 			CommandID: c.CommandID, AgentID: c.AgentID, Number: c.Number, Status: StatusAccepted,
-			CorrelationID: c.CorrelationID, RequestedBy: c.RequestedBy,
+			CorrelationID: c.CorrelationID, RequestedBy: c.RequestedBy, CallID: c.CallID,
 			IssuedAt: c.IssuedAt, ExpiresAt: c.Deadline(stored, time.Hour), CompletedAt: stored,
 		}
 		if _, err := json.Marshal(r); err != nil {
@@ -76,6 +88,9 @@ func checkRejected(t *testing.T, c DisconnectCommand, err error) {
 	}
 	if !validText(c.CorrelationID) || !validText(c.RequestedBy) {
 		t.Fatalf("salvaged invalid text %q %q", c.CorrelationID, c.RequestedBy)
+	}
+	if c.CallID != "" && !ValidCallID(c.CallID) {
+		t.Fatalf("salvaged invalid call_id %q", c.CallID)
 	}
 	if c.Number != "" && !ValidNumber(c.Number) {
 		t.Fatalf("salvaged invalid number %q", c.Number)

@@ -161,6 +161,7 @@ func TestSchemaBounds(t *testing.T) {
 	numberPattern := fmt.Sprintf("^[0-9]{1,%d}$", MaxNumberDigits)
 	text := property{Type: "string", Pattern: "^[!-~]*$", MaxLength: ptr(MaxTextLen)}
 	date := property{Type: "string", Format: "date-time"}
+	callID := property{Type: "string", Pattern: fmt.Sprintf("^[!-~]{1,%d}$", MaxCallIDLen), MinLength: ptr(1), MaxLength: ptr(MaxCallIDLen)}
 	common := map[string]property{
 		"command_id":     {Type: "string", Pattern: idPattern, MinLength: ptr(1), MaxLength: ptr(MaxCommandIDLen)},
 		"agent_id":       {Type: "integer", Minimum: ptr(AgentIDMin), Maximum: ptr(AgentIDMax)},
@@ -175,6 +176,9 @@ func TestSchemaBounds(t *testing.T) {
 		case "disconnect_command.schema.json":
 			want["ttl_ms"] = property{Type: "integer", Minimum: ptr(1), Maximum: ptr(MaxTTL.Milliseconds())}
 			want["guid"] = text
+			want["call_id"] = callID
+		case "result.schema.json":
+			want["call_id"] = callID
 		case "agent_event.schema.json":
 			want["number"] = property{Type: "string"} // as the gateway wrote it
 		}
@@ -209,6 +213,7 @@ func TestSchemaPatternsMatchGo(t *testing.T) {
 	}{
 		{"command_id", ValidCommandID, []string{"a", "A-z_09", strings.Repeat("x", 64), strings.Repeat("x", 65), "", "a b", "a.b", "x\n", "é", "a*", "a>"}},
 		{"number", ValidNumber, []string{"0", "13800001234", strings.Repeat("9", 24), strings.Repeat("9", 25), "", "+1", "12a", "1 2", "12/../34", "１"}},
+		{"call_id", ValidCallID, []string{"1767366245-15", "a", "!~", strings.Repeat("~", 64), strings.Repeat("~", 65), "", "a b", "a\r\nb", "\x7f", "é", "\t"}},
 		{"correlation_id", validText, []string{"", "a", "!~", strings.Repeat("~", 128), strings.Repeat("~", 129), "a b", "a\r\nb", "\x7f", "é", "\t"}},
 	}
 	for _, tt := range tests {
@@ -243,6 +248,9 @@ func TestSchemaValidatesGo(t *testing.T) {
 		"content":        {1.0, true, []any{}},
 		"guid":           {nil},
 	}
+	// call_id is the gateway's text in the agent events and confirmations,
+	// a bounded token where a requester sets it.
+	callIDBad := []any{"", "a b", strings.Repeat("x", 65), nil, 1.0}
 	for _, wt := range wireTypes() {
 		s := loadSchema(t, wt.file)
 		obj := encodedObject(t, wt.full)
@@ -263,6 +271,12 @@ func TestSchemaValidatesGo(t *testing.T) {
 			}
 			if wt.file == "agent_event.schema.json" && name == "number" {
 				values = []any{nil, 1.0} // any text
+			}
+			if name == "call_id" {
+				values = callIDBad
+				if wt.file == "agent_event.schema.json" || wt.file == "confirmation.schema.json" {
+					values = []any{nil, 1.0} // any text
+				}
 			}
 			for _, x := range values {
 				o := maps.Clone(obj)
@@ -324,5 +338,41 @@ func TestSchemaExamplesMatchGo(t *testing.T) {
 				t.Errorf("%s example %d encodes back as\n%v\nwant\n%v", wt.file, i, got, want)
 			}
 		}
+	}
+}
+
+// The call state schema's nested objects have Call's and EndedCall's
+// fields, with the phases of the CallPhase constants, and the full value
+// is valid item by item.
+func TestCallStateSchemaItems(t *testing.T) {
+	t.Parallel()
+	s := loadSchema(t, "call_state.schema.json")
+	full := fullCallState()
+	for name, v := range map[string]any{"calls": full.Calls[0], "ended": full.Ended[0]} {
+		items, _ := s.raw["properties"].(map[string]any)[name].(map[string]any)["items"].(map[string]any)
+		if items == nil {
+			t.Fatalf("%s has no items", name)
+		}
+		props, _ := items["properties"].(map[string]any)
+		if got, want := slices.Sorted(maps.Keys(props)), slices.Sorted(maps.Keys(encodedFields(t, v))); !slices.Equal(got, want) {
+			t.Errorf("%s items: properties %v, Go encodes %v", name, got, want)
+		}
+		if got, want := items["required"], requiredByTags(reflect.TypeOf(v)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s items: required %v, Go always encodes %v", name, got, want)
+		}
+		if errs := validate(items, encodedObject(t, v), name+"[0]"); len(errs) > 0 {
+			t.Errorf("%v", errs)
+		}
+	}
+	phase, _ := s.raw["properties"].(map[string]any)["calls"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)["phase"].(map[string]any)
+	var enum []string
+	for _, e := range phase["enum"].([]any) {
+		enum = append(enum, e.(string))
+	}
+	if want := constants(t, func(_, typ string) bool { return typ == "CallPhase" }); !slices.Equal(slices.Sorted(slices.Values(enum)), want) {
+		t.Errorf("phase enum %v, Go constants %v", enum, want)
+	}
+	if got := s.raw["properties"].(map[string]any)["ended"].(map[string]any)["maxItems"]; got != float64(MaxEndedCalls) {
+		t.Errorf("ended maxItems %v, want MaxEndedCalls %d", got, MaxEndedCalls)
 	}
 }

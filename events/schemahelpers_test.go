@@ -115,6 +115,7 @@ func wireTypes() []wireType {
 		{"pending.schema.json", fullPending(), nil},
 		{"session.schema.json", fullSession(), nil},
 		{"session_event.schema.json", fullSessionEvent(), nil},
+		{"call_state.schema.json", fullCallState(), nil},
 	}
 }
 
@@ -125,14 +126,14 @@ var schemaT0 = time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 func fullCommand() DisconnectCommand {
 	return DisconnectCommand{
 		CommandID: "c-1", AgentID: 101, Number: "13800001234", IssuedAt: schemaT0, ExpiresAt: schemaT0.Add(time.Minute),
-		TTL: time.Second, CorrelationID: "case-1", RequestedBy: "crm", GUID: "secret",
+		TTL: time.Second, CorrelationID: "case-1", RequestedBy: "crm", GUID: "secret", CallID: "1767366245-101",
 	}
 }
 
 func fullResult() Result {
 	return Result{
 		CommandID: "c-1", AgentID: 101, Number: "13800001234", Status: StatusFailed, Reason: "no_session",
-		RetCode: "100-006", Attempts: 1, CorrelationID: "case-1", RequestedBy: "crm",
+		RetCode: "100-006", Attempts: 1, CorrelationID: "case-1", RequestedBy: "crm", CallID: "1767366245-101",
 		IssuedAt: schemaT0, ExpiresAt: schemaT0.Add(time.Minute), CompletedAt: schemaT0.Add(time.Second), GatewayMillis: 12,
 	}
 }
@@ -170,6 +171,16 @@ func fullSession() Session {
 
 func fullSessionEvent() SessionEvent {
 	return SessionEvent{AgentID: 101, Kind: SessionInvalidated, Reason: "retcode 100-006", RetCode: "100-006", At: schemaT0}
+}
+
+func fullCallState() CallState {
+	return CallState{
+		AgentID: 101, Owner: "poller-1", Polling: true, ObservedAt: schemaT0.Add(time.Second),
+		Calls:       []Call{{CallID: "1767366245-101", Parties: []string{"13800001234"}, Phase: CallTalking, Since: schemaT0}},
+		Ended:       []EndedCall{{CallID: "1767366100-101", EndedAt: schemaT0.Add(-time.Minute)}},
+		LastEvent:   EventCallRelease,
+		LastEventAt: schemaT0,
+	}
 }
 
 // encodedObject returns v's JSON encoding decoded into a map.

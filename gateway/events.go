@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/callcontrol/callcontrol/internal/jsondup"
 )
 
 // Poll is the answer of one [Client.PollEvent].
@@ -46,6 +48,12 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
+	}
+	// A repeated eventType, workNo or content (in any casing), or a key
+	// repeated inside content (the poller reads callid and number from
+	// it, in any casing), would leave the event's meaning to the parser.
+	if err := jsondup.Check(b, jsondup.Options{Fold: true}); err != nil {
+		return repeated(err)
 	}
 	var gen int64
 	if w.GenTime != "" {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/callcontrol/callcontrol/internal/jsondup"
 )
 
 // FuzzDecodeResponse feeds arbitrary gateway answers (HTTP status,
@@ -43,6 +45,9 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(200, "application/json", "", "", []byte(`{"message":"success","retcode":"0","result":{"callfeature":0,"callid":"1700000000-1","caller":"5550100","called":"101","begintime":1700000000000,"endtime":0}}`))
 	f.Add(200, "application/json", "", "", []byte(`{"retcode":"0","result":[{"callId":"1-1","CALLER":5550100,"called":101},{"callid":"1-2","caller":"101","called":"101"}]}`))
 	f.Add(200, "application/json", "", "", []byte(`{"retcode":"0","result":{"caller":"5550100","endtime":"x"}}`))
+	f.Add(200, "application/json", "", "", []byte(`{"message":"","retcode":"100-006","RetCode":"0"}`))
+	f.Add(200, "application/json", "", "",
+		[]byte(`{"message":"","retcode":"0","event":{"eventType":"AgentEvent_Customer_Release","workNo":"101","content":{"callid":"1-1","number":"88880001","Number":"88880002"}}}`))
 	f.Fuzz(func(t *testing.T, status int, contentType, setGUID, retryAfterValue string, body []byte) {
 		status = 100 + abs(status)%900
 		h := http.Header{}
@@ -55,6 +60,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		checkDecoded(t, status, body, env, err)
 		if g, ok := parseSetGUID(h); ok && !isHeaderToken(g) {
 			t.Fatalf("Set-GUID %q accepted", g)
+		}
+		if err == nil && jsondup.Check(body, envelopeKeys) != nil {
+			t.Fatalf("success for %q, whose envelope repeats a key", body)
 		}
 		if err == nil && env.Event != nil {
 			checkEventRoundTrip(t, env.Event)

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/callcontrol/callcontrol/internal/jsondup"
 )
 
 // The most bytes of the gateway's message and retcode kept in an [Error].
@@ -113,7 +115,27 @@ func decode(data []byte) (envelope, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return envelope{}, err
 	}
+	// encoding/json keeps the last of repeated keys, in any casing: with
+	// {"retcode":"100-006","RetCode":"0"} the answer has no single
+	// meaning. The event is checked by Event.UnmarshalJSON; other values
+	// (result) are not read.
+	if err := jsondup.Check(data, envelopeKeys); err != nil {
+		return envelope{}, repeated(err)
+	}
 	return env, nil
+}
+
+// envelopeKeys checks the envelope's own keys only.
+var envelopeKeys = jsondup.Options{Fold: true, Skip: func(string) bool { return true }}
+
+// repeated describes a repeated-key error without quoting the key, which
+// is the gateway's text (errors name the syntax, never the content).
+func repeated(err error) error {
+	var e *jsondup.Error
+	if errors.As(err, &e) {
+		return fmt.Errorf("a key repeats within one object (depth %d)", e.Depth)
+	}
+	return err
 }
 
 // retryAfter parses a Retry-After header: delay seconds or an HTTP date,

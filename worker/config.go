@@ -23,6 +23,12 @@ type Config struct {
 	// expires_at nor ttl_ms, counted from issued_at (or the time JetStream
 	// stored it). Default 30s.
 	DefaultTTL time.Duration
+	// MaxClockSkew is how far a requester's clock may run ahead of the
+	// NATS server's: a command whose issued_at is later than when
+	// JetStream stored it by more than this, or whose expires_at is more
+	// than 1h (the longest TTL) plus this after it, is rejected (see
+	// events.DisconnectCommand.CheckTimes). Default 5s.
+	MaxClockSkew time.Duration
 	// ExpiryGuard: no gateway request is started when less than this is
 	// left before the command's deadline. Default 50ms.
 	ExpiryGuard time.Duration
@@ -108,6 +114,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.DefaultTTL, 30*time.Second)
 	def(&c.ExpiryGuard, 50*time.Millisecond)
+	def(&c.MaxClockSkew, 5*time.Second)
 	def(&c.AckWait, 30*time.Second)
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5
@@ -149,6 +156,7 @@ func (c Config) Validate() error {
 	}
 	check(c.Concurrency > 0 && c.Concurrency <= 4096, "Concurrency", "must be 1-4096")
 	check(c.DefaultTTL > 0 && c.DefaultTTL <= time.Hour, "DefaultTTL", "must be >0 and at most 1h")
+	check(c.MaxClockSkew > 0 && c.MaxClockSkew <= time.Minute, "MaxClockSkew", "must be >0 and at most 1m")
 	check(c.ExpiryGuard > 0 && c.ExpiryGuard < c.DefaultTTL, "ExpiryGuard", "must be >0 and below DefaultTTL")
 	check(c.AckWait >= time.Second, "AckWait", "must be at least 1s")
 	check(c.MaxDeliver >= 2, "MaxDeliver", "must be at least 2")

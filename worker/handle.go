@@ -106,6 +106,9 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 	}
 	j.meta = meta
 	j.cmd, err = events.DecodeDisconnect(j.msg.Data())
+	if err == nil {
+		err = w.admit(j) // Nats-Msg-Id and clock skew (admit.go)
+	}
 	if err != nil {
 		return outcome{res: w.result(j, events.StatusRejected, err.Error(), "")}
 	}

@@ -168,6 +168,21 @@ func (b *bundle) publishRaw(data []byte, msgID string) {
 	}
 }
 
+// publishRawHeaders publishes data as a command with exactly headers.
+func (b *bundle) publishRawHeaders(data []byte, headers map[string]string) {
+	b.t.Helper()
+	m := nats.NewMsg(events.SubjectDisconnect)
+	m.Data = data
+	for k, v := range headers {
+		m.Header.Set(k, v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // results reads every result stored so far, grouped by command_id.
 func (b *bundle) results() map[string][]events.Result {
 	b.t.Helper()

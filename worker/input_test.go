@@ -30,6 +30,7 @@ func TestInvalidCommandsRejected(t *testing.T) {
 		{"bad-json", `{"command_id":"bad-json","agent_id":501,`, "payload"},
 		{"bad-big", `{"command_id":"bad-big","agent_id":501,"number":"123","requested_by":"` + strings.Repeat("x", events.MaxCommandSize) + `"}`, "payload"},
 		{"no-id", `{"agent_id":501,"number":"123"}`, "command_id"},
+		{"dup-number", `{"command_id":"dup-number","agent_id":501,"number":"123","number":"456"}`, "number"},
 	}
 	for _, c := range cases {
 		b.publishRaw([]byte(c.payload), c.id)

@@ -76,13 +76,14 @@ func serverFault(err error) bool {
 }
 
 // workerPositive lists the worker flags that must be above zero.
-var workerPositive = []string{"concurrency", "default-ttl", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout", "confirm-within", "call-state-max-age"}
+var workerPositive = []string{"concurrency", "default-ttl", "max-clock-skew", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout", "confirm-within", "call-state-max-age"}
 
 // workerFlags are the worker's settings.
 func workerFlags(s *settings, c *worker.Config) {
 	fs, d := s.fs, worker.DefaultConfig()
 	fs.IntVar(&c.Concurrency, "concurrency", d.Concurrency, "commands executed at once by this worker")
 	fs.DurationVar(&c.DefaultTTL, "default-ttl", d.DefaultTTL, "lifetime of a command without expires_at or ttl_ms")
+	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", d.MaxClockSkew, "how far a requester's clock may run ahead of the NATS server's: a command issued later than it was stored by more than this (or expiring more than 1h plus this after) is rejected; at most 1m")
 	fs.DurationVar(&c.AckWait, "ack-wait", d.AckWait, "JetStream AckWait of the worker consumer")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", d.MaxDeliver, "deliveries of one command before it fails as max_deliveries")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "per-agent lease TTL: how long a dead worker's agents stay blocked")
@@ -96,7 +97,7 @@ func workerFlags(s *settings, c *worker.Config) {
 	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
 		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout",
 		"ConfirmWithin": "confirm-within", "RequireCallID": "require-call-id", "CallStateMaxAge": "call-state-max-age",
-		"CallStartMargin": "call-start-margin"} {
+		"CallStartMargin": "call-start-margin", "MaxClockSkew": "max-clock-skew"} {
 		s.field(f, n)
 	}
 }

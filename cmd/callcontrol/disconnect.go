@@ -39,12 +39,14 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	s.fs.StringVar(&cmd.CommandID, "command-id", "", "command ID (default: a new UUID)")
 	s.fs.StringVar(&cmd.CorrelationID, "correlation-id", "", "your reference, copied to the result")
 	s.fs.StringVar(&cmd.RequestedBy, "requested-by", "cli", "who asks, for audit")
+	s.fs.StringVar(&cmd.CallID, "call-id", "", "scope the command to this call (the gateway's call ID, as the agent events carry it): it is never sent once that call is not the agent's last call (default: the call that is current when the command is stored)")
 	s.fs.BoolVar(&wait, "wait", false, "wait for the result (and confirmation) and print them")
 	s.fs.BoolVar(&confirm, "confirm", true, "with --wait, also wait for the confirmation from the poller")
 	s.fs.DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
 	s.fs.StringVar(&traceparent, "traceparent", "", "W3C traceparent to send with the command (default: a new trace); the result and confirmation carry its trace ID")
 	for f, n := range map[string]string{"agent_id": "agent", "number": "number", "ttl_ms": "ttl",
-		"command_id": "command-id", "correlation_id": "correlation-id", "requested_by": "requested-by"} {
+		"command_id": "command-id", "correlation_id": "correlation-id", "requested_by": "requested-by",
+		"call_id": "call-id"} {
 		s.field(f, n)
 	}
 	if err := s.parse(args); err != nil {

@@ -202,3 +202,45 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 		t.Fatalf("replayed command %+v (%v), headers %v", cmd, err, raw.Header)
 	}
 }
+
+// A dead letter whose payload repeats a key is refused like a rejected
+// one, whatever its status says: republishing its bytes would let the
+// worker (or any other reader) pick either copy.
+func TestDLQReplayRefusesRepeatedKeys(t *testing.T) {
+	e := newDLQEnv(t) // no worker: the dead letter is written here
+	ctx := context.Background()
+	kv, err := e.js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	rec, _ := json.Marshal(ledgerRecord{State: ledgerDone, Result: &events.Result{CommandID: "dup-1", AgentID: 102,
+		Status: events.StatusFailed, Reason: "retries exhausted", IssuedAt: now, ExpiresAt: now.Add(time.Minute)}})
+	if _, err := kv.Put(ctx, "dup-1", rec); err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(events.SubjectDeadLetter)
+	m.Data = []byte(`{"command_id":"dup-1","agent_id":102,"number":"5550102","number":"5550103","issued_at":"` +
+		now.Format(time.RFC3339Nano) + `","ttl_ms":60000}`)
+	m.Header.Set(events.HeaderCommandID, "dup-1")
+	m.Header.Set(events.HeaderStatus, string(events.StatusFailed))
+	m.Header.Set(events.HeaderReason, "retries exhausted")
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.cli("dlq", "replay", "dup-1")
+	if err == nil {
+		t.Fatalf("replay succeeded:\n%s", out)
+	}
+	mustContain(t, "replay", out, "command=dup-1 dlq_seq=1: rejected commands cannot be replayed", "number: must appear once")
+	if _, err := kv.Get(ctx, "dup-1"); err != nil {
+		t.Fatalf("a refused replay touched the ledger: %v", err)
+	}
+	st, err := e.js.Stream(ctx, events.StreamCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Fatalf("commands stream after a refused replay: %+v, %v", info.State, err)
+	}
+}
