@@ -68,9 +68,11 @@ func TestSessionFailures(t *testing.T) {
 type countingGateway struct {
 	next     disconnecter
 	inFlight atomic.Int64
+	calls    atomic.Int64 // disconnect requests sent
 }
 
 func (c *countingGateway) Disconnect(ctx context.Context, agentID int, number, guid string) error {
+	c.calls.Add(1)
 	c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 	return c.next.Disconnect(ctx, agentID, number, guid)
