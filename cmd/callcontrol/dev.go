@@ -116,8 +116,8 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nf := natsFlags{url: ns.ClientURL(), replicas: 1}
-	nc, js, err := nf.connect("dev")
+	nf := natsFlags{url: ns.ClientURL(), replicas: 1, connectTimeout: 10 * time.Second, log: &d.wcfg.Logger}
+	nc, js, err := nf.connectWait(ctx, "dev")
 	if err != nil {
 		return err
 	}
