@@ -56,6 +56,7 @@ type Poller struct {
 	// Set by Run before any loop starts.
 	sessions jetstream.KeyValue
 	reg      *registry
+	feed     *sessionFeed
 	mem      *members
 	leases   atomic.Pointer[leases]
 	conf     *confirmer
@@ -115,6 +116,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	var bgWG, hbWG sync.WaitGroup
 	defer func() { stopBg(); bgWG.Wait() }()
 	bgWG.Go(func() { p.reg.run(bg) })
+	bgWG.Go(func() { p.feed.run(bg) })
 	bgWG.Go(func() { p.mem.run(bg) })
 	bgWG.Go(func() { p.leases.Load().run(bg) })
 	hbCtx, stopHB := context.WithCancel(ctx)
@@ -154,6 +156,8 @@ func (p *Poller) bind(ctx context.Context) error {
 	}
 	p.sessions = kvs[0]
 	p.reg = newRegistry(kvs[0])
+	p.feed = newSessionFeed(p)
+	p.reg.feed = p.feed
 	p.mem = newMembers(kvs[1], p.cfg, p.log)
 	p.leases.Store(newLeases(kvs[1], p.cfg, p.log))
 	p.conf = newConfirmer(p.cfg, p.js, p.log, p.owns)

@@ -21,6 +21,7 @@ import (
 // without waiting for the watch to echo them.
 type registry struct {
 	kv      jetstream.KeyValue
+	feed    *sessionFeed // told of every watched entry; nil: none
 	mu      sync.RWMutex
 	entries map[int]regEntry
 	ready   chan struct{} // closed once the initial values are loaded
@@ -75,9 +76,14 @@ func (r *registry) set(agent int, e regEntry) {
 }
 
 // run keeps the view in step with the bucket until ctx ends,
-// re-establishing the watch if it fails.
+// re-establishing the watch if it fails, and feeds every entry to feed.
 func (r *registry) run(ctx context.Context) {
-	kvwatch.Follow(ctx, r.kv, "", kvwatch.View{Apply: r.apply, Ready: func() { closeOnce(r.ready) }})
+	apply, ready := r.apply, func() { closeOnce(r.ready) }
+	if f := r.feed; f != nil {
+		apply = func(e jetstream.KeyValueEntry) { r.apply(e); f.observe(e) }
+		ready = func() { closeOnce(r.ready); f.loadedAll() }
+	}
+	kvwatch.Follow(ctx, r.kv, "", kvwatch.View{Apply: apply, Ready: ready})
 }
 
 // apply records a watched entry. A value that does not decode to a usable

@@ -11,7 +11,6 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/cenkalti/backoff/v4"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -96,9 +95,14 @@ func (p *Poller) forgetSession(agent int, rev uint64) {
 func (p *Poller) storeRotation(ctx context.Context, st *agentState, guid string) string {
 	octx, cancel := context.WithTimeout(ctx, p.cfg.opTimeout())
 	defer cancel()
+	note := sessionNote{ev: events.SessionEvent{AgentID: st.agent, Kind: events.SessionRotated}, guid: guid}
+	p.feed.expect(note) // kept on an error: the write may be stored, and is retried with the same GUID
 	w, err := p.writeSession(octx, st, func(s *events.Session) {
 		s.GUID, s.Node, s.AuthMode, s.UpdatedAt = guid, nodeOf(guid), 2, time.Now().UTC()
 	})
+	if err == nil && !w.stored {
+		p.feed.forget(note)
+	}
 	switch {
 	case err != nil:
 		st.use(guid)
@@ -117,7 +121,6 @@ func (p *Poller) storeRotation(ctx context.Context, st *agentState, guid string)
 	p.reg.set(st.agent, regEntry{guid: guid, rev: w.rev, usable: true})
 	p.cfg.Metrics.GUIDRotated()
 	p.log.Debug().Int(keyAgentID, st.agent).Msg("session guid rotated")
-	p.publishSessionEvent(ctx, events.SessionEvent{AgentID: st.agent, Kind: events.SessionRotated}, w.rev)
 	return ""
 }
 
@@ -142,26 +145,34 @@ func (p *Poller) invalidate(ctx context.Context, st *agentState, perr error) str
 			reason = "http " + strconv.Itoa(ge.StatusCode)
 		}
 	}
+	note := sessionNote{ev: events.SessionEvent{AgentID: st.agent, Kind: events.SessionInvalidated, Reason: reason, RetCode: rc}}
+	p.feed.expect(note)
 	w, err := p.writeSessionRetry(ctx, st, func(s *events.Session) {
 		s.State, s.Reason, s.UpdatedAt = events.SessionInvalid, reason, time.Now().UTC()
 	})
+	if !w.stored {
+		p.feed.forget(note)
+	}
 	if why := p.afterEnd(st, w, err); why != "" || w.other != nil {
 		return why
 	}
 	p.log.Warn().Int(keyAgentID, st.agent).Str(keyRetCode, rc).Str(keyReason, reason).Msg("session invalid")
-	p.publishSessionEvent(ctx, events.SessionEvent{AgentID: st.agent, Kind: events.SessionInvalidated, Reason: reason, RetCode: rc}, w.rev)
 	return stopInvalid
 }
 
 // signedOut deletes the session after AgentOther_ShutdownService and
 // returns stopSignedOut, or "" when the registry holds a new session.
 func (p *Poller) signedOut(ctx context.Context, st *agentState) string {
+	note := sessionNote{ev: events.SessionEvent{AgentID: st.agent, Kind: events.SessionSignedOut, Reason: "shutdown_service"}}
+	p.feed.expect(note)
 	w, err := p.writeSessionRetry(ctx, st, nil)
+	if !w.stored {
+		p.feed.forget(note)
+	}
 	if why := p.afterEnd(st, w, err); why != "" || w.other != nil {
 		return why
 	}
 	p.log.Warn().Int(keyAgentID, st.agent).Msg("agent signed out")
-	p.publishSessionEvent(ctx, events.SessionEvent{AgentID: st.agent, Kind: events.SessionSignedOut, Reason: "shutdown_service"}, w.rev)
 	return stopSignedOut
 }
 
@@ -182,16 +193,4 @@ func (p *Poller) afterEnd(st *agentState, w sessionWrite, err error) string {
 	}
 	p.forgetSession(st.agent, w.rev)
 	return ""
-}
-
-// publishSessionEvent stores a session event (never with a GUID), de-duplicated
-// by the registry revision it reports.
-func (p *Poller) publishSessionEvent(ctx context.Context, ev events.SessionEvent, rev uint64) {
-	ev.At = time.Now().UTC()
-	m := nats.NewMsg(events.SessionEventSubject(ev.AgentID, ev.Kind))
-	m.Data, _ = json.Marshal(ev) // a SessionEvent always encodes
-	m.Header.Set(events.HeaderMsgID, "session-"+strconv.Itoa(ev.AgentID)+"-"+string(ev.Kind)+"-"+strconv.FormatUint(rev, 10))
-	if err := p.publish(ctx, m); err != nil {
-		p.log.Error().Err(err).Int(keyAgentID, ev.AgentID).Str("kind", string(ev.Kind)).Msg("session event lost")
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway"
@@ -153,6 +154,24 @@ type logFlags struct{ level, format string }
 func (l *logFlags) register(s *settings, defFormat string) {
 	s.fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
 	s.fs.StringVar(&l.format, "log-format", defFormat, "log format: json or console")
+	errorLog.Store(l)
+}
+
+// errorLog is the log flags of the command being run, if it has any: main
+// prints the error that ends the process in its format, so that an error
+// found before the logger exists (a bad setting, NATS unreachable) is a
+// JSON line under --log-format json too.
+var errorLog atomic.Pointer[logFlags]
+
+// printExitError writes err, the error that ends the process, to w: a
+// JSON line when the command's log format is json, else plain text.
+func printExitError(w io.Writer, err error) {
+	if l := errorLog.Load(); l != nil && l.format == "json" {
+		log := zerolog.New(w).With().Timestamp().Logger()
+		log.Error().Str("error", err.Error()).Msg("callcontrol exited")
+		return
+	}
+	fmt.Fprintln(w, "callcontrol:", err)
 }
 
 func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
@@ -162,7 +181,7 @@ func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 var stderr io.Writer = os.Stderr
 
 // serveRole runs one long-running role: it builds the gateway client,
-// connects to NATS, serves the health and metrics endpoint (obs),
+// connects to NATS (waiting for it: see connectWait), serves the health and metrics endpoint (obs),
 // provisions the shared streams and buckets and the role's own
 // (provision), then runs the role until ctx ends. On the way out it drains
 // the NATS connection.
@@ -174,16 +193,21 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 		return s.explain(err)
 	}
 	defer gw.Close()
-	nc, js, err := nf.connect(name)
-	if err != nil {
-		return err
-	}
-	defer drain(nc, 5*time.Second)
-	stopHealth, err := hf.startObserved(ctx, obs, nc, js)
+	// The health endpoint is up while the first connection is awaited:
+	// /healthz 200, /readyz 503 until connected.
+	stopHealth, bind, err := hf.startLate(ctx, obs)
 	if err != nil {
 		return err
 	}
 	defer stopHealth()
+	nc, js, err := nf.connectWait(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer drain(nc, 5*time.Second)
+	if err := bind(nc, js); err != nil {
+		return err
+	}
 	topo := worker.Topology{Replicas: nf.replicas}
 	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return provision(ctx, js, topo) }); err != nil {
 		return err

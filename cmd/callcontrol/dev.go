@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
@@ -24,6 +25,7 @@ import (
 // devSettings is what `callcontrol dev` runs with, read and checked.
 type devSettings struct {
 	natsListen, dataDir string
+	fresh               bool
 	agents              int
 	sf                  simFlags
 	wcfg                worker.Config
@@ -56,7 +58,8 @@ func devParse(args []string) (*devSettings, error) {
 	d := &devSettings{}
 	var lf logFlags
 	s.fs.StringVar(&d.natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
-	s.fs.StringVar(&d.dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server")
+	s.fs.StringVar(&d.dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server, locked by one process at a time")
+	s.fs.BoolVar(&d.fresh, "fresh", false, "start from an empty --data-dir: remove the store of earlier runs (their commands, results, sessions)")
 	s.fs.IntVar(&d.agents, "agents", 5, "demo agents 101, 102, ... signed in, each on a call with 5550<agent id>")
 	d.sf.register(s, "127.0.0.1:0")
 	lf.register(s, "console")
@@ -98,13 +101,23 @@ func devParse(args []string) (*devSettings, error) {
 // run starts NATS, provisions, starts the simulator and seeds the agents,
 // then runs the worker and the poller until ctx ends.
 func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
+	lock, err := lockDataDir(d.dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	if d.fresh {
+		if err := lock.empty(); err != nil {
+			return err
+		}
+	}
 	ns, err := startNATS(d.natsListen, d.dataDir)
 	if err != nil {
 		return err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nf := natsFlags{url: ns.ClientURL(), replicas: 1}
-	nc, js, err := nf.connect("dev")
+	nf := natsFlags{url: ns.ClientURL(), replicas: 1, connectTimeout: 10 * time.Second, log: &d.wcfg.Logger}
+	nc, js, err := nf.connectWait(ctx, "dev")
 	if err != nil {
 		return err
 	}
@@ -116,6 +129,10 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	defer stopHealth()
 	topo := worker.Topology{Replicas: 1, PollLeaseTTL: d.pcfg.LeaseTTL}
 	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.Provision(ctx, js, topo, d.wcfg) }); err != nil {
+		return err
+	}
+	storeLine, err := d.describeStore(ctx, js)
+	if err != nil {
 		return err
 	}
 
@@ -160,9 +177,28 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return p.Run(gctx) })
-	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n"+
-		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+d.agents)
+	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n%s\n"+
+		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+d.agents, storeLine)
 	return errors.Join(g.Wait(), stopSimWait())
+}
+
+// describeStore returns the banner line that names the data directory and
+// what earlier runs left in it (the commands in CALLCONTROL_COMMANDS), and
+// logs it when the store is not empty: a reused store replays nothing,
+// but its old results, sessions and dead letters are still there.
+func (d *devSettings) describeStore(ctx context.Context, js jetstream.JetStream) (string, error) {
+	st, err := js.Stream(ctx, events.StreamCommands)
+	if err != nil {
+		return "", fmt.Errorf("stream %s: %w", events.StreamCommands, err)
+	}
+	n := st.CachedInfo().State.Msgs
+	line := fmt.Sprintf("data dir %s: %d stored commands in %s", d.dataDir, n, events.StreamCommands)
+	if n > 0 {
+		line += " from earlier runs (--fresh starts from an empty one)"
+		d.wcfg.Logger.Info().Str("data_dir", d.dataDir).Uint64("stored_commands", n).Str("stream", events.StreamCommands).
+			Msg("dev reuses a data dir with stored commands; --fresh starts from an empty one")
+	}
+	return line, nil
 }
 
 // startNATS runs an embedded nats-server with JetStream on listen.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,6 +41,26 @@ type readiness struct {
 	gateway func(now time.Time) error
 }
 
+// readyCheck is what GET /readyz asks.
+type readyCheck interface {
+	problems(ctx context.Context) []string
+}
+
+// lateReadiness is the readiness of a role that serves its health
+// endpoint before its first NATS connection: not ready ("nats: not
+// connected yet") until set is called with the connection's checks.
+type lateReadiness struct{ r atomic.Pointer[readiness] }
+
+func (l *lateReadiness) set(r readiness) { l.r.Store(&r) }
+
+func (l *lateReadiness) problems(ctx context.Context) []string {
+	r := l.r.Load()
+	if r == nil {
+		return []string{"nats: not connected yet"}
+	}
+	return r.problems(ctx)
+}
+
 // problems returns one line per failed check, or nothing when ready.
 func (r readiness) problems(ctx context.Context) []string {
 	if !r.nc.IsConnected() {
@@ -62,7 +83,7 @@ func (r readiness) problems(ctx context.Context) []string {
 // healthHandler answers GET /healthz with 200 while the process runs,
 // GET /readyz with 200 while every check of r passes (503 and one line per
 // failed check otherwise), and GET /metrics with the metrics of g.
-func healthHandler(r readiness, g prometheus.Gatherer) http.Handler {
+func healthHandler(r readyCheck, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -84,7 +105,7 @@ func healthHandler(r readiness, g prometheus.Gatherer) http.Handler {
 // start serves the health endpoint on listen (nothing when listen is "")
 // until ctx ends or the returned stop is called; stop waits for the
 // server to end. A listen error is returned at once.
-func (h *healthFlags) start(ctx context.Context, r readiness, g prometheus.Gatherer) (stop func(), err error) {
+func (h *healthFlags) start(ctx context.Context, r readyCheck, g prometheus.Gatherer) (stop func(), err error) {
 	if h.listen == "" {
 		return func() {}, nil
 	}
@@ -137,6 +158,26 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler) (stop func()) {
 		shutdown()
 		<-done
 	}
+}
+
+// startLate serves the health endpoint before the NATS connection exists:
+// /readyz answers 503 until bind is called with the connection, which
+// binds obs to it (see startObserved).
+func (h *healthFlags) startLate(ctx context.Context, obs *observability) (stop func(), bind func(*nats.Conn, jetstream.JetStream) error, err error) {
+	late := &lateReadiness{}
+	stop, err = h.start(ctx, late, obs.reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	bind = func(nc *nats.Conn, js jetstream.JetStream) error {
+		r, err := obs.bind(nc, js)
+		if err != nil {
+			return err
+		}
+		late.set(r)
+		return nil
+	}
+	return stop, bind, nil
 }
 
 // startObserved binds obs to the process's NATS connection and serves

@@ -51,7 +51,7 @@ func main() {
 	case errors.As(err, &exit):
 		os.Exit(int(exit))
 	default:
-		fmt.Fprintln(os.Stderr, "callcontrol:", err)
+		printExitError(os.Stderr, err)
 		os.Exit(1)
 	}
 }

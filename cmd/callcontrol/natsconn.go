@@ -32,6 +32,10 @@ type natsFlags struct {
 
 	ca, cert, key, tlsServerName string
 
+	// connectTimeout bounds the first connection of a long-running role
+	// (see [natsFlags.connectWait]); 0 waits for ever.
+	connectTimeout time.Duration
+
 	// log receives the WARN lines about risky settings (see
 	// [riskySettings]); nil means JSON lines on stderr.
 	log *zerolog.Logger
@@ -61,6 +65,13 @@ func (n *natsFlags) register(s *settings, defURL string) {
 	s.secret(natsSecretFlags...)
 }
 
+// registerConnectWait adds --connect-timeout, for the long-running roles,
+// which wait for NATS at start (see [natsFlags.connectWait]).
+func (n *natsFlags) registerConnectWait(s *settings) {
+	s.fs.DurationVar(&n.connectTimeout, "connect-timeout", 0,
+		"how long to retry the first NATS connection at start, with backoff (0 = for ever; a refused credential or certificate fails at once)")
+}
+
 // connect dials NATS and returns the connection and its JetStream context.
 // It keeps reconnecting forever: a worker outlives a NATS node restart.
 // It first logs a WARN line for every risky setting in effect. A
@@ -72,12 +83,28 @@ func (n *natsFlags) connect(name string) (*nats.Conn, jetstream.JetStream, error
 	if err != nil {
 		return nil, nil, err
 	}
-	opts = append(opts, nats.Name("callcontrol-"+name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	nc, err := nats.Connect(n.url, opts...)
+	nc, err := n.dial(name, opts)
 	if err != nil {
-		msg := fmt.Sprintf("connect to NATS %s (%s): %v%s", redactURLs(n.url), n.method(), err, n.tlsHint(err))
-		return nil, nil, fmt.Errorf("%s", n.redact(msg))
+		return nil, nil, n.connectError(err, "")
 	}
+	return n.jetStream(nc)
+}
+
+// dial makes one connection attempt.
+func (n *natsFlags) dial(name string, opts []nats.Option) (*nats.Conn, error) {
+	opts = append(opts, nats.Name("callcontrol-"+name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	return nats.Connect(n.url, opts...)
+}
+
+// connectError describes a failed connection: the servers (without
+// passwords), the authentication method and a hint, never a secret.
+func (n *natsFlags) connectError(err error, tail string) error {
+	msg := fmt.Sprintf("connect to NATS %s (%s): %v%s%s", redactURLs(n.url), n.method(), err, n.tlsHint(err), tail)
+	return fmt.Errorf("%s", n.redact(msg))
+}
+
+// jetStream returns nc with its JetStream context.
+func (n *natsFlags) jetStream(nc *nats.Conn) (*nats.Conn, jetstream.JetStream, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()

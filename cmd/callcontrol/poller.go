@@ -33,6 +33,7 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 		tf   traceFlags
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
+	nf.registerConnectWait(s)
 	lf.register(s, "json")
 	hf.register(s)
 	tf.register(s)

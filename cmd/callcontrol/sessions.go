@@ -18,7 +18,8 @@ import (
 
 // registerSession stores agent's GUID in the session registry, where the
 // pollers pick the agent up and the workers find its GUID, and publishes a
-// "registered" session event (without the GUID).
+// "registered" session event (without the GUID; the pollers announce the
+// same change under the same Nats-Msg-Id, see publishSessionEvent).
 func registerSession(ctx context.Context, js jetstream.JetStream, agent int, guid string, authMode int) error {
 	kv, err := js.KeyValue(ctx, events.BucketSessions)
 	if err != nil {
@@ -32,13 +33,15 @@ func registerSession(ctx context.Context, js jetstream.JetStream, agent int, gui
 	if err != nil {
 		return err
 	}
-	if _, err := kv.Put(ctx, strconv.Itoa(agent), b); err != nil {
+	rev, err := kv.Put(ctx, strconv.Itoa(agent), b)
+	if err != nil {
 		return fmt.Errorf("session registry: %w", err)
 	}
-	return publishSessionEvent(ctx, js, events.SessionEvent{AgentID: agent, Kind: events.SessionRegistered, At: sess.UpdatedAt})
+	return publishSessionEvent(ctx, js, events.SessionEvent{AgentID: agent, Kind: events.SessionRegistered, At: sess.UpdatedAt}, rev)
 }
 
-// removeSession deletes agent from the registry and publishes "signed_out".
+// removeSession deletes agent from the registry and publishes "signed_out"
+// (the pollers announce the same change under the same Nats-Msg-Id).
 // It returns the GUID that was stored, "" when there was none.
 func removeSession(ctx context.Context, js jetstream.JetStream, agent int, reason string) (string, error) {
 	kv, err := js.KeyValue(ctx, events.BucketSessions)
@@ -51,19 +54,29 @@ func removeSession(ctx context.Context, js jetstream.JetStream, agent int, reaso
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", fmt.Errorf("session registry: %w", err)
 	}
-	if err := kv.Delete(ctx, strconv.Itoa(agent)); err != nil {
+	// A KV delete is a publish of a delete marker on $KV.<bucket>.<key>;
+	// made directly, its ack tells the revision (kv.Delete does not).
+	del := nats.NewMsg("$KV." + events.BucketSessions + "." + strconv.Itoa(agent))
+	del.Header.Set("KV-Operation", "DEL")
+	ack, err := js.PublishMsg(ctx, del)
+	if err != nil {
 		return "", fmt.Errorf("session registry: %w", err)
 	}
 	ev := events.SessionEvent{AgentID: agent, Kind: events.SessionSignedOut, Reason: reason, At: time.Now().UTC()}
-	return sess.GUID, publishSessionEvent(ctx, js, ev)
+	return sess.GUID, publishSessionEvent(ctx, js, ev, ack.Sequence)
 }
 
-func publishSessionEvent(ctx context.Context, js jetstream.JetStream, ev events.SessionEvent) error {
+// publishSessionEvent announces the session change stored at revision rev
+// of the registry, under the Nats-Msg-Id the pollers give the same change
+// ("session-<agent>-<rev>"), so that it is stored once whoever publishes
+// it first.
+func publishSessionEvent(ctx context.Context, js jetstream.JetStream, ev events.SessionEvent, rev uint64) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	m := nats.NewMsg(events.SessionEventSubject(ev.AgentID, ev.Kind))
+	m.Header.Set(events.HeaderMsgID, "session-"+strconv.Itoa(ev.AgentID)+"-"+strconv.FormatUint(rev, 10))
 	m.Data = b
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("session event: %w", err)

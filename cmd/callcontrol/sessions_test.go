@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,6 +60,30 @@ func TestSessionCommands(t *testing.T) {
 	}
 	if st := sim.Stats(); st.SignedIn != 0 {
 		t.Fatalf("%d agents still signed in at the gateway", st.SignedIn)
+	}
+	// Each change is announced under the Nats-Msg-Id of its KV revision,
+	// the one the pollers use for the same change, so it is stored once.
+	stream, err := js.Stream(ctx, events.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		agent int
+		kind  events.SessionEventKind
+	}{{101, events.SessionRegistered}, {102, events.SessionRegistered}, {101, events.SessionSignedOut}} {
+		subject := events.SessionEventSubject(c.agent, c.kind)
+		m, err := stream.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		if id := m.Header.Get(events.HeaderMsgID); !strings.HasPrefix(id, "session-"+strconv.Itoa(c.agent)+"-") || strings.Contains(string(m.Data), "AgentGateway") {
+			t.Errorf("%s: Nats-Msg-Id %q, data %s", subject, id, m.Data)
+		}
+	}
+	if e, err := kv.Get(ctx, "102"); err != nil {
+		t.Fatal(err)
+	} else if m, _ := stream.GetLastMsgForSubject(ctx, events.SessionEventSubject(102, events.SessionRegistered)); m.Header.Get(events.HeaderMsgID) != "session-102-"+strconv.FormatUint(e.Revision(), 10) {
+		t.Errorf("registered event of 102: Nats-Msg-Id %q, want the revision %d", m.Header.Get(events.HeaderMsgID), e.Revision())
 	}
 	if strings.Contains(out.String(), "AgentGateway") {
 		t.Fatalf("output holds a GUID: %s", out.String())

@@ -22,6 +22,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		gc   gcFlag
 	)
 	nf.register(s, "nats://127.0.0.1:4222")
+	nf.registerConnectWait(s)
 	lf.register(s, "json")
 	hf.register(s)
 	tf.register(s)
