@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -35,6 +34,10 @@ type Event struct {
 	// GenTime is when the gateway generated the event, ms since the Unix
 	// epoch; 0 when absent (older gateways).
 	GenTime int64 `json:"eventGenTime,omitempty"`
+	// GenTimeUnparsed reports an eventGenTime that is not an integer
+	// (GenTime is then 0): the event is kept, its time unknown. The value
+	// itself is not kept: it could echo anything, a GUID included.
+	GenTimeUnparsed bool `json:"-"`
 }
 
 // UnmarshalJSON implements [json.Unmarshaler]. It accepts workNo and
@@ -55,14 +58,13 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err := jsondup.Check(b, jsondup.Options{Fold: true}); err != nil {
 		return repeated(err)
 	}
-	var gen int64
+	*e = Event{Type: string(w.Type), WorkNo: string(w.WorkNo), Content: w.Content}
 	if w.GenTime != "" {
-		var err error
-		if gen, err = strconv.ParseInt(string(w.GenTime), 10, 64); err != nil {
-			return errors.New("eventGenTime: not an integer")
-		}
+		gen, err := strconv.ParseInt(string(w.GenTime), 10, 64)
+		// Losing the event (and with it a confirmation) for its time would
+		// be worse than not knowing when it was generated.
+		e.GenTime, e.GenTimeUnparsed = gen, err != nil
 	}
-	*e = Event{Type: string(w.Type), WorkNo: string(w.WorkNo), Content: w.Content, GenTime: gen}
 	return nil
 }
 

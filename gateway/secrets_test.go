@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -50,8 +51,13 @@ func TestError_NoSecrets(t *testing.T) {
 	for i := range answers {
 		errs = append(errs, b.client.Disconnect(ctx, 1000+i, testNumber, testGUID))
 	}
-	_, err := b.client.PollEvent(ctx, 1000, testGUID)
-	errs = append(errs, err,
+	// An eventGenTime that echoes secrets: the event is kept, the value not.
+	if poll, err := b.client.PollEvent(ctx, 1000, testGUID); err != nil || poll.Event == nil || !poll.Event.GenTimeUnparsed {
+		t.Errorf("poll with an echoing eventGenTime: %+v, %v", poll.Event, err)
+	} else if got := fmt.Sprintf("%+v", *poll.Event); strings.Contains(got, testGUID) || strings.Contains(got, testNumber) {
+		t.Errorf("event %s holds a secret", got)
+	}
+	errs = append(errs,
 		b.client.Disconnect(ctx, testAgent, testNumber+"/../1", testGUID),
 		b.client.Disconnect(ctx, testAgent, testNumber+"0000000000000000000000", testGUID),
 		b.client.Disconnect(ctx, testAgent, testNumber, testGUID+"\r\nX: 1"),
