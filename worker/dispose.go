@@ -81,7 +81,7 @@ func (w *Worker) lastDelivery(ctx context.Context, j *job, out outcome) outcome 
 	case err != nil:
 		return out // Nak: the advisory decides
 	case rec != nil && rec.State == stateDone && rec.Result != nil:
-		return outcome{res: rec.Result}
+		return w.replay(j, rec)
 	case rec != nil && rec.State == stateStarted && j.rev != 0:
 		// This delivery's own record, unless another took it over since
 		// (this one lost the agent): then the compare-and-set fails and
@@ -107,8 +107,12 @@ func (w *Worker) finish(ctx context.Context, j *job, out outcome) error {
 	// stored it may have failed to write the pending record (record writes
 	// the two at once), so write it unless it ever existed.
 	out.ensurePending = !out.store && j.meta != nil && j.meta.NumDelivered > 1
-	if err := w.record(ctx, out, j.msg.Data(), events.ReplayMsgIDSuffix(j.msg.Headers().Get(events.HeaderReplayOf))); err != nil {
-		return err
+	// A quiet outcome is another message's result: published already, or
+	// to be by that message's own delivery.
+	if !out.quiet {
+		if err := w.record(ctx, out, j.msg.Data(), events.ReplayMsgIDSuffix(j.msg.Headers().Get(events.HeaderReplayOf))); err != nil {
+			return err
+		}
 	}
 	if out.res.Status == events.StatusAccepted {
 		return j.msg.Ack()
@@ -136,7 +140,7 @@ func (w *Worker) record(ctx context.Context, out outcome, payload []byte, replay
 	}
 	var err error
 	if out.store { // always over the revision the delivery read or wrote
-		err = w.ledger.doneAt(ctx, res, out.rev)
+		err = w.ledger.doneAt(ctx, res, out.rev, out.seq)
 	}
 	if err := first(err, g.Wait()); err != nil {
 		return err

@@ -196,7 +196,7 @@ func TestLastDeliveryAfterTakeoverStoresOverItsOwnRevision(t *testing.T) {
 	if out.res == nil || out.res.Status != events.StatusFailed || !out.store || out.rev != own {
 		t.Fatalf("outcome %+v, want failed stored over this delivery's revision %d", out, own)
 	}
-	if err := w.ledger.doneAt(ctx, out.res, out.rev); err == nil {
+	if err := w.ledger.doneAt(ctx, out.res, out.rev, 0); err == nil {
 		t.Fatal("stored over the successor's record")
 	}
 }

@@ -64,7 +64,8 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 			// before publishing, or before its pending record was written
 			// (the Nats-Msg-Id makes a second copy a no-op; the pending
 			// record is written only if none ever existed).
-			out = outcome{res: rec.Result, ensurePending: true}
+			out = w.replay(j, rec)
+			out.ensurePending = true
 		case rec != nil && rec.State == stateStarted: // as in expired: wait out a delivery in flight
 			held, err := w.leases.held(ctx, j.cmd.AgentID)
 			if err != nil {
@@ -81,8 +82,10 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 	}
 	// No delivery span here: the result and dead letter carry the command's
 	// own trace context.
-	if err := w.record(tracing.Extract(ctx, raw.Header), out, raw.Data, events.ReplayMsgIDSuffix(raw.Header.Get(events.HeaderReplayOf))); err != nil {
-		return err
+	if !out.quiet { // see finish
+		if err := w.record(tracing.Extract(ctx, raw.Header), out, raw.Data, events.ReplayMsgIDSuffix(raw.Header.Get(events.HeaderReplayOf))); err != nil {
+			return err
+		}
 	}
 	w.observeOutcome(out, nil)
 	w.logOutcome(j, out, nil)

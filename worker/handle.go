@@ -43,6 +43,10 @@ type outcome struct {
 	// ensurePending: res is replayed on a redelivery; write its pending
 	// record if accepted and none ever existed (see finish).
 	ensurePending bool
+	// quiet: res is the stored result of another stream message with the
+	// same command_id (see replay): publish nothing, only Ack or Term.
+	quiet bool
+	seq   uint64 // with store: the stream sequence of the message deciding res
 }
 
 // process runs one delivery from start to disposal. A panic is recovered
@@ -137,7 +141,7 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 		return outcome{retry: time.Second, err: err}
 	}
 	if rec != nil && rec.State == stateDone {
-		return outcome{res: rec.Result}
+		return w.replay(j, rec)
 	}
 	j.maybeExecuted = rec != nil // an earlier delivery started sending
 	j.rev, j.pin = rev, pin
@@ -168,7 +172,7 @@ func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
 	case err != nil:
 		return outcome{retry: time.Second, err: err}
 	case rec != nil && rec.State == stateDone && rec.Result != nil:
-		return outcome{res: rec.Result}
+		return w.replay(j, rec)
 	case rec != nil && rec.State == stateStarted:
 		held, err := w.leases.held(ctx, j.cmd.AgentID)
 		if err != nil {
@@ -191,7 +195,28 @@ func (w *Worker) startable(deadline time.Time) bool {
 
 // final builds a terminal outcome that is stored in the ledger.
 func (w *Worker) final(j *job, s events.Status, reason, retcode string) outcome {
-	return outcome{res: w.result(j, s, reason, retcode), store: true}
+	out := outcome{res: w.result(j, s, reason, retcode), store: true}
+	if j.meta != nil {
+		out.seq = j.meta.Sequence.Stream
+	}
+	return out
+}
+
+// replay is the outcome of a delivery that found its command done: the
+// stored result. A delivery of the stream message whose delivery stored it
+// publishes it again (that one may have died before publishing; the
+// Nats-Msg-Id makes a second copy a no-op); a delivery of another message
+// with the same command_id (published again after the de-duplication
+// window, which no Nats-Msg-Id can cover) publishes nothing, so the
+// command keeps exactly one result message while the ledger remembers it
+// (DESIGN.md #9).
+func (w *Worker) replay(j *job, rec *record) outcome {
+	out := outcome{res: rec.Result}
+	if rec.Seq != 0 && j.meta != nil && rec.Seq != j.meta.Sequence.Stream {
+		out.quiet = true
+		out.err = fmt.Errorf("worker: command done by stream message %d: no second result", rec.Seq)
+	}
+	return out
 }
 
 func (w *Worker) result(j *job, s events.Status, reason, retcode string) *events.Result {

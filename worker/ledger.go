@@ -37,6 +37,10 @@ type record struct {
 	Owner  string         `json:"owner,omitempty"`
 	CallID string         `json:"call_id,omitempty"` // the call the command is scoped to
 	Result *events.Result `json:"result,omitempty"`
+	// Seq is the commands-stream sequence of the message whose delivery
+	// stored the result (0 in records of older versions): only a delivery
+	// of that message publishes it again (see Worker.replay).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // get returns the record of id and its revision, or nil and 0 when there
@@ -112,13 +116,13 @@ func (l ledger) pin(ctx context.Context, id, owner, call string, rev uint64) (ui
 	return next, nil
 }
 
-// doneAt stores the final result of id only over revision rev (0: only if
-// there is no record): the record this delivery started or read. A
+// doneAt stores the final result of id, decided by a delivery of stream
+// message seq, only over revision rev (0: only if there is no record): the record this delivery started or read. A
 // conflict is an error: the redelivery will find what the other writer
 // stored. The lease holder writes this way too: it may have lost the agent
 // (renewals failing) to a delivery that took its record over.
-func (l ledger) doneAt(ctx context.Context, res *events.Result, rev uint64) error {
-	b, _ := json.Marshal(record{State: stateDone, Result: res})
+func (l ledger) doneAt(ctx context.Context, res *events.Result, rev, seq uint64) error {
+	b, _ := json.Marshal(record{State: stateDone, Result: res, Seq: seq})
 	var err error
 	if rev == 0 {
 		_, err = l.kv.Create(ctx, res.CommandID, b)

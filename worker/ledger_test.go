@@ -29,11 +29,11 @@ func TestLedgerTakeoverFencesTheEarlierDelivery(t *testing.T) {
 		t.Fatalf("second start: %+v, %d, %v; want worker-a's started record taken over at a newer revision", recB, revB, err)
 	}
 	lateA := &events.Result{CommandID: "fenced", Status: events.StatusAccepted}
-	if err := l.doneAt(ctx, lateA, revA); err == nil {
+	if err := l.doneAt(ctx, lateA, revA, 0); err == nil {
 		t.Fatal("the earlier delivery stored its outcome over the record taken over from it")
 	}
 	byB := &events.Result{CommandID: "fenced", Status: events.StatusAccepted, Reason: events.ReasonAlreadyReleased}
-	if err := l.doneAt(ctx, byB, revB); err != nil {
+	if err := l.doneAt(ctx, byB, revB, 0); err != nil {
 		t.Fatalf("the delivery holding the record: %v", err)
 	}
 	got, _, err := l.get(ctx, "fenced")

@@ -32,7 +32,7 @@ func TestConflictsOnReplicatedBuckets(t *testing.T) {
 	if _, _, err := w.ledger.start(ctx, "r3", "worker-b", ""); err != nil {
 		t.Fatalf("takeover on R3: %v", err)
 	}
-	if err := w.ledger.doneAt(ctx, &events.Result{CommandID: "r3", Status: events.StatusAccepted}, revA); err == nil {
+	if err := w.ledger.doneAt(ctx, &events.Result{CommandID: "r3", Status: events.StatusAccepted}, revA, 0); err == nil {
 		t.Fatal("stored over a record taken over")
 	}
 

@@ -193,3 +193,36 @@ func TestRedeliveryAfterWorkerKilledMidPOST(t *testing.T) {
 }
 
 var _ disconnecter = (*countingGateway)(nil)
+
+// A command published again with the same command_id after the streams'
+// de-duplication window is a new message: the ledger still remembers the
+// command, so it is neither executed nor given a second result message.
+func TestRepublishedAfterTheDuplicateWindowGetsNoSecondResult(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	ctx := context.Background()
+	for _, name := range []string{events.StreamCommands, events.StreamResults} {
+		s, err := b.js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := s.CachedInfo().Config
+		sc.Duplicates = 100 * time.Millisecond
+		if _, err := b.js.UpdateStream(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.signIn([]int{202}, customer)
+	b.startWorker(nil)
+	cmd := events.DisconnectCommand{CommandID: "again-1", AgentID: 202, Number: customer(202)}
+	b.publish(cmd)
+	b.waitResults(1, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // staging: past both duplicate windows
+	b.publish(cmd)
+	testenv.WaitFor(t, 10*time.Second, "second copy handled", func() bool { return consumerIdle(t, b) })
+	if rs := b.results()["again-1"]; len(rs) != 1 || rs[0].Status != events.StatusAccepted {
+		t.Fatalf("result messages = %+v, want the one accepted", rs)
+	}
+	if got := len(b.sim.Disconnects()); got != 1 {
+		t.Fatalf("%d requests reached the gateway, want 1", got)
+	}
+}

@@ -101,8 +101,8 @@ func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 	}
 	fmt.Fprintf(stdout, "published command %s: agent %d, number %s, trace %s (traceparent %s)\n",
 		cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number), traceID(traceparent), traceparent)
-	var res events.Result
-	if err := await(ctx, results, cmd.CommandID, &res); err != nil {
+	res, stored, err := awaitResult(ctx, js, results, cmd.CommandID)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, formatResult(res))
@@ -113,8 +113,18 @@ func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 		return nil
 	}
 	var c events.Confirmation
-	if err := await(ctx, confirmations, cmd.CommandID, &c); err != nil {
-		return fmt.Errorf("%w (is a poller running?)", err)
+	if stored {
+		// Maybe the result of an earlier run of this command_id: so would
+		// be its confirmation, if it has one yet.
+		w := scanWindow{stream: events.StreamEvents, subject: events.SubjectConfirmations + ".>", from: res.CompletedAt.Add(-clockSlack)}
+		if f, err := findFirst[events.Confirmation](ctx, js, w, cmd.CommandID); err == nil && f != nil {
+			c = f.Value
+		}
+	}
+	if c.CommandID == "" {
+		if err := await(ctx, confirmations, cmd.CommandID, &c); err != nil {
+			return fmt.Errorf("%w (is a poller running?)", err)
+		}
 	}
 	fmt.Fprintln(stdout, formatConfirmation(c))
 	if c.Status != events.ConfirmationConfirmed {
@@ -122,6 +132,53 @@ func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 	}
 	return nil
 }
+
+// awaitResult returns the result of command id: the result message that
+// arrives on results, or the one the ledger already holds. A command_id
+// used before (published again after the de-duplication window) gets no
+// second result message while the ledger remembers it (DESIGN.md #9), so
+// the ledger is read too, every ledgerPoll; stored says the result came
+// from there.
+func awaitResult(ctx context.Context, js jetstream.JetStream, results jetstream.MessagesContext, id string) (res events.Result, stored bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		events.Result
+		stored bool
+	}
+	found := make(chan result, 2)
+	errc := make(chan error, 1)
+	go func() {
+		var r events.Result
+		if err := await(ctx, results, id, &r); err != nil {
+			errc <- err
+			return
+		}
+		found <- result{r, false}
+	}()
+	go func() {
+		for {
+			if e, err := readLedger(ctx, js, id); err == nil && e != nil && e.State == ledgerDone && e.Result != nil {
+				found <- result{*e.Result, true}
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(ledgerPoll):
+			}
+		}
+	}()
+	select {
+	case r := <-found:
+		return r.Result, r.stored, nil
+	case err := <-errc:
+		return events.Result{}, false, err
+	}
+}
+
+// ledgerPoll is how often awaitResult reads the ledger.
+const ledgerPoll = 500 * time.Millisecond
 
 // publishCommand publishes cmd with its command_id as Nats-Msg-Id and, when
 // traceparent is not empty, that trace context.

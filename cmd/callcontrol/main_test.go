@@ -74,6 +74,21 @@ func TestDevAndReadmeDisconnect(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^confirmed\s+command=.* event=AgentEvent_Customer_Release`).MatchString(res.String()) {
 		t.Fatalf("want a confirmation, got: %s", res.String())
 	}
+	// The same command_id again (the same command published twice): the
+	// stream drops the copy, no second result is published, and --wait
+	// still prints the command's one result and confirmation.
+	for range 2 {
+		again := []string{"disconnect", "--agent", "102", "--number", "5550102", "--command-id", "again-1",
+			"--wait", "--nats-url", url, "--timeout", "20s"}
+		var out bytes.Buffer
+		if err := run(ctx, again, &out); err != nil {
+			t.Fatalf("disconnect again-1: %v; output: %s", err, out.String())
+		}
+		if !regexp.MustCompile(`(?m)^accepted\s+command=again-1`).MatchString(out.String()) ||
+			!regexp.MustCompile(`(?m)^confirmed\s+command=again-1`).MatchString(out.String()) {
+			t.Fatalf("want again-1 accepted and confirmed, got: %s", out.String())
+		}
+	}
 	// The logs of the whole run: every GUID ends in ".AgentGateway<N>", and
 	// the demo numbers are 5550<agent>.
 	testenv.WaitFor(t, 5*time.Second, "the worker's log line", func() bool { return strings.Contains(logs.String(), `"outcome":"accepted"`) })
