@@ -18,6 +18,10 @@ type AgentEvent struct {
 	Content     json.RawMessage `json:"content"`
 	GeneratedAt time.Time       `json:"generated_at,omitzero"` // the gateway's eventGenTime, when sent
 	ReceivedAt  time.Time       `json:"received_at"`           // when the poller received it
+	// GeneratedAtUnparsed: the gateway sent an eventGenTime that is not a
+	// time (its value is not kept); GeneratedAt is then absent, and the
+	// event is dated by ReceivedAt.
+	GeneratedAtUnparsed bool `json:"generated_at_unparsed,omitempty"`
 }
 
 // Gateway event types the confirmation logic uses.

@@ -142,7 +142,7 @@ func fullAgentEvent() AgentEvent {
 	return AgentEvent{
 		AgentID: 59999, Type: EventCustomerRelease, CallID: "1767366245-101", Number: "13800001234",
 		Content:     json.RawMessage(`{"callid":"1767366245-101","number":"13800001234"}`),
-		GeneratedAt: schemaT0, ReceivedAt: schemaT0.Add(20 * time.Millisecond),
+		GeneratedAt: schemaT0, ReceivedAt: schemaT0.Add(20 * time.Millisecond), GeneratedAtUnparsed: true,
 	}
 }
 

@@ -151,6 +151,8 @@ func TestClean(t *testing.T) {
 		{"agent 101 has no call 1", "agent 101 has no call 1", []string{"1", ""}},
 		{"line1\r\nline2\x00", "line1  line2", nil},
 		{long, strings.Repeat("é", 100), nil},
+		{"session JSESSIONID=0f0e-1.AgentGateway1; Path=/", "session JSESSIONID=[redacted]; Path=/", nil},
+		{`{"jsessionId": "abc.AgentGateway0"}`, `{"jsessionId": "[redacted]"}`, nil},
 	}
 	for _, tt := range tests {
 		if got := clean(tt.msg, tt.secrets, maxMessage); got != tt.want {

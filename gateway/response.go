@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -160,12 +161,27 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // invisible format characters (bidi overrides, zero-width ones) by spaces;
 // invalid UTF-8 by U+FFFD. The result is cut to limit bytes on a UTF-8
 // boundary.
+// sessionCookie matches a JSESSIONID cookie or field (the form the
+// gateway's session IDs, GUIDs included, take) in any casing, and its value.
+var sessionCookie = regexp.MustCompile(`(?i)(jsessionid"?\s*[=:]\s*"?)[^\s";,&\\]+`)
+
+// RedactSessionCookies replaces the value of every JSESSIONID in b (a
+// cookie, a header copy, a JSON field, in any casing) by "[redacted]": a
+// session secret even when it is not a GUID the caller knows. Only
+// characters of the value are replaced, so JSON stays JSON.
+func RedactSessionCookies(b []byte) []byte {
+	return sessionCookie.ReplaceAll(b, []byte("${1}[redacted]"))
+}
+
 func clean(msg string, secrets []string, limit int) string {
 	for _, s := range secrets {
 		if len(s) >= 3 {
 			msg = strings.ReplaceAll(msg, s, "***")
 		}
 	}
+	// A session cookie (JSESSIONID=..., any casing) is a session secret
+	// even when it is not the GUID the request sent.
+	msg = string(RedactSessionCookies([]byte(msg)))
 	msg = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
 			return ' '

@@ -75,6 +75,7 @@ type Metrics struct {
 	pollErrors     []prometheus.Counter // by class index
 	sessionErrors  [numOps]prometheus.Counter
 	rotations      prometheus.Counter
+	badEventTimes  prometheus.Counter
 	ackWaitMargin  prometheus.Histogram
 	gw             gatewaySeen
 }
@@ -103,6 +104,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			"(the pending bucket as this poller sees it; every replica sees all of them)."),
 		agentsOwned: gauge("poller_agents_owned", "Agents whose poll lease this poller replica holds."),
 		rotations:   counter("guid_rotations_total", "Session GUIDs the gateway rotated (Set-GUID, AUTHMODE 2) that the poller stored."),
+		badEventTimes: counter("event_gen_time_unparsed_total", "Agent events whose eventGenTime did not parse: republished with "+
+			"generated_at_unparsed and the time received."),
 		ackWaitMargin: histogram("ack_wait_margin_seconds", "AckWait minus the time a delivery took from fetch to acknowledgement; "+
 			"at or below 0 only InProgress heartbeats kept it alive.", marginBuckets),
 		pollErrors: make([]prometheus.Counter, len(classes)),
@@ -126,7 +129,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	lastAnswer := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "gateway_last_answer_timestamp_seconds",
 		Help: "Unix time of the last HTTP answer from the gateway (0: none yet)."}, m.gw.lastAnswerSeconds)
 	for _, c := range []prometheus.Collector{commands, m.acceptLatency, conf, m.confirmLatency, m.pending, m.agentsOwned,
-		reqs, dur, pollErr, sess, m.rotations, m.ackWaitMargin, lastAnswer} {
+		reqs, dur, pollErr, sess, m.rotations, m.badEventTimes, m.ackWaitMargin, lastAnswer} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -241,6 +244,13 @@ func classIndex(c gateway.Class) int {
 func (m *Metrics) GUIDRotated() {
 	if m != nil {
 		m.rotations.Inc()
+	}
+}
+
+// EventTimeUnparsed counts an event whose eventGenTime did not parse.
+func (m *Metrics) EventTimeUnparsed() {
+	if m != nil {
+		m.badEventTimes.Inc()
 	}
 }
 

@@ -23,6 +23,9 @@ const eventShutdownService = "AgentOther_ShutdownService"
 // confirmer and handles a sign-out. It returns why the loop stops, or "".
 func (p *Poller) onEvent(work context.Context, st *agentState, gev *gateway.Event, receivedAt time.Time) string {
 	m, ev := eventMsg(st.agent, gev, receivedAt)
+	if ev.GeneratedAtUnparsed {
+		p.cfg.Metrics.EventTimeUnparsed()
+	}
 	if err := p.publish(work, m); err != nil {
 		p.log.Error().Err(err).Int(keyAgentID, st.agent).Str(keyEvent, ev.Type).Msg("agent event lost: not stored")
 		return stopPublish
@@ -50,7 +53,9 @@ func agentEvent(agent int, gev *gateway.Event, receivedAt time.Time) events.Agen
 	if len(content) == 0 || !json.Valid(content) {
 		content = json.RawMessage("null")
 	}
-	ev := events.AgentEvent{AgentID: agent, Type: gev.Type, Content: content, ReceivedAt: receivedAt.UTC()}
+	content = redactSessionCookie(content)
+	ev := events.AgentEvent{AgentID: agent, Type: gev.Type, Content: content, ReceivedAt: receivedAt.UTC(),
+		GeneratedAtUnparsed: gev.GenTimeUnparsed}
 	if gen := time.UnixMilli(gev.GenTime).UTC(); gev.GenTime > 0 && gen.Year() <= 9999 {
 		// A later eventGenTime cannot be written in RFC 3339: the event
 		// would not encode and go out empty. Such a time is garbage anyway.
@@ -58,6 +63,20 @@ func agentEvent(agent int, gev *gateway.Event, receivedAt time.Time) events.Agen
 	}
 	ev.CallID, ev.Number = contentFields(gev.Type, content)
 	return ev
+}
+
+// redactSessionCookie replaces the value of every JSESSIONID in content, a
+// session secret that must not be republished, by "[redacted]". The
+// result is still valid JSON: only characters inside a value are replaced.
+func redactSessionCookie(content json.RawMessage) json.RawMessage {
+	if !bytes.Contains(bytes.ToLower(content), []byte("jsessionid")) {
+		return content
+	}
+	out := gateway.RedactSessionCookies(content)
+	if !json.Valid(out) {
+		return json.RawMessage("null")
+	}
+	return out
 }
 
 // eventMsgID is the Nats-Msg-Id of an event: "ev-" and 32 hex digits of

@@ -3,6 +3,7 @@ package poller
 import (
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,22 @@ func TestAgentEvent(t *testing.T) {
 		if len(m.Data) == 0 || !ev.GeneratedAt.IsZero() {
 			t.Errorf("eventGenTime %d: payload %q, generated_at %v", gen, m.Data, ev.GeneratedAt)
 		}
+	}
+}
+
+// An eventGenTime that does not parse loses nothing: the event is kept,
+// dated by its receipt and marked; a JSESSIONID in the content (a session
+// secret) is never republished.
+func TestAgentEventKeepsWhatItCan(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	m, ev := eventMsg(101, &gateway.Event{Type: "AgentEvent_Customer_Release", GenTimeUnparsed: true,
+		Content: []byte(`{"callid":"c-1","number":"5550101","note":"JSESSIONID=0f0e-1.AgentGateway1","Jsessionid":"x.AgentGateway0"}`)}, at)
+	if !ev.GeneratedAtUnparsed || !ev.GeneratedAt.IsZero() || !ev.ReceivedAt.Equal(at) || ev.CallID != "c-1" || ev.Number != "5550101" {
+		t.Errorf("event with a bad eventGenTime: %+v", ev)
+	}
+	if strings.Contains(strings.ToLower(string(m.Data)), "agentgateway") || !strings.Contains(string(m.Data), `"generated_at_unparsed":true`) {
+		t.Errorf("republished %s", m.Data)
 	}
 }
 
