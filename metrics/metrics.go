@@ -71,6 +71,7 @@ type Metrics struct {
 	pollErrors     []prometheus.Counter // by class index
 	sessionErrors  [numOps]prometheus.Counter
 	rotations      prometheus.Counter
+	callWrites     map[string]prometheus.Counter // by outcome
 	ackWaitMargin  prometheus.Histogram
 	gw             gatewaySeen
 }
@@ -88,6 +89,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "gateway_request_duration_seconds",
 		Help: "Duration of gateway requests, by operation (a poll includes the gateway's hold of up to ~10 s).", Buckets: gatewayBuckets}, []string{"op"})
 	pollErr := counterVec("poll_errors_total", "Failed event polls, by class (transient, limited, session, permanent).", "class")
+	cw := counterVec("call_state_writes_total", "Writes of agents' live call state (bucket callcontrol_calls) by the poller, by outcome "+
+		"(written; fenced: another poller holds the agent now; failed: NATS did not store it, retried).", "outcome")
 	sess := counterVec("session_errors_total", "Gateway answers saying the session (GUID) is not valid, by operation.", "op")
 	m := &Metrics{
 		commands:       commands,
@@ -102,6 +105,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		ackWaitMargin: histogram("ack_wait_margin_seconds", "AckWait minus the time a delivery took from fetch to acknowledgement; "+
 			"at or below 0 only InProgress heartbeats kept it alive.", marginBuckets),
 		pollErrors: make([]prometheus.Counter, len(classes)),
+		callWrites: map[string]prometheus.Counter{},
+	}
+	for _, o := range callWriteOutcomes {
+		m.callWrites[o] = cw.WithLabelValues(o)
 	}
 	for _, st := range []string{"accepted", "rejected", "failed", "expired"} {
 		commands.WithLabelValues(st, "") // the series exist from the start
@@ -122,7 +129,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	lastAnswer := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "gateway_last_answer_timestamp_seconds",
 		Help: "Unix time of the last HTTP answer from the gateway (0: none yet)."}, m.gw.lastAnswerSeconds)
 	for _, c := range []prometheus.Collector{commands, m.acceptLatency, conf, m.confirmLatency, m.pending, m.agentsOwned,
-		reqs, dur, pollErr, sess, m.rotations, m.ackWaitMargin, lastAnswer} {
+		reqs, dur, pollErr, sess, m.rotations, m.ackWaitMargin, lastAnswer, cw} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -237,6 +244,20 @@ func classIndex(c gateway.Class) int {
 func (m *Metrics) GUIDRotated() {
 	if m != nil {
 		m.rotations.Inc()
+	}
+}
+
+// callWriteOutcomes are the outcome label values of call_state_writes_total.
+var callWriteOutcomes = []string{"written", "fenced", "failed"}
+
+// CallStateWrite counts one write of an agent's call state; outcome is
+// "written", "fenced" or "failed" (anything else is not counted).
+func (m *Metrics) CallStateWrite(outcome string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.callWrites[outcome]; ok {
+		c.Inc()
 	}
 }
 

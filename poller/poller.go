@@ -55,6 +55,7 @@ type Poller struct {
 
 	// Set by Run before any loop starts.
 	sessions jetstream.KeyValue
+	calls    jetstream.KeyValue // events.BucketCalls
 	reg      *registry
 	mem      *members
 	leases   atomic.Pointer[leases]
@@ -144,15 +145,15 @@ func (p *Poller) Run(ctx context.Context) error {
 
 // bind opens the buckets and builds the parts Run works with.
 func (p *Poller) bind(ctx context.Context) error {
-	kvs := make([]jetstream.KeyValue, 2)
-	for i, name := range []string{events.BucketSessions, events.BucketPollers} {
+	kvs := make([]jetstream.KeyValue, 3)
+	for i, name := range []string{events.BucketSessions, events.BucketPollers, events.BucketCalls} {
 		kv, err := p.js.KeyValue(ctx, name)
 		if err != nil {
 			return fmt.Errorf("poller: bucket %s: %w", name, err)
 		}
 		kvs[i] = kv
 	}
-	p.sessions = kvs[0]
+	p.sessions, p.calls = kvs[0], kvs[2]
 	p.reg = newRegistry(kvs[0])
 	p.mem = newMembers(kvs[1], p.cfg, p.log)
 	p.leases.Store(newLeases(kvs[1], p.cfg, p.log))
