@@ -143,24 +143,30 @@ func (t *callTracker) run(work context.Context) {
 		case <-t.stop:
 			return
 		case <-t.kick:
+			if t.flush(work) {
+				resetTimer(timer, every)
+			}
 		case now := <-timer.C:
+			next := every // also after a failed write: it is retried then, or at the next change
 			if t.refresh(now) {
-				timer.Reset(refreshMargin)
-				continue
+				next = refreshMargin
+			} else {
+				t.flush(work)
 			}
-		}
-		if t.flush(work) {
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-			timer.Reset(every)
-		} else if t.isDirty() {
-			timer.Reset(every) // a failed write is retried then, or at the next change
+			timer.Reset(next)
 		}
 	}
+}
+
+// resetTimer makes timer fire d from now, whether it fired or not.
+func resetTimer(timer *time.Timer, d time.Duration) {
+	if !timer.Stop() {
+		select {
+		case <-timer.C:
+		default:
+		}
+	}
+	timer.Reset(d)
 }
 
 func (t *callTracker) isDirty() bool {
