@@ -84,8 +84,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		"status", "retcode")
 	conf := counterVec("confirmations_total", "Confirmations of accepted disconnects published, by status "+
 		"(confirmed: a release event matched; unconfirmed: none in time).", "status")
-	reqs := counterVec("gateway_requests_total", "Gateway requests, by operation and outcome class "+
-		"(success, already_done, transient, limited, session, permanent).", "op", "class")
+	reqs := counterVec("gateway_requests_total", "Gateway requests, by operation and the class of the gateway's answer "+
+		"(success, already_done, transient, limited, session, permanent). already_done is a 200-023/200-024 answer; "+
+		"the command it belongs to may still end failed (see commands_total).", "op", "class")
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "gateway_request_duration_seconds",
 		Help: "Duration of gateway requests, by operation (a poll includes the gateway's hold of up to ~10 s).", Buckets: gatewayBuckets}, []string{"op"})
 	pollErr := counterVec("poll_errors_total", "Failed event polls, by class (transient, limited, session, permanent).", "class")
