@@ -42,27 +42,45 @@ type callTracker struct {
 
 	mu        sync.Mutex
 	book      *callBook
-	dirty     bool      // book changed since the last write
-	pollSince time.Time // when the outstanding poll was sent; zero: none
-	rev       uint64    // revision of the key last written or read; 0: absent
-	failing   bool      // the last write failed (logged once)
+	dirty     bool         // book changed since the last write
+	pollSince time.Time    // when the outstanding poll was sent; zero: none
+	rev       uint64       // revision of the key last written or read; 0: absent
+	failing   bool         // the last write failed (logged once)
+	early     []timedEvent // events applied before the stored state was read; nil once it was
 
 	kick chan struct{} // capacity 1: "the state changed"
 	stop chan struct{}
 	done chan struct{}
 }
 
-// startCallTracker continues from the agent's stored state (see
-// [callBook.adopt]), writes it as this owner's at once and starts the
-// writer. It reads the key once, bounded by the write timeout; when the
-// read fails the tracker starts incomplete.
+// startCallTracker starts the writer, which first continues from the
+// agent's stored state (see [callBook.adopt]; a read that fails leaves the
+// book incomplete) and writes it as this owner's. The loop polls
+// meanwhile: the events it applies before the read is done are kept and
+// applied after it, in order.
 func (p *Poller) startCallTracker(work context.Context, agent int, ls *lease) *callTracker {
 	t := &callTracker{p: p, ls: ls, key: events.CallStateKey(agent), log: p.log.With().Int(keyAgentID, agent).Logger(),
-		book: newCallBook(agent), dirty: true, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		book: newCallBook(agent), dirty: true, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		early: []timedEvent{}}
 	t.book.state.Owner, t.book.state.Polling = p.cfg.Instance, true
-	ctx, cancel := context.WithTimeout(work, p.cfg.callWriteTimeout())
-	e, err := p.calls.Get(ctx, t.key)
+	go t.run(work)
+	return t
+}
+
+// timedEvent is an event and when it was received.
+type timedEvent struct {
+	ev events.AgentEvent
+	at time.Time
+}
+
+// adopt reads the stored state, continues from it and applies the events
+// that came meanwhile.
+func (t *callTracker) adopt(work context.Context) {
+	ctx, cancel := context.WithTimeout(work, t.p.cfg.callWriteTimeout())
+	e, err := t.p.calls.Get(ctx, t.key)
 	cancel()
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if err == nil {
 		t.rev = e.Revision()
 		var prev events.CallState
@@ -70,15 +88,30 @@ func (p *Poller) startCallTracker(work context.Context, agent int, ls *lease) *c
 			t.book.adopt(prev)
 		}
 	}
-	signal(t.kick)
-	go t.run(work)
-	return t
+	early := t.early
+	t.early = nil
+	for _, te := range early {
+		t.applyLocked(te.ev, te.at)
+	}
 }
 
 // apply records an event of the agent received at at. A change is written
 // with ObservedAt = at (when the book is complete).
 func (t *callTracker) apply(ev events.AgentEvent, at time.Time) {
 	t.mu.Lock()
+	if t.early != nil { // the stored state is not read yet
+		t.early = append(t.early, timedEvent{ev, at})
+		t.mu.Unlock()
+		return
+	}
+	changed := t.applyLocked(ev, at)
+	t.mu.Unlock()
+	if changed {
+		signal(t.kick)
+	}
+}
+
+func (t *callTracker) applyLocked(ev events.AgentEvent, at time.Time) bool {
 	changed := t.book.apply(ev, at)
 	if changed {
 		t.dirty = true
@@ -86,10 +119,7 @@ func (t *callTracker) apply(ev events.AgentEvent, at time.Time) {
 			t.book.state.ObservedAt = at.UTC()
 		}
 	}
-	t.mu.Unlock()
-	if changed {
-		signal(t.kick)
-	}
+	return changed
 }
 
 // pollStarted records that a poll was sent at sent; pollEnded that it
@@ -133,6 +163,8 @@ func (t *callTracker) refresh(now time.Time) (retry bool) {
 // CallStateRefresh, until stop is closed or work ends.
 func (t *callTracker) run(work context.Context) {
 	defer close(t.done)
+	t.adopt(work)
+	t.flush(work)
 	every := t.p.cfg.CallStateRefresh
 	timer := time.NewTimer(every)
 	defer timer.Stop()
