@@ -180,15 +180,37 @@ func (t *callTracker) run(work context.Context) {
 			}
 		case now := <-timer.C:
 			next := every // also after a failed write: it is retried then, or at the next change
-			if t.refresh(now) {
+			switch {
+			case t.refresh(now):
 				next = refreshMargin
-			} else {
+			case t.isDirty() && t.p.refreshSlots.tryAcquire():
 				t.flush(work)
+				t.p.refreshSlots.release()
 			}
 			timer.Reset(next)
 		}
 	}
 }
+
+// refreshParallel bounds the refresh-only writes in flight per replica.
+// A refresh that finds no slot is skipped (made at the next tick): under
+// load the refreshes slow down first, and the writes that matter more
+// (events, rotated GUIDs) keep the connection.
+const refreshParallel = 8
+
+// slots is a non-blocking counting semaphore.
+type slots chan struct{}
+
+func (s slots) tryAcquire() bool {
+	select {
+	case s <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s slots) release() { <-s }
 
 // resetTimer makes timer fire d from now, whether it fired or not.
 func resetTimer(timer *time.Timer, d time.Duration) {

@@ -56,10 +56,12 @@ type Poller struct {
 	// Set by Run before any loop starts.
 	sessions jetstream.KeyValue
 	calls    jetstream.KeyValue // events.BucketCalls
-	reg      *registry
-	mem      *members
-	leases   atomic.Pointer[leases]
-	conf     *confirmer
+	// refreshSlots bounds the call-state refreshes in flight.
+	refreshSlots slots
+	reg          *registry
+	mem          *members
+	leases       atomic.Pointer[leases]
+	conf         *confirmer
 
 	mu    sync.Mutex
 	loops map[int]*agentLoop // running loops, one per agent at most
@@ -80,7 +82,7 @@ func New(cfg Config, js jetstream.JetStream, gw eventSource) (*Poller, error) {
 	}
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With().Str("component", "poller").Logger()
-	return &Poller{cfg: cfg, js: js, gw: gw, log: log, loops: make(map[int]*agentLoop)}, nil
+	return &Poller{cfg: cfg, js: js, gw: gw, log: log, loops: make(map[int]*agentLoop), refreshSlots: make(slots, refreshParallel)}, nil
 }
 
 // Owned returns the agents whose lease this replica holds right now,
