@@ -76,6 +76,7 @@ type Metrics struct {
 	sessionErrors  [numOps]prometheus.Counter
 	rotations      prometheus.Counter
 	badEventTimes  prometheus.Counter
+	callWrites     map[string]prometheus.Counter // by outcome
 	ackWaitMargin  prometheus.Histogram
 	gw             gatewaySeen
 }
@@ -88,11 +89,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		"status", "retcode")
 	conf := counterVec("confirmations_total", "Confirmations of accepted disconnects published, by status "+
 		"(confirmed: a release event matched; unconfirmed: none in time).", "status")
-	reqs := counterVec("gateway_requests_total", "Gateway requests, by operation and outcome class "+
-		"(success, already_done, transient, limited, session, permanent).", "op", "class")
+	reqs := counterVec("gateway_requests_total", "Gateway requests, by operation and the class of the gateway's answer "+
+		"(success, already_done, transient, limited, session, permanent). already_done is a 200-023/200-024 answer; "+
+		"the command it belongs to may still end failed (see commands_total).", "op", "class")
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "gateway_request_duration_seconds",
 		Help: "Duration of gateway requests, by operation (a poll includes the gateway's hold of up to ~10 s).", Buckets: gatewayBuckets}, []string{"op"})
 	pollErr := counterVec("poll_errors_total", "Failed event polls, by class (transient, limited, session, permanent).", "class")
+	cw := counterVec("call_state_writes_total", "Writes of agents' live call state (bucket callcontrol_calls) by the poller, by outcome "+
+		"(written; fenced: another poller holds the agent now; failed: NATS did not store it, retried).", "outcome")
 	sess := counterVec("session_errors_total", "Gateway answers saying the session (GUID) is not valid, by operation.", "op")
 	m := &Metrics{
 		commands:       commands,
@@ -109,6 +113,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		ackWaitMargin: histogram("ack_wait_margin_seconds", "AckWait minus the time a delivery took from fetch to acknowledgement; "+
 			"at or below 0 only InProgress heartbeats kept it alive.", marginBuckets),
 		pollErrors: make([]prometheus.Counter, len(classes)),
+		callWrites: map[string]prometheus.Counter{},
+	}
+	for _, o := range callWriteOutcomes {
+		m.callWrites[o] = cw.WithLabelValues(o)
 	}
 	for _, st := range []string{"accepted", "rejected", "failed", "expired"} {
 		commands.WithLabelValues(st, "") // the series exist from the start
@@ -129,7 +137,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	lastAnswer := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "gateway_last_answer_timestamp_seconds",
 		Help: "Unix time of the last HTTP answer from the gateway (0: none yet)."}, m.gw.lastAnswerSeconds)
 	for _, c := range []prometheus.Collector{commands, m.acceptLatency, conf, m.confirmLatency, m.pending, m.agentsOwned,
-		reqs, dur, pollErr, sess, m.rotations, m.badEventTimes, m.ackWaitMargin, lastAnswer} {
+		reqs, dur, pollErr, sess, m.rotations, m.badEventTimes, m.ackWaitMargin, lastAnswer, cw} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -251,6 +259,20 @@ func (m *Metrics) GUIDRotated() {
 func (m *Metrics) EventTimeUnparsed() {
 	if m != nil {
 		m.badEventTimes.Inc()
+	}
+}
+
+// callWriteOutcomes are the outcome label values of call_state_writes_total.
+var callWriteOutcomes = []string{"written", "fenced", "failed"}
+
+// CallStateWrite counts one write of an agent's call state; outcome is
+// "written", "fenced" or "failed" (anything else is not counted).
+func (m *Metrics) CallStateWrite(outcome string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.callWrites[outcome]; ok {
+		c.Inc()
 	}
 }
 

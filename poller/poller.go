@@ -55,11 +55,14 @@ type Poller struct {
 
 	// Set by Run before any loop starts.
 	sessions jetstream.KeyValue
-	reg      *registry
-	feed     *sessionFeed
-	mem      *members
-	leases   atomic.Pointer[leases]
-	conf     *confirmer
+	calls    jetstream.KeyValue // events.BucketCalls
+	// refreshSlots bounds the call-state refreshes in flight.
+	refreshSlots slots
+	reg          *registry
+	feed         *sessionFeed
+	mem          *members
+	leases       atomic.Pointer[leases]
+	conf         *confirmer
 
 	mu    sync.Mutex
 	loops map[int]*agentLoop // running loops, one per agent at most
@@ -80,7 +83,7 @@ func New(cfg Config, js jetstream.JetStream, gw eventSource) (*Poller, error) {
 	}
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With().Str("component", "poller").Logger()
-	return &Poller{cfg: cfg, js: js, gw: gw, log: log, loops: make(map[int]*agentLoop)}, nil
+	return &Poller{cfg: cfg, js: js, gw: gw, log: log, loops: make(map[int]*agentLoop), refreshSlots: make(slots, refreshParallel)}, nil
 }
 
 // Owned returns the agents whose lease this replica holds right now,
@@ -146,15 +149,15 @@ func (p *Poller) Run(ctx context.Context) error {
 
 // bind opens the buckets and builds the parts Run works with.
 func (p *Poller) bind(ctx context.Context) error {
-	kvs := make([]jetstream.KeyValue, 2)
-	for i, name := range []string{events.BucketSessions, events.BucketPollers} {
+	kvs := make([]jetstream.KeyValue, 3)
+	for i, name := range []string{events.BucketSessions, events.BucketPollers, events.BucketCalls} {
 		kv, err := p.js.KeyValue(ctx, name)
 		if err != nil {
 			return fmt.Errorf("poller: bucket %s: %w", name, err)
 		}
 		kvs[i] = kv
 	}
-	p.sessions = kvs[0]
+	p.sessions, p.calls = kvs[0], kvs[2]
 	p.reg = newRegistry(kvs[0])
 	p.feed = newSessionFeed(p)
 	p.reg.feed = p.feed

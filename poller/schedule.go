@@ -113,6 +113,8 @@ func (p *Poller) runAgent(ctx, work context.Context, l *agentLoop) {
 	defer p.leases.Load().release(ls)
 	log := p.log.With().Int(keyAgentID, l.agent).Logger()
 	log.Debug().Msg("poll loop started")
-	reason := p.pollLoop(ctx, work, l, ls)
+	calls := p.startCallTracker(work, l.agent, ls)
+	reason := p.pollLoop(ctx, work, l, ls, calls)
+	calls.close() // before the lease is released: a successor finds the final state
 	log.Debug().Str(keyReason, reason).Msg("poll loop stopped")
 }

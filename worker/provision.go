@@ -99,6 +99,9 @@ func ProvisionShared(ctx context.Context, js jetstream.JetStream, topo Topology)
 		jetstream.KeyValueConfig{Bucket: events.BucketLedger, TTL: topo.LedgerTTL, Description: "command_id -> execution record"},
 		jetstream.KeyValueConfig{Bucket: events.BucketSessions, Description: "agent_id -> current gateway session"},
 		jetstream.KeyValueConfig{Bucket: events.BucketPending, TTL: time.Hour, Description: "<agent>.<command_id> -> accepted disconnect awaiting its release event"},
+		// Written by the agent's poller on every call change and every few
+		// seconds during a call; an agent not polled and without events for
+		// a day is forgotten.
 		jetstream.KeyValueConfig{Bucket: events.BucketCalls, TTL: 24 * time.Hour, Description: "agent_id -> live call state, written by the agent's poller"},
 	)
 }

@@ -244,7 +244,8 @@ func devGateway(sim *simServer, conns int) (*gateway.Client, error) {
 // a call.
 func seedAgents(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, sim *simServer, n int) error {
 	for id := 101; id < 101+n; id++ {
-		if err := signIn(ctx, js, gw, id, gateway.SignInRequest{}, sim.authMode); err != nil {
+		// A fresh simulator: nobody is signed in elsewhere, so no --force.
+		if err := signIn(ctx, js, gw, id, gateway.SignInRequest{}, sim.authMode, false); err != nil {
 			return err
 		}
 		if _, err := sim.sim.StartCall(id, "5550"+strconv.Itoa(id)); err != nil {

@@ -26,6 +26,7 @@ commands:
   signin       sign an agent in at the gateway and register its session
   register     register a GUID obtained elsewhere for an agent
   signout      remove an agent's session (and log it out at the gateway)
+  agents       the agents: session, poller, current call (ID, phase, masked parties, age)
   dlq          dead letters: list, show <command_id|seq>, replay <command_id|seq>... | --all
   status       a command's ledger state, result, pending and confirmation: status <command_id>
   bench        measure throughput, latency and scale against baselines in the same run
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cmds := map[string]func(context.Context, []string, io.Writer) error{
 		"dev": runDev, "bench": runBench, "worker": runWorker, "poller": runPoller, "gatewaysim": runGatewaySim,
 		"disconnect": runDisconnect, "watch": runWatch,
-		"signin": runSignIn, "register": runRegister, "signout": runSignOut,
+		"signin": runSignIn, "register": runRegister, "signout": runSignOut, "agents": runAgents,
 		"dlq": runDLQ, "status": runStatus, "help": runHelp,
 		"bench-floor": runBenchFloor, // bench's child process, not for users
 	}

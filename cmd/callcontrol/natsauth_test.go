@@ -192,8 +192,13 @@ func exerciseRoles(t *testing.T, url string, auth []string) *testenv.SyncBuffer 
 	if !strings.Contains(logs.String(), `"setting":"--guid"`) {
 		t.Fatalf("register --guid on the command line logged no WARN:\n%s", logs.String())
 	}
-	if out := mustRun(as("signout", "--agent", "102")...); !strings.Contains(out, "agent 102 signed out") {
-		t.Fatalf("signout: %s", out)
+	// 102's GUID is made up: the poller may have marked it invalid already,
+	// and signout then says the agent was not signed in. Either way it
+	// removed the session, which is what this role may do.
+	var soOut bytes.Buffer
+	if err := run(ctx, as("signout", "--agent", "102"), &soOut); !strings.Contains(soOut.String(), "agent 102 removed from the registry") &&
+		(err == nil || !strings.Contains(err.Error(), "agent 102 was not signed in") || !strings.Contains(err.Error(), "removed from the registry")) {
+		t.Fatalf("signout: %v; output: %s", err, soOut.String())
 	}
 	return logs
 }

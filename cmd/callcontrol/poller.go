@@ -16,7 +16,10 @@ func pollerFlags(s *settings, c *poller.Config) {
 	fs.DurationVar(&c.LeaseTTL, "poll-lease-ttl", d.LeaseTTL, "per-agent poll lease TTL: how long a dead poller's agents wait to be taken over")
 	fs.DurationVar(&c.PollGap, "poll-gap", d.PollGap, "pause after an empty poll")
 	fs.DurationVar(&c.ReleaseGrace, "release-grace", d.ReleaseGrace, "how long a release event waits for the worker's pending record")
-	for f, n := range map[string]string{"LeaseTTL": "poll-lease-ttl", "PollGap": "poll-gap", "ReleaseGrace": "release-grace"} {
+	fs.DurationVar(&c.CallStateRefresh, "call-state-refresh", d.CallStateRefresh,
+		"during a call, how often the agent's call state is rewritten to advance its observed_at while a poll is outstanding")
+	for f, n := range map[string]string{"LeaseTTL": "poll-lease-ttl", "PollGap": "poll-gap", "ReleaseGrace": "release-grace",
+		"CallStateRefresh": "call-state-refresh"} {
 		s.field(f, n)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,30 +41,39 @@ func registerSession(ctx context.Context, js jetstream.JetStream, agent int, gui
 	return publishSessionEvent(ctx, js, events.SessionEvent{AgentID: agent, Kind: events.SessionRegistered, At: sess.UpdatedAt}, rev)
 }
 
-// removeSession deletes agent from the registry and publishes "signed_out"
-// (the pollers announce the same change under the same Nats-Msg-Id).
-// It returns the GUID that was stored, "" when there was none.
-func removeSession(ctx context.Context, js jetstream.JetStream, agent int, reason string) (string, error) {
+// storedSession returns agent's session in the registry, or nil.
+func storedSession(ctx context.Context, js jetstream.JetStream, agent int) (*events.Session, error) {
 	kv, err := js.KeyValue(ctx, events.BucketSessions)
 	if err != nil {
-		return "", fmt.Errorf("session registry: %w", err)
+		return nil, fmt.Errorf("session registry: %w", err)
+	}
+	e, err := kv.Get(ctx, strconv.Itoa(agent))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session registry: %w", err)
 	}
 	var sess events.Session
-	if e, err := kv.Get(ctx, strconv.Itoa(agent)); err == nil {
-		_ = json.Unmarshal(e.Value(), &sess)
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", fmt.Errorf("session registry: %w", err)
+	if err := json.Unmarshal(e.Value(), &sess); err != nil {
+		return &events.Session{}, nil // undecodable: there is no GUID to use
 	}
+	return &sess, nil
+}
+
+// removeSession deletes agent from the registry and publishes "signed_out"
+// (the pollers announce the same change under the same Nats-Msg-Id).
+func removeSession(ctx context.Context, js jetstream.JetStream, agent int, reason string) error {
 	// A KV delete is a publish of a delete marker on $KV.<bucket>.<key>;
 	// made directly, its ack tells the revision (kv.Delete does not).
 	del := nats.NewMsg("$KV." + events.BucketSessions + "." + strconv.Itoa(agent))
 	del.Header.Set("KV-Operation", "DEL")
 	ack, err := js.PublishMsg(ctx, del)
 	if err != nil {
-		return "", fmt.Errorf("session registry: %w", err)
+		return fmt.Errorf("session registry: %w", err)
 	}
 	ev := events.SessionEvent{AgentID: agent, Kind: events.SessionSignedOut, Reason: reason, At: time.Now().UTC()}
-	return sess.GUID, publishSessionEvent(ctx, js, ev, ack.Sequence)
+	return publishSessionEvent(ctx, js, ev, ack.Sequence)
 }
 
 // publishSessionEvent announces the session change stored at revision rev
@@ -84,12 +94,20 @@ func publishSessionEvent(ctx context.Context, js jetstream.JetStream, ev events.
 	return nil
 }
 
-// signIn signs agent in at the gateway, taking over a session held
-// elsewhere (forcelogin) when the gateway answers 100-002, and registers
-// the GUID.
-func signIn(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, agent int, req gateway.SignInRequest, authMode int) error {
+// errSignedInElsewhere: the gateway answered 100-002 and --force was not given.
+var errSignedInElsewhere = errors.New("already signed in elsewhere (gateway retcode 100-002); " +
+	"--force takes the session over with forcelogin, which signs the other client out")
+
+// signIn signs agent in at the gateway and registers the GUID. When the
+// gateway answers 100-002 (signed in elsewhere) it takes the session over
+// with forcelogin only if force is set; otherwise it fails with
+// errSignedInElsewhere and changes nothing.
+func signIn(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, agent int, req gateway.SignInRequest, authMode int, force bool) error {
 	guid, err := gw.SignIn(ctx, agent, req, false)
 	if gateway.RetCodeOf(err) == "100-002" {
+		if !force {
+			return fmt.Errorf("sign in agent %d: %w", agent, errSignedInElsewhere)
+		}
 		guid, err = gw.SignIn(ctx, agent, req, true)
 	}
 	if err != nil {
@@ -126,11 +144,13 @@ func (f *sessionFlags) check() error {
 func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("signin", stderr)
 	var (
-		f   sessionFlags
-		req gateway.SignInRequest
+		f     sessionFlags
+		req   gateway.SignInRequest
+		force bool
 	)
 	f.register(s)
 	gatewayFlags(s, &f.gcfg)
+	s.fs.BoolVar(&force, "force", false, "if the agent is signed in elsewhere (gateway 100-002), take the session over (forcelogin: the other client is signed out)")
 	s.fs.StringVar(&req.Password, "password", "", "the agent's password (prefer CALLCONTROL_PASSWORD)")
 	s.fs.StringVar(&req.PhoneNum, "phonenum", "", "soft-phone or phone number bound to the agent")
 	s.secret("password")
@@ -150,7 +170,7 @@ func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	if err := signIn(ctx, js, gw, f.agent, req, f.authMode); err != nil {
+	if err := signIn(ctx, js, gw, f.agent, req, f.authMode, force); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent %d signed in and registered\n", f.agent)
@@ -188,8 +208,12 @@ func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// runSignOut signs an agent out at the gateway (when --gateway-url is set)
-// and removes it from the registry.
+// runSignOut logs an agent out at the gateway (when --gateway-url is set)
+// and removes its session from the registry. It fails, saying so, when the
+// agent was not signed in: no session registered, a session the gateway
+// had already rejected (invalid), or a GUID the gateway does not know
+// (the registry entry is removed then). A logout the gateway did not
+// answer leaves the session registered, so signout can be run again.
 func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("signout", stderr)
 	var f sessionFlags
@@ -206,19 +230,49 @@ func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	guid, err := removeSession(ctx, js, f.agent, "signed out by callcontrol signout")
-	if err != nil {
+	sess, err := storedSession(ctx, js, f.agent)
+	switch {
+	case err != nil:
 		return err
+	case sess == nil:
+		return fmt.Errorf("agent %d is not signed in: no session registered", f.agent)
 	}
-	if f.gcfg.BaseURL != "" && guid != "" {
-		gw, err := gateway.New(f.gcfg)
-		if err != nil {
-			return s.explain(err)
+	const reason = "signed out by callcontrol signout"
+	if !sess.Usable() {
+		if err := removeSession(ctx, js, f.agent, reason); err != nil {
+			return err
 		}
-		defer gw.Close()
-		if err := gw.Logout(ctx, f.agent, guid); err != nil {
-			return fmt.Errorf("agent %d removed from the registry, but the gateway refused the logout: %w", f.agent, err)
+		why := "it has no GUID"
+		if sess.State == events.SessionInvalid {
+			why = "the gateway had rejected its GUID (" + cmp.Or(sess.Reason, "session error") + ")"
 		}
+		return fmt.Errorf("agent %d was not signed in: its session was invalid, %s; removed from the registry", f.agent, why)
+	}
+	if f.gcfg.BaseURL == "" {
+		if err := removeSession(ctx, js, f.agent, reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "agent %d removed from the registry; not logged out at the gateway (no --gateway-url)\n", f.agent)
+		return nil
+	}
+	gw, err := gateway.New(f.gcfg)
+	if err != nil {
+		return s.explain(err)
+	}
+	defer gw.Close()
+	lerr := gw.Logout(ctx, f.agent, sess.GUID)
+	switch gateway.Classify(lerr) {
+	case gateway.ClassSuccess:
+	case gateway.ClassSession:
+		if err := removeSession(ctx, js, f.agent, reason); err != nil {
+			return err
+		}
+		return fmt.Errorf("agent %d was not signed in at the gateway, which rejected its GUID (%w); removed from the registry", f.agent, lerr)
+	default:
+		return fmt.Errorf("agent %d not signed out: the gateway refused or did not answer the logout (%w); its session is still registered", f.agent, lerr)
+	}
+	if err := removeSession(ctx, js, f.agent, reason); err != nil {
+		return fmt.Errorf("agent %d logged out at the gateway, but not removed from the registry: %w", f.agent, err)
 	}
 	fmt.Fprintf(stdout, "agent %d signed out\n", f.agent)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,9 +14,11 @@ import (
 	"github.com/callcontrol/callcontrol/worker"
 )
 
-// signin registers a session (taking over with forcelogin when the agent is
-// already signed in elsewhere), register stores a GUID obtained elsewhere,
-// and signout removes the session and logs the agent out at the gateway.
+// signin registers a session, and refuses to take over a session held
+// elsewhere unless --force; register stores a GUID obtained elsewhere;
+// signout logs the agent out and removes the session, and fails, saying
+// so, for an agent that is not signed in. The README's examples are run
+// as written (the gateway and NATS given by the environment).
 func TestSessionCommands(t *testing.T) {
 	natsURL, js := testJetStream(t, worker.Config{})
 	sim, gwURL, ca := testGateway(t, gatewaysim.Config{})
@@ -32,27 +35,42 @@ func TestSessionCommands(t *testing.T) {
 		}
 		return s, true
 	}
-	gwFlags := []string{"--nats-url", natsURL, "--gateway-url", gwURL, "--gateway-ca", ca}
-	if _, err := sim.SignIn(101); err != nil { // signed in elsewhere: signin must take over
+	t.Setenv("CALLCONTROL_NATS_URL", natsURL)
+	t.Setenv("CALLCONTROL_GATEWAY_URL", gwURL)
+	t.Setenv("CALLCONTROL_GATEWAY_CA", ca)
+	t.Setenv("CALLCONTROL_AUTHMODE", "1")
+	t.Setenv("CALLCONTROL_PASSWORD", "secret")
+	readme := func(prefix string) []string { // the whole line, without "callcontrol" and the comment
+		line, _, _ := strings.Cut(readmeLine(t, prefix), "#")
+		return strings.Fields(line)[1:]
+	}
+	if _, err := sim.SignIn(101); err != nil { // signed in elsewhere
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	t.Setenv("CALLCONTROL_PASSWORD", "secret")
-	if err := run(ctx, append([]string{"signin", "--agent", "101", "--authmode", "1"}, gwFlags...), &out); err != nil {
-		t.Fatalf("signin: %v", err)
+	err := run(ctx, readme("callcontrol signin --agent 101  "), &out)
+	if !errors.Is(err, errSignedInElsewhere) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), "100-002") {
+		t.Fatalf("signin of an agent signed in elsewhere = %v, want errSignedInElsewhere", err)
+	}
+	if _, ok := session("101"); ok {
+		t.Fatal("a refused signin registered a session")
+	}
+	if err := run(ctx, readme("callcontrol signin --agent 101 --force"), &out); err != nil {
+		t.Fatalf("signin --force: %v", err)
 	}
 	s, ok := session("101")
 	if !ok || !s.Usable() || !strings.HasSuffix(s.GUID, "."+gatewaysim.DefaultNode) || s.Node != gatewaysim.DefaultNode {
 		t.Fatalf("session after signin = %+v, %v", s, ok)
 	}
 	t.Setenv("CALLCONTROL_GUID", "abc-123.AgentGateway1")
-	if err := run(ctx, []string{"register", "--agent", "102", "--nats-url", natsURL}, &out); err != nil {
+	if err := run(ctx, []string{"register", "--agent", "102", "--authmode", "2"}, &out); err != nil {
 		t.Fatalf("register: %v", err)
 	}
 	if s, ok := session("102"); !ok || s.GUID != "abc-123.AgentGateway1" || s.AuthMode != 2 {
 		t.Fatalf("session after register = %+v, %v", s, ok)
 	}
-	if err := run(ctx, append([]string{"signout", "--agent", "101"}, gwFlags...), &out); err != nil {
+	signOut := readme("callcontrol signout --agent 101")
+	if err := run(ctx, signOut, &out); err != nil {
 		t.Fatalf("signout: %v", err)
 	}
 	if _, ok := session("101"); ok {
@@ -84,6 +102,25 @@ func TestSessionCommands(t *testing.T) {
 		t.Fatal(err)
 	} else if m, _ := stream.GetLastMsgForSubject(ctx, events.SessionEventSubject(102, events.SessionRegistered)); m.Header.Get(events.HeaderMsgID) != "session-102-"+strconv.FormatUint(e.Revision(), 10) {
 		t.Errorf("registered event of 102: Nats-Msg-Id %q, want the revision %d", m.Header.Get(events.HeaderMsgID), e.Revision())
+	}
+	if err := run(ctx, signOut, &out); err == nil || !strings.Contains(err.Error(), "agent 101 is not signed in: no session registered") {
+		t.Fatalf("second signout = %v, want: not signed in", err)
+	}
+	// 102's GUID is unknown to the gateway: not signed in, the entry goes.
+	err = run(ctx, []string{"signout", "--agent", "102"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "was not signed in at the gateway") || !strings.Contains(err.Error(), "100-006") {
+		t.Fatalf("signout with a GUID the gateway rejects = %v", err)
+	}
+	if _, ok := session("102"); ok {
+		t.Fatal("the rejected session is still registered")
+	}
+	inv, _ := json.Marshal(events.Session{GUID: "x.AgentGateway0", State: events.SessionInvalid, Reason: "retcode 100-006"})
+	if _, err := kv.Put(ctx, "103", inv); err != nil {
+		t.Fatal(err)
+	}
+	err = run(ctx, []string{"signout", "--agent", "103"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "session was invalid, the gateway had rejected its GUID (retcode 100-006)") {
+		t.Fatalf("signout of an invalid session = %v", err)
 	}
 	if strings.Contains(out.String(), "AgentGateway") {
 		t.Fatalf("output holds a GUID: %s", out.String())
