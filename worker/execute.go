@@ -141,7 +141,7 @@ func earliest(a, b time.Time) time.Time {
 func (w *Worker) conclude(ctx context.Context, j *job, err, last error, permanent bool) outcome {
 	rc := gateway.RetCodeOf(last)
 	if se, ok := asScope(err, last); ok && !isShutdown(ctx) && !errors.Is(err, errLeaseLost) {
-		return w.scopeOutcome(j, se)
+		return w.scopeOutcome(j, se, permanent)
 	}
 	switch {
 	case err == nil && last == nil:

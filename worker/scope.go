@@ -142,8 +142,13 @@ func (w *Worker) pinCall(ctx context.Context, j *job, call string) error {
 }
 
 // scopeOutcome ends a command whose call check said not to send.
-func (w *Worker) scopeOutcome(j *job, se *scopeError) outcome {
+// permanent: an answer ended the retries; otherwise the deadline did, and
+// a check that could not be made then leaves the command expired (as a
+// gateway that fails until the deadline does), with the reason saying so.
+func (w *Worker) scopeOutcome(j *job, se *scopeError, permanent bool) outcome {
 	switch {
+	case se.unknown() && !permanent:
+		return w.final(j, events.StatusExpired, w.unknown(j, "deadline passed while the call could not be checked: "+se.Error()), gateway.RetCodeOf(se.cause))
 	case se.unknown():
 		return w.final(j, events.StatusFailed, w.unknown(j, se.Error()), gateway.RetCodeOf(se.cause))
 	case j.maybeExecuted && se.reason != events.ReasonCallMismatch:
