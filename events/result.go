@@ -49,6 +49,9 @@ type Result struct {
 const (
 	ReasonAlreadyReleased = "already_released"
 	ReasonNoSession       = "no_session"
+	// ReasonSessionInvalid: the gateway rejected the agent's session (its
+	// GUID); the agent must be signed in again.
+	ReasonSessionInvalid = "session_invalid"
 	ReasonMaxDeliveries   = "max_deliveries"
 	// ReasonOutcomeUnknown prefixes the reason of a command that ended
 	// failed or expired after a request that got no answer (a timeout, a

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -46,21 +47,37 @@ func TestOneOperationPerAgentAcrossReplicas(t *testing.T) {
 }
 
 // Session errors: a command for an agent without a session fails with
-// no_session; a GUID override that the gateway rejects fails with its
-// retcode; neither the override nor any GUID is logged.
+// no_session; one whose session the gateway rejected, or whose GUID
+// override it rejects, fails with session_invalid (and the retcode);
+// neither the override nor any GUID is logged.
 func TestSessionFailures(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{})
 	b.signIn([]int{701}, customer)
+	// A session the poller marked invalid (the gateway refused its GUID).
+	kv, err := b.js.KeyValue(context.Background(), events.BucketSessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(events.Session{GUID: "dead-guid.AgentGateway0", State: events.SessionInvalid, Reason: "retcode 100-006"})
+	if _, err := kv.Put(context.Background(), "703", v); err != nil {
+		t.Fatal(err)
+	}
 	b.startWorker(nil)
-	b.secrets = append(b.secrets, "bogus-guid.AgentGateway0")
+	b.secrets = append(b.secrets, "bogus-guid.AgentGateway0", "dead-guid.AgentGateway0")
 	b.publish(events.DisconnectCommand{CommandID: "nosess", AgentID: 702, Number: "5551234"})
 	b.publish(events.DisconnectCommand{CommandID: "badguid", AgentID: 701, Number: customer(701), GUID: "bogus-guid.AgentGateway0"})
-	res := b.waitResults(2, 10*time.Second)
+	b.publish(events.DisconnectCommand{CommandID: "invalid", AgentID: 703, Number: "5551234"})
+	res := b.waitResults(3, 10*time.Second)
 	if r := res["nosess"]; len(r) != 1 || r[0].Status != events.StatusFailed || !strings.HasPrefix(r[0].Reason, events.ReasonNoSession) {
 		t.Errorf("nosess = %+v", r)
 	}
-	if r := res["badguid"]; len(r) != 1 || r[0].Status != events.StatusFailed || r[0].RetCode != "100-006" {
-		t.Errorf("badguid = %+v", r)
+	if r := res["badguid"]; len(r) != 1 || r[0].Status != events.StatusFailed || r[0].RetCode != "100-006" ||
+		!strings.Contains(r[0].Reason, events.ReasonSessionInvalid) {
+		t.Errorf("badguid = %+v, want failed 100-006 session_invalid", r)
+	}
+	if r := res["invalid"]; len(r) != 1 || r[0].Status != events.StatusFailed ||
+		!strings.HasPrefix(r[0].Reason, events.ReasonSessionInvalid) || !strings.Contains(r[0].Reason, "100-006") {
+		t.Errorf("invalid = %+v, want failed session_invalid naming the retcode", r)
 	}
 }
 

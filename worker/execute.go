@@ -18,7 +18,10 @@ import (
 func (w *Worker) execute(ctx context.Context, j *job) outcome {
 	guid, ok := w.guid(j)
 	if !ok {
-		return w.final(j, events.StatusFailed, events.ReasonNoSession+": no GUID registered for agent", "")
+		if why, bad := w.sessions.rejected(j.cmd.AgentID); bad {
+			return w.final(j, events.StatusFailed, events.ReasonSessionInvalid+": the gateway rejected the agent's GUID ("+why+"); sign the agent in again", "")
+		}
+		return w.final(j, events.StatusFailed, events.ReasonNoSession+": no session registered for the agent", "")
 	}
 	dctx, cancel := context.WithDeadline(ctx, j.deadline.Add(-w.cfg.ExpiryGuard))
 	defer cancel()
@@ -161,6 +164,8 @@ func (w *Worker) conclude(ctx context.Context, j *job, err, last error, permanen
 			reason = fmt.Sprintf("deadline passed after %d attempts: %v", j.attempts, last)
 		}
 		return w.final(j, events.StatusExpired, w.unknown(j, reason), rc)
+	case gateway.Classify(last) == gateway.ClassSession:
+		return w.final(j, events.StatusFailed, w.unknown(j, events.ReasonSessionInvalid+": "+err.Error()), rc)
 	default:
 		return w.final(j, events.StatusFailed, w.unknown(j, err.Error()), rc)
 	}

@@ -149,6 +149,8 @@ func (w *Worker) scopeOutcome(j *job, se *scopeError, permanent bool) outcome {
 	switch {
 	case se.unknown() && !permanent:
 		return w.final(j, events.StatusExpired, w.unknown(j, "deadline passed while the call could not be checked: "+se.Error()), gateway.RetCodeOf(se.cause))
+	case se.unknown() && gateway.Classify(se.cause) == gateway.ClassSession:
+		return w.final(j, events.StatusFailed, w.unknown(j, events.ReasonSessionInvalid+": "+se.Error()), gateway.RetCodeOf(se.cause))
 	case se.unknown():
 		return w.final(j, events.StatusFailed, w.unknown(j, se.Error()), gateway.RetCodeOf(se.cause))
 	case j.maybeExecuted && se.reason != events.ReasonCallMismatch:

@@ -21,11 +21,13 @@ type sessions struct {
 	kv    jetstream.KeyValue
 	mu    sync.RWMutex
 	guids map[int]string
-	ready chan struct{} // closed once the initial values are loaded
+	// invalid holds why the gateway rejected an agent's registered session.
+	invalid map[int]string
+	ready   chan struct{} // closed once the initial values are loaded
 }
 
 func newSessions(kv jetstream.KeyValue) *sessions {
-	return &sessions{kv: kv, guids: make(map[int]string), ready: make(chan struct{})}
+	return &sessions{kv: kv, guids: make(map[int]string), invalid: make(map[int]string), ready: make(chan struct{})}
 }
 
 // lookup returns the current GUID of agent.
@@ -65,11 +67,24 @@ func (s *sessions) apply(e jetstream.KeyValueEntry) {
 	del := e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &sess) != nil || !sess.Usable()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.invalid, agent)
 	if del {
 		delete(s.guids, agent)
+		if e.Operation() == jetstream.KeyValuePut && sess.State == events.SessionInvalid {
+			s.invalid[agent] = sess.Reason
+		}
 	} else {
 		s.guids[agent] = sess.GUID
 	}
+}
+
+// rejected reports whether agent's registered session is marked invalid
+// (the gateway refused its GUID), and why.
+func (s *sessions) rejected(agent int) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	why, ok := s.invalid[agent]
+	return why, ok
 }
 
 func (s *sessions) markReady() {
