@@ -8,13 +8,29 @@
    a publisher that did not set Nats-Msg-Id), each delivered up to MAXDEL
    times; a deadline that passes at any moment; up to MAXCRASH worker
    crashes (mid-request, where the gateway may or may not have executed,
-   and between storing the outcome and publishing it); a crashed worker's
+   and between storing an outcome and publishing it, wherever one is
+   stored: after a request, on the expired path, on the last delivery and
+   in the max-deliveries advisory's handler, whose advisory then comes
+   back); a crashed worker's
    lease expiring later, and a live worker's when its renewals fail (never
    mid-request: no request outlives the lease's validUntil, so a worker
    that lost it Naks); requests retried within a delivery after no answer;
    the gateway answering released / already gone (200-023) / nothing;
    results de-duplicated by Nats-Msg-Id (the first one published counts).
    Each step on NATS is atomic, as a KV write or a publish is.
+
+   One result message per command (DESIGN.md #9): the ledger's done record
+   names the copy (stream message) whose delivery, or advisory, stored it
+   (recCopy; record.Seq in worker/ledger.go). A delivery or advisory that
+   finds the command done publishes the stored result again only if it is
+   of that copy (its delivery may have died between storing and
+   publishing); one of another copy publishes nothing (worker/handle.go
+   replay). A second copy may be published after the results stream's
+   de-duplication window, so the model does not count on the de-duplication
+   across copies: it flags any publication by a copy other than the one
+   that stored the result (strayPub). Publications by the storing copy
+   itself (its redeliveries and its advisory, within AckWait times the
+   max deliveries) are assumed to fall within the window.
 
    The agent's calls: the command was stored during call A, the customer's
    call. At any moment A ends (the customer hangs up, or a release took the
@@ -43,9 +59,11 @@
    customer could hang up and call back: the model leaves that out.
 
    Checked: only the lease holder sends, one request at a time, and never
-   after the outcome is stored; every command gets a result; the published
-   result is the one the ledger ends with; a command the gateway executed
-   is published "accepted" or with an outcome_unknown reason; and a release
+   after the outcome is stored; every command gets a result, published
+   only by the copy that stored it (one result message, whether or not the
+   de-duplication window passed); the published result is the one the
+   ledger ends with; a command the gateway executed is published
+   "accepted" or with an outcome_unknown reason; and a release
    executes only on the command's call (A, the pin its ledger record
    holds), never on the call back B.
 
@@ -61,6 +79,16 @@
                         sent again after the outcome was stored;
      OLD_LAST_OWN_REV   a last delivery that had lost its lease stored
                         "failed" over the revision it read, its successor's;
+   that the version before the copy rule, which relied on the
+   de-duplication across copies, and the opposite mistake fail too:
+     OLD_COPY_REPUBLISH any delivery or advisory finding the command done
+                        published the stored result again, of whichever
+                        copy: the other copy's (its advisory, say, after
+                        the first copy's stored and published "failed")
+                        is a second result message past the window;
+     NO_OWN_REPLAY      none publishes, of its own copy neither: the result
+                        of a copy whose delivery died between storing and
+                        publishing is lost;
    and that each of these breaks of the call-scoping rule fails too:
      OLD_NO_CALL_CHECK  no check before attempts (the code before #8): a
                         request after A ended and B began, a first one, a
@@ -117,8 +145,32 @@ byte lastCall = CALL_A; /* the agent's last call: the one the gateway releases t
 bool partyA = 1;        /* the number is a party of call A */
 bool partyB = 0;        /* the number is a party of call B */
 byte recPin = 0;        /* the call pinned in the ledger's started record */
+byte recCopy = 0;       /* the copy (stream message) whose delivery stored the done record */
+bool strayPub = 0;      /* a copy other than the one that stored the result published it */
 
-inline publish(r, unk) { atomic { if :: pub == NONE -> pub = r; pubUnknown = unk :: else -> skip fi } }
+/* Publishes a result (de-duplicated: the first one counts). Called in a
+   Copy: me is the copy publishing; one other than the copy that stored the
+   result is a second result message once the de-duplication window passed. */
+inline publish(r, unk) {
+  atomic {
+    if :: me != recCopy -> strayPub = 1 :: else -> skip fi;
+    if :: pub == NONE -> pub = r; pubUnknown = unk :: else -> skip fi
+  }
+}
+
+/* A delivery (or the advisory) of copy me that found the command done
+   publishes the stored result again only if its own copy stored it (its
+   delivery that stored it may have died before publishing); another copy
+   publishes nothing (worker/handle.go replay). */
+inline replay(r, unk, rc) {
+#ifdef OLD_COPY_REPUBLISH
+  publish(r, unk)
+#elif defined(NO_OWN_REPLAY)
+  skip
+#else
+  if :: rc == me -> publish(r, unk) :: else -> skip fi
+#endif
+}
 
 /* The deadline may pass at any time; a dead holder's lease may expire, and
    so may a live one's once it sent its last request (a worker sends
@@ -155,6 +207,7 @@ proctype Copy(byte me) {
   byte r; byte rv; bool mine; bool maybe; byte outcome; bool unk; byte myRev; bool won;
   bool wrote;            /* this delivery wrote (or took over) the started record, at myRev */
   bool waitElsewhere; bool ru;
+  byte rc;               /* the copy that stored the done record read */
   byte pin;              /* the call this delivery is scoped to */
   byte resp;             /* what the gateway did with the request */
   bool gone;             /* the check found the pinned call not the agent's, or the number not its party */
@@ -184,11 +237,11 @@ start:
        recPin = CALL_A;
 #endif
        pin = recPin
-    :: else -> r = rec; ru = recUnk; myRev = recRev; pin = recPin   /* the first pin wins */
+    :: else -> r = rec; ru = recUnk; rc = recCopy; myRev = recRev; pin = recPin   /* the first pin wins */
     fi
   }
   if
-  :: !mine && r != STARTED -> publish(r, ru); goto release  /* replay the stored result */
+  :: !mine && r != STARTED -> replay(r, ru, rc); goto release  /* replay the stored result */
   :: !mine && r == STARTED -> maybe = 1;
 #ifndef OLD_DONE_PUT
      /* take the started record over (a new revision), so that the delivery
@@ -269,13 +322,13 @@ attempt:
   mayLose = me;
   /* record: ledger done, then the result */
 #ifdef OLD_DONE_PUT
-  atomic { rec = outcome; recUnk = unk; recRev++ }   /* unconditional Put */
+  atomic { rec = outcome; recUnk = unk; recCopy = me; recRev++ }   /* unconditional Put */
 #else
   /* over the record this delivery started (or found), else Nak: the
      redelivery replays what another delivery stored meanwhile */
   atomic {
     if
-    :: recRev == myRev -> rec = outcome; recUnk = unk; recRev++; won = 1
+    :: recRev == myRev -> rec = outcome; recUnk = unk; recCopy = me; recRev++; won = 1
     :: else -> won = 0
     fi
   }
@@ -294,20 +347,25 @@ release:
   goto finish;
 
 expired:
-  atomic { r = rec; rv = recRev; ru = recUnk }
+  atomic { r = rec; rv = recRev; ru = recUnk; rc = recCopy }
   if
-  :: r == ACC || r == EXP || r == FAIL -> publish(r, ru); goto finish
+  :: r == ACC || r == EXP || r == FAIL -> replay(r, ru, rc); goto finish
 #ifndef OLD_EXPIRED
   :: r == STARTED && holder != 0 -> waitElsewhere = 1
 #endif
   :: else ->
+     ru = (r == STARTED);
      atomic {
        if
-       :: recRev == rv -> rec = EXP; recUnk = (r == STARTED); recRev++; publish(EXP, r == STARTED)
-       :: else -> skip   /* CAS lost: Nak, the redelivery replays */
+       :: recRev == rv -> rec = EXP; recUnk = ru; recCopy = me; recRev++; won = 1
+       :: else -> won = 0
        fi
      }
-     if :: rec != EXP || pub == NONE -> goto redeliver :: else -> goto finish fi
+     if
+     :: !won -> goto redeliver   /* CAS lost: Nak, the redelivery replays */
+     :: atomic { won && crashes < MAXCRASH -> crashes++ } -> goto crashedOut  /* dies before publishing */
+     :: won -> publish(EXP, ru); goto finish
+     fi
   fi;
 redeliver:
   if
@@ -319,23 +377,27 @@ redeliver:
         /* last delivery: a retry becomes failed max_deliveries, unless the
            ledger is done (replay it) or a copy is in flight (defer) */
 #ifdef OLD_LAST_DELIVERY
-        atomic { rec = FAIL; recUnk = 1; recRev++ }; publish(FAIL, 1); goto finish;
+        atomic { rec = FAIL; recUnk = 1; recCopy = me; recRev++ }; publish(FAIL, 1); goto finish;
 #endif
-        atomic { r = rec; rv = recRev; ru = recUnk }
+        atomic { r = rec; rv = recRev; ru = recUnk; rc = recCopy }
 #ifndef OLD_LAST_OWN_REV
         if :: r == STARTED && wrote -> rv = myRev :: else -> skip fi   /* its own record, not a successor's */
 #endif
         if
-        :: r == ACC || r == EXP || r == FAIL -> publish(r, ru); goto finish
+        :: r == ACC || r == EXP || r == FAIL -> replay(r, ru, rc); goto finish
         :: r == STARTED && !wrote && holder != 0 -> goto exhausted
         :: else ->
            atomic {
              if
-             :: recRev == rv -> rec = FAIL; recUnk = 1; recRev++; publish(FAIL, 1)
-             :: else -> skip
+             :: recRev == rv -> rec = FAIL; recUnk = 1; recCopy = me; recRev++; won = 1
+             :: else -> won = 0
              fi
            }
-           if :: rec == FAIL && pub == FAIL -> goto finish :: else -> goto exhausted fi
+           if
+           :: !won -> goto exhausted   /* CAS lost: Nak, the advisory decides */
+           :: atomic { won && crashes < MAXCRASH -> crashes++ } -> goto crashedOut  /* dies before publishing */
+           :: won -> publish(FAIL, 1); goto finish
+           fi
         fi
      fi
   fi;
@@ -345,11 +407,17 @@ exhausted:
 #ifdef OLD_EXHAUSTED
   :: atomic { rec == ACC || rec == EXP || rec == FAIL } -> break
 #else
-  :: atomic { rec == ACC || rec == EXP || rec == FAIL -> publish(rec, recUnk) } -> break  /* replayed: its writer may have died before publishing */
+  :: atomic { rec == ACC || rec == EXP || rec == FAIL -> replay(rec, recUnk, recCopy) } -> break  /* replayed: its writer may have died before publishing */
 #endif
-  :: atomic { rec == STARTED && holder == 0 -> rec = FAIL; recUnk = 1; recRev++; publish(FAIL, 1) } -> break
-  :: atomic { rec == NONE -> rec = FAIL; recUnk = 1; recRev++; publish(FAIL, 1) } -> break
+  :: atomic { rec == STARTED && holder == 0 -> rec = FAIL; recUnk = 1; recCopy = me; recRev++ } -> goto advStored
+  :: atomic { rec == NONE -> rec = FAIL; recUnk = 1; recCopy = me; recRev++ } -> goto advStored
   od;
+  goto finish;
+advStored:
+  if
+  :: atomic { crashes < MAXCRASH -> crashes++ } -> goto exhausted   /* its handler dies before publishing: the advisory comes back */
+  :: publish(FAIL, 1)
+  fi;
   goto finish;
 crashedOut:
   /* the message comes back after AckWait, as the same copy */
@@ -371,5 +439,8 @@ init {
      "outcome unknown" whenever the gateway released the party */
   assert(pub != NONE);   /* every command has a result */
   assert(pub == rec);
-  assert(!executed || pub == ACC || pubUnknown)
+  assert(!executed || pub == ACC || pubUnknown);
+  /* one result message, whether or not the de-duplication window passed:
+     only the copy that stored the result published it */
+  assert(!strayPub)
 }
