@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -31,6 +32,31 @@ func readmeCommand(t *testing.T, prefix string) []string {
 	}
 	t.Fatalf("README.md has no line starting with %q", prefix)
 	return nil
+}
+
+// readmeBlock returns the README's shell block whose first line starts
+// with prefix (after indentation), its lines unindented.
+func readmeBlock(t *testing.T, prefix string) string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(strings.TrimSpace(l), prefix) {
+			continue
+		}
+		var block []string
+		for _, b := range lines[i:] {
+			if strings.TrimSpace(b) == "```" {
+				return strings.Join(block, "\n")
+			}
+			block = append(block, strings.TrimSpace(b))
+		}
+	}
+	t.Fatalf("README.md has no shell block starting with %q", prefix)
+	return ""
 }
 
 // The README's run command (callcontrol dev) starts the embedded system, and
@@ -88,6 +114,17 @@ func TestDevAndReadmeDisconnect(t *testing.T) {
 			!regexp.MustCompile(`(?m)^confirmed\s+command=again-1`).MatchString(out.String()) {
 			t.Fatalf("want again-1 accepted and confirmed, got: %s", out.String())
 		}
+	}
+	// The README's call-scoped example, run as written by bash from the
+	// repository's root (NATS reached through the variable every flag has).
+	block := readmeBlock(t, "call=$(go run ./cmd/callcontrol agents")
+	sh := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", block)
+	sh.Dir = "../.."
+	sh.Env = append(os.Environ(), "CALLCONTROL_NATS_URL="+url)
+	scoped, err := sh.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^accepted\s+command=.* agent=103 `).Match(scoped) ||
+		!regexp.MustCompile(`(?m)^confirmed\s+command=.* agent=103 `).Match(scoped) {
+		t.Fatalf("README call-scoped example: %v\n%s", err, scoped)
 	}
 	// The logs of the whole run: every GUID ends in ".AgentGateway<N>", and
 	// the demo numbers are 5550<agent>.
