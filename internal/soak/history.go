@@ -97,4 +97,11 @@ type Report struct {
 	Faults     int
 	Checked    map[string]int // invariant -> how many commands/items it was checked on
 	Violations []Violation
+
+	// Added for the checker: the run's seed, the simulator's request log
+	// length, and the accepted results still within their confirmation
+	// window when the run ended (Options.ConfirmWithin; not violations).
+	Seed         int64
+	Requests     int
+	PendingAtEnd int
 }
