@@ -1,6 +1,7 @@
 package events
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -112,4 +113,37 @@ func (s *CallState) EndedCallAt(id string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// CallMismatch says why a call is not an agent's last call with a number
+// in it: Reason is [ReasonCallEnded], [ReasonCallMismatch] or
+// [ReasonNotAParty], Detail names the call.
+type CallMismatch struct {
+	Reason string
+	Detail string
+}
+
+func (e *CallMismatch) Error() string { return e.Reason + ": " + e.Detail }
+
+// CheckCall reports, by s, whether call is the agent's last call with
+// number one of its parties: nil if so, else why not. It is the rule every
+// attempt of a call-scoped command is held to (DESIGN.md #8).
+func (s *CallState) CheckCall(call, number string) *CallMismatch {
+	last := s.LastCall()
+	switch {
+	case last != nil && last.CallID == call:
+		if last.HasParty(number) {
+			return nil
+		}
+		return &CallMismatch{ReasonNotAParty, fmt.Sprintf("the number is not a party of call %s", call)}
+	case s.Find(call) != nil:
+		return &CallMismatch{ReasonCallMismatch, fmt.Sprintf("call %s is not the agent's last call (%s is)", call, last.CallID)}
+	}
+	if at, ok := s.EndedCallAt(call); ok {
+		return &CallMismatch{ReasonCallEnded, fmt.Sprintf("call %s ended at %s", call, at.UTC().Format(time.RFC3339))}
+	}
+	if last != nil {
+		return &CallMismatch{ReasonCallEnded, fmt.Sprintf("call %s is not among the agent's calls (its last call is %s)", call, last.CallID)}
+	}
+	return &CallMismatch{ReasonCallEnded, fmt.Sprintf("call %s is not up: the agent has no call", call)}
 }

@@ -52,7 +52,7 @@ const (
 	// ReasonSessionInvalid: the gateway rejected the agent's session (its
 	// GUID); the agent must be signed in again.
 	ReasonSessionInvalid = "session_invalid"
-	ReasonMaxDeliveries   = "max_deliveries"
+	ReasonMaxDeliveries  = "max_deliveries"
 	// ReasonOutcomeUnknown prefixes the reason of a command that ended
 	// failed or expired after a request that got no answer (a timeout, a
 	// reset, a 5xx): the gateway may still have executed it, even later,

@@ -108,21 +108,8 @@ func pinFromState(st *events.CallState, stored time.Time, margin time.Duration) 
 
 // checkState tells whether call is st's last call with number a party.
 func checkState(st *events.CallState, call, number string) *scopeError {
-	last := st.LastCall()
-	switch {
-	case last != nil && last.CallID == call:
-		if last.HasParty(number) {
-			return nil
-		}
-		return &scopeError{reason: events.ReasonNotAParty, detail: fmt.Sprintf("the number is not a party of call %s", call)}
-	case st.Find(call) != nil:
-		return &scopeError{reason: events.ReasonCallMismatch, detail: fmt.Sprintf("call %s is not the agent's last call (%s is)", call, last.CallID)}
+	if m := st.CheckCall(call, number); m != nil {
+		return &scopeError{reason: m.Reason, detail: m.Detail}
 	}
-	if _, ok := st.EndedCallAt(call); ok {
-		return callEnded("call %s ended", call)
-	}
-	if last != nil {
-		return callEnded("call %s is not among the agent's calls (its last call is %s)", call, last.CallID)
-	}
-	return callEnded("call %s is not up: the agent has no call", call)
+	return nil
 }

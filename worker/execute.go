@@ -18,6 +18,9 @@ import (
 func (w *Worker) execute(ctx context.Context, j *job) outcome {
 	guid, ok := w.guid(j)
 	if !ok {
+		if j.pin == "" {
+			j.pin = w.candidatePin(j) // the result names the call the command meant, for a replay
+		}
 		if why, bad := w.sessions.rejected(j.cmd.AgentID); bad {
 			return w.final(j, events.StatusFailed, events.ReasonSessionInvalid+": the gateway rejected the agent's GUID ("+why+"); sign the agent in again", "")
 		}

@@ -183,6 +183,10 @@ func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
 		}
 		j.maybeExecuted = true // that delivery may have reached the gateway
 	}
+	if j.pin == "" {
+		// The result names the call the command meant, for a replay.
+		j.pin = w.candidatePin(j)
+	}
 	out := w.final(j, events.StatusExpired, w.unknown(j, reason), "")
 	out.rev = rev
 	return out

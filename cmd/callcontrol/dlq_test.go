@@ -20,6 +20,7 @@ import (
 func TestDLQReplayAfterFixingTheCause(t *testing.T) {
 	e := newDLQEnv(t, "worker", "poller")
 	const agent, number, id = 401, "13800004011", "dlq-fail-1"
+	guid := e.onCall(agent, number) // the customer's call, before the command for it
 	e.publish(events.DisconnectCommand{CommandID: id, AgentID: agent, Number: number, IssuedAt: time.Now().UTC(), TTL: 2 * time.Minute})
 	st := e.waitStatus(id, events.StatusFailed)
 	if !strings.HasPrefix(st.Ledger.Result.Reason, events.ReasonNoSession) {
@@ -79,7 +80,7 @@ func TestDLQReplayAfterFixingTheCause(t *testing.T) {
 	}
 
 	// Fixed and replayed again: a new Nats-Msg-Id, so it is not dropped.
-	e.signIn(agent, number)
+	e.register(agent, guid)
 	out, err = e.cli("dlq", "replay", id)
 	if err != nil {
 		t.Fatalf("dlq replay: %v\n%s", err, out)
@@ -125,6 +126,7 @@ func TestDLQReplayExpiredRejectedAndSecrets(t *testing.T) {
 	e := newDLQEnv(t, "worker", "poller")
 	const agent, number, id = 402, "13800004021", "dlq-exp-1"
 	e.signIn(agent, number)
+	e.waitCall(agent) // so that its result names the call it meant, for the replay
 	e.publish(events.DisconnectCommand{CommandID: id, AgentID: agent, Number: number,
 		IssuedAt: time.Now().Add(-10 * time.Minute).UTC(), TTL: time.Second})
 	e.waitStatus(id, events.StatusExpired)

@@ -101,6 +101,35 @@ func (e *dlqEnv) signIn(agent int, number string) {
 	e.call(agent, number)
 }
 
+// onCall signs agent in at the gateway only and puts it on a call with
+// number: the session is not registered (the cause a replay fixes, with
+// register), and the call is up before any command for it.
+func (e *dlqEnv) onCall(agent int, number string) (guid string) {
+	e.t.Helper()
+	guid, err := e.sim.SignIn(agent)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.call(agent, number)
+	return guid
+}
+
+func (e *dlqEnv) register(agent int, guid string) {
+	e.t.Helper()
+	if err := registerSession(context.Background(), e.js, agent, guid, 1); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// waitCall waits until the pollers' call state shows agent on a call.
+func (e *dlqEnv) waitCall(agent int) {
+	e.t.Helper()
+	testenv.WaitFor(e.t, 20*time.Second, "the agent's call in the call state", func() bool {
+		st, err := readCallState(context.Background(), e.js, agent)
+		return err == nil && st != nil && st.Polling && st.LastCall() != nil
+	})
+}
+
 func (e *dlqEnv) call(agent int, number string) {
 	e.t.Helper()
 	if _, err := e.sim.StartCall(agent, number); err != nil {

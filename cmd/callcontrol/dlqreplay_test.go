@@ -22,6 +22,10 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	e := newDLQEnv(t, "poller")
 	stopWorker := e.start("worker")
 	ids := map[int]string{403: "dlq-all-403", 404: "dlq-all-404"}
+	guids := map[int]string{}
+	for agent := range ids { // on their calls before the commands, not registered yet
+		guids[agent] = e.onCall(agent, "1380000"+itoa0(agent))
+	}
 	for agent, id := range ids {
 		e.publish(events.DisconnectCommand{CommandID: id, AgentID: agent, Number: "1380000" + itoa0(agent), TTL: 2 * time.Minute})
 	}
@@ -55,7 +59,7 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	}
 
 	for agent := range ids {
-		e.signIn(agent, "1380000"+itoa0(agent))
+		e.register(agent, guids[agent])
 	}
 	out, err := e.cli("dlq", "replay", "--all", "--status", "failed")
 	if err != nil {
@@ -141,7 +145,8 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 		}
 	}
 	deadLetter("unknown-1", ledgerRecord{State: ledgerDone, Result: &events.Result{CommandID: "unknown-1", AgentID: 501,
-		Status: events.StatusFailed, Reason: events.ReasonOutcomeUnknown + ": timeout", IssuedAt: now, ExpiresAt: now.Add(time.Minute)}})
+		Status: events.StatusFailed, Reason: events.ReasonOutcomeUnknown + ": timeout", IssuedAt: now, ExpiresAt: now.Add(time.Minute),
+		CallID: "1764691200-7"}})
 	deadLetter("started-1", ledgerRecord{State: ledgerStarted, Owner: "w1"})
 	deadLetter("777", ledgerRecord{State: ledgerStarted}) // a command_id of digits only
 	if out, err := e.cli("dlq", "show", "777"); err != nil || !strings.Contains(out, "Callcontrol-Command-Id: 777") {
@@ -242,5 +247,45 @@ func TestDLQReplayRefusesRepeatedKeys(t *testing.T) {
 	}
 	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 0 {
 		t.Fatalf("commands stream after a refused replay: %+v, %v", info.State, err)
+	}
+}
+
+// A dead-lettered command whose call has ended is refused by replay,
+// --force included: the customer has called back, and a replay would hang
+// up the new call (DESIGN.md #8).
+func TestDLQReplayRefusesAnEndedCall(t *testing.T) {
+	e := newDLQEnv(t, "worker", "poller")
+	const agent, number, id = 405, "13800004051", "dlq-ended-1"
+	e.signIn(agent, number)
+	e.waitCall(agent)
+	e.publish(events.DisconnectCommand{CommandID: id, AgentID: agent, Number: number,
+		IssuedAt: time.Now().Add(-10 * time.Minute).UTC(), TTL: time.Second})
+	st := e.waitStatus(id, events.StatusExpired)
+	callA := st.Ledger.Result.CallID
+	if callA == "" {
+		t.Fatalf("the expired result names no call: %+v", st.Ledger.Result)
+	}
+	e.sim.SetRedialAfter(0)
+	if _, err := e.sim.EndCall(agent, callA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.Redial(agent, number); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the redialed call in the call state", func() bool {
+		cs, err := readCallState(context.Background(), e.js, agent)
+		return err == nil && cs != nil && cs.LastCall() != nil && cs.LastCall().CallID != callA
+	})
+	testenv.WaitFor(t, 10*time.Second, "the dead letter", func() bool { _, err := e.cli("dlq", "show", id); return err == nil })
+	if out, err := e.cli("dlq", "replay", id); err == nil { // past its deadline, too
+		t.Fatalf("replay succeeded:\n%s", out)
+	}
+	out, err := e.cli("dlq", "replay", "--force", "--ttl", "30s", id)
+	if err == nil {
+		t.Fatalf("forced replay succeeded:\n%s", out)
+	}
+	mustContain(t, "forced replay", out, "refused", events.ReasonCallEnded, callA)
+	if got := e.sim.Executed(); got != 0 {
+		t.Fatalf("gateway executed %d disconnects, want 0", got)
 	}
 }

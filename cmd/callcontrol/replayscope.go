@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
-
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,24 +56,18 @@ func (r *replayer) scopeReplay(ctx context.Context, cmd *events.DisconnectComman
 	return nil
 }
 
-// callStillUp says why call is not st's last call with number in it.
+// callStillUp says why call is not st's last call with number in it. A
+// state its poller no longer keeps (polling false) only says so when it
+// remembers the call ended; otherwise the worker asks the gateway.
 func callStillUp(st *events.CallState, call, number string) error {
-	last := st.LastCall()
-	switch {
-	case last != nil && last.CallID == call && last.HasParty(number):
+	m := st.CheckCall(call, number)
+	if m == nil {
 		return nil
-	case last != nil && last.CallID == call:
-		return fmt.Errorf("%s: the number is no longer a party of call %s", events.ReasonNotAParty, call)
-	case st.Find(call) != nil:
-		return fmt.Errorf("%s: call %s is not the agent's last call (%s is)", events.ReasonCallMismatch, call, last.CallID)
 	}
-	if at, ok := st.EndedCallAt(call); ok {
-		return fmt.Errorf("%s: call %s ended at %s", events.ReasonCallEnded, call, at.UTC().Format(time.RFC3339))
+	if _, ended := st.EndedCallAt(call); !st.Polling && !ended {
+		return nil
 	}
-	if st.Polling {
-		return fmt.Errorf("%s: call %s is not up (the agent's calls: %d)", events.ReasonCallEnded, call, len(st.Calls))
-	}
-	return nil // the state is history: the worker asks the gateway
+	return m
 }
 
 // readCallState returns agent's live call state, or nil when there is none.
