@@ -5,8 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/callcontrol/callcontrol/worker"
 )
 
 // callcontrol bench --quick runs every scenario end to end with child
@@ -73,6 +76,39 @@ func TestBenchFlags(t *testing.T) {
 		err := run(t.Context(), append([]string{"bench"}, args...), os.Stdout)
 		if err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("bench %v: err = %v, want one naming %s", args, err, args[0])
+		}
+	}
+}
+
+// --skip-call-check (the bench's baseline of the call check) sets
+// worker.Config.SkipCallCheck, from the flag and the environment, is left
+// out of the usage text and is warned about when set.
+func TestBenchSkipCallCheckFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want bool
+	}{{nil, "", false}, {[]string{"--skip-call-check"}, "", true}, {nil, "true", true}} {
+		t.Setenv("CALLCONTROL_SKIP_CALL_CHECK", tc.env)
+		if tc.env == "" {
+			os.Unsetenv("CALLCONTROL_SKIP_CALL_CHECK")
+		}
+		var usage strings.Builder
+		s := newSettings("worker", &usage)
+		var c worker.Config
+		workerFlags(s, &c)
+		if err := s.parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if c.SkipCallCheck != tc.want {
+			t.Errorf("args %v, env %q: SkipCallCheck = %v, want %v", tc.args, tc.env, c.SkipCallCheck, tc.want)
+		}
+		if warned := slices.ContainsFunc(riskySettings(s), func(r risk) bool { return r.flag == "--skip-call-check" }); warned != tc.want {
+			t.Errorf("args %v, env %q: warned = %v, want %v", tc.args, tc.env, warned, tc.want)
+		}
+		s.fs.Usage()
+		if u := usage.String(); strings.Contains(u, "skip-call-check") || !strings.Contains(u, "call-state-max-age") {
+			t.Errorf("usage shows the hidden flag, or not the others:\n%s", u)
 		}
 	}
 }
