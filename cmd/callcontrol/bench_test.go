@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,28 @@ func TestBenchQuick(t *testing.T) {
 		c.ExecuteOnly <= 0 || c.ExecuteLedger <= 0:
 		t.Errorf("ceiling = %+v, want %d accepted and every rate measured", c, sz.CeilingN)
 	}
+	if c := rep.Ceiling; c != nil {
+		if cc := c.CallCheck; cc == nil || cc.Plain <= 0 || cc.CallID <= 0 || cc.Skip <= 0 || cc.CallInfo <= 0 ||
+			c.WorkerCPUCallID <= 0 || c.WorkerCPUSkip <= 0 || c.WorkerCPUCallInfo <= 0 {
+			t.Errorf("ceiling call check = %+v (CPU %d/%d/%d µs), want every range measured", cc, c.WorkerCPUCallID, c.WorkerCPUSkip, c.WorkerCPUCallInfo)
+		}
+	}
+	// The call check's figures, top level as the issue names them: every
+	// one measured (quick runs are too short for their values to mean more).
+	for name, v := range map[string]float64{"call_scoped_ratio": rep.CallScopedRatio, "call_scoped_plain_ratio": rep.CallScopedPlainRatio,
+		"call_info_ratio": rep.CallInfoRatio, "call_scoped_p99_ratio": rep.CallScopedP99Ratio,
+		"call_scoped_plain_p99_ratio": rep.CallScopedPlainP99Ratio, "call_info_p99_ratio": rep.CallInfoP99Ratio} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			t.Errorf("%s = %v, want a ratio measured (> 0, finite)", name, v)
+		}
+	}
+	var top map[string]any
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := top["call_scoped_ratio"].(float64); !ok {
+		t.Errorf("results.json has no top-level call_scoped_ratio")
+	}
 	if len(rep.Pipelining) != len(sz.Levels) {
 		t.Fatalf("pipelining = %+v, want levels %v", rep.Pipelining, sz.Levels)
 	}
@@ -52,7 +75,9 @@ func TestBenchQuick(t *testing.T) {
 		}
 	}
 	if l := rep.Latency; l == nil || l.Worker.N == 0 || l.Raw.N != l.Worker.N || l.Worker.P50 <= 0 || l.Raw.P99 < l.Raw.P50 ||
-		l.Floor.N != l.Worker.N || l.FloorLedger.N != l.Worker.N || l.Floor.P50 <= 0 {
+		l.Floor.N != l.Worker.N || l.FloorLedger.N != l.Worker.N || l.Floor.P50 <= 0 ||
+		l.CallID.N != l.Worker.N || l.Skip.N != l.Worker.N || l.CallInfo.N != l.Worker.N || l.CallID.P50 <= 0 || l.Skip.P50 <= 0 ||
+		l.CallInfo.P50 <= 0 || l.CallCheckP99 == nil {
 		t.Errorf("latency = %+v", l)
 	}
 	if c := rep.Confirm; c == nil || c.Confirmed != sz.ConfirmAgents || c.Latency.N != sz.ConfirmAgents || c.Latency.P50 <= 0 {
@@ -63,7 +88,8 @@ func TestBenchQuick(t *testing.T) {
 	}
 	md, _ := os.ReadFile(mdOut)
 	svg, _ := os.ReadFile(svgOut)
-	if !strings.Contains(string(md), "| measure |") || !strings.Contains(string(out), "| measure |") {
+	if !strings.Contains(string(md), "| measure |") || !strings.Contains(string(out), "| measure |") ||
+		!strings.Contains(string(md), "(call_scoped_ratio)") || !strings.Contains(string(md), "(call_info_p99_ratio)") {
 		t.Errorf("no table in the Markdown file or the output:\n%s", out)
 	}
 	if !strings.HasPrefix(string(svg), "<svg") || !strings.Contains(string(svg), "<polyline") {
