@@ -25,16 +25,17 @@ type benchSizes struct {
 	ConfirmAgents int           `json:"confirmation_agents"`
 	PollAgents    int           `json:"poller_agents"`
 	PollHold      time.Duration `json:"poller_hold_ns"`
+	ScopeRounds   int           `json:"call_check_rounds"` // rounds of the call check's ranges (benchscope.go)
 	profile       string        // directory for CPU profiles of the children ("" = none)
 }
 
 var (
 	fullSizes = benchSizes{CeilingN: 5000, CeilingConc: 64, Levels: []int{16, 32, 64, 128, 256}, PerLevel: 16,
 		SlowGateway: 50 * time.Millisecond, Rate: 1000, RateFor: 5 * time.Second,
-		ConfirmAgents: 1000, PollAgents: 10000, PollHold: 10 * time.Second}
+		ConfirmAgents: 1000, PollAgents: 10000, PollHold: 10 * time.Second, ScopeRounds: 2}
 	quickSizes = benchSizes{CeilingN: 300, CeilingConc: 16, Levels: []int{8, 32}, PerLevel: 4,
 		SlowGateway: 50 * time.Millisecond, Rate: 500, RateFor: 600 * time.Millisecond,
-		ConfirmAgents: 40, PollAgents: 200, PollHold: time.Second}
+		ConfirmAgents: 40, PollAgents: 200, PollHold: time.Second, ScopeRounds: 1}
 )
 
 // benchReport is everything one run measured; written as JSON by --json so
@@ -151,8 +152,9 @@ func benchParse(args []string) (benchSizes, map[string]bool, benchOutputs, error
 		return sizes, nil, out, fmt.Errorf("--commands, --poller-agents: must not be negative")
 	}
 	// Each command of the ceiling run needs an agent of its own (101..59999)
-	// in each of its seven runs, beside one per slot for the warm-ups.
-	if most := (59999 - 100 - 5*sizes.CeilingConc) / 7; ceilingN > most {
+	// in each of its seven runs (bare HTTP, two floors, the call check's
+	// four ranges), beside one per slot for each warm-up.
+	if most := (59999 - 100 - scopeAgentCount(0, sizes.CeilingConc, sizes.ScopeRounds) - 2*sizes.CeilingConc) / 7; ceilingN > most {
 		return sizes, nil, out, fmt.Errorf("--commands: at most %d (each needs an agent of its own, 101..59999, in each of 7 runs)", most)
 	}
 	if ceilingN > 0 {

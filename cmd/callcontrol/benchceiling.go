@@ -56,7 +56,7 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	defer env.close()
 	httpAgents := agentRange(101, n)
 	floorAgents := floorRanges(101+n, n, conc)
-	scope := scopeAgentsFrom(101+n+2*(n+conc), n, conc)
+	scope := scopeAgentsFrom(101+n+2*(n+conc), n, conc, sz.ScopeRounds)
 	prog.set("ceiling: signing agents in", 0, 0)
 	guids, err := env.signIn(ctx, slices.Concat(httpAgents, floorAgents[0], floorAgents[1], scope.all()), true)
 	if err != nil {

@@ -59,7 +59,7 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 	defer env.close()
 	floorAgents := floorRanges(101, n, conc)
-	scope := scopeAgentsFrom(101+2*(n+conc), n, conc)
+	scope := scopeAgentsFrom(101+2*(n+conc), n, conc, sz.ScopeRounds)
 	prog.set("latency: signing agents in", 0, 0)
 	guids, err := env.signIn(ctx, slices.Concat(floorAgents[0], floorAgents[1], scope.all()), true)
 	if err != nil {

@@ -33,11 +33,14 @@ import (
 // the checked worker's warm-up agents) before the run, and starts the
 // checked worker with a --call-state-max-age longer than the run.
 //
-// Each range runs in two halves, in the order skip, plain, call_id,
-// call_info, call_info, call_id, plain, skip (the skip worker is started
-// twice, the checked worker once in between): every range's halves sit
-// symmetrically about the middle of the sequence, so a load that drifts
-// steadily on the shared machine weighs on each range alike.
+// Each range runs in 2×rounds segments; each round is the sequence skip,
+// plain, call_id, call_info, call_info, call_id, plain, skip (a new worker
+// process wherever the sequence changes between skip and the others):
+// every range's segments sit symmetrically about the middle of each
+// round, so a load that drifts steadily on the shared machine weighs on
+// each range alike, and each range is spread over the whole run, so that a
+// burst of load elsewhere on the machine falls on a segment of one range,
+// not on all of it.
 type scopeKind int
 
 const (
@@ -54,40 +57,66 @@ var scopeNames = [scopeKinds]string{"plain commands", "commands with call_id", "
 // call state the bench writes before the run stays fresh for all of it.
 const benchCallStateMaxAge = time.Hour
 
-// scopeOrder is the sequence of halves (see above).
-var scopeOrder = []scopeKind{scopeSkip, scopePlain, scopeCallID, scopeCallInfo, scopeCallInfo, scopeCallID, scopePlain, scopeSkip}
+// scopeRound is one round of segments (see above).
+var scopeRound = []scopeKind{scopeSkip, scopePlain, scopeCallID, scopeCallInfo, scopeCallInfo, scopeCallID, scopePlain, scopeSkip}
 
-// scopeAgents are the agents of one scoped run: n per range, and the
-// warm-ups of the three worker starts (conc each: skip, checked, skip).
-type scopeAgents struct {
-	Ranges [scopeKinds][]int
-	Warm   [3][]int
+// scopeSegments is the sequence of rounds rounds, with the worker process
+// each segment runs on (a new one each time it changes between checked
+// and --skip-call-check) and how many worker processes that takes.
+func scopeSegments(rounds int) (seq []scopeKind, proc []int, procs int) {
+	for range rounds {
+		seq = append(seq, scopeRound...)
+	}
+	proc = make([]int, len(seq))
+	for i, k := range seq {
+		if i > 0 && (k == scopeSkip) != (seq[i-1] == scopeSkip) {
+			procs++
+		}
+		proc[i] = procs
+	}
+	return seq, proc, procs + 1
 }
 
-// scopeAgentsFrom lays the agents out from first on: 4n + 3conc agents.
-func scopeAgentsFrom(first, n, conc int) scopeAgents {
-	var s scopeAgents
+// scopeAgents are the agents of one scoped run: n per range, and the
+// warm-up agents (conc) of each worker process.
+type scopeAgents struct {
+	Rounds int
+	Ranges [scopeKinds][]int
+	Warm   [][]int
+}
+
+// scopeAgentsFrom lays the agents out from first on: 4n + conc per
+// worker process (scopeAgentCount).
+func scopeAgentsFrom(first, n, conc, rounds int) scopeAgents {
+	s := scopeAgents{Rounds: rounds}
 	for k := range scopeKinds {
 		s.Ranges[k] = agentRange(first, n)
 		first += n
 	}
-	for i := range s.Warm {
-		s.Warm[i] = agentRange(first, conc)
+	_, _, procs := scopeSegments(rounds)
+	for range procs {
+		s.Warm = append(s.Warm, agentRange(first, conc))
 		first += conc
 	}
 	return s
 }
 
+// scopeAgentCount is how many agents scopeAgentsFrom lays out.
+func scopeAgentCount(n, conc, rounds int) int {
+	_, _, procs := scopeSegments(rounds)
+	return int(scopeKinds)*n + procs*conc
+}
+
 // all is every agent of s.
 func (s scopeAgents) all() []int {
-	return slices.Concat(s.Ranges[0], s.Ranges[1], s.Ranges[2], s.Ranges[3], s.Warm[0], s.Warm[1], s.Warm[2])
+	return slices.Concat(append(s.Ranges[:], s.Warm...)...)
 }
 
 // scopeMeasure is what a scoped run measured, by range.
 type scopeMeasure struct {
-	Elapsed  [scopeKinds]time.Duration // both halves: first publish to last result
-	CPU      [scopeKinds]time.Duration // the worker's, both halves
-	Self     [scopeKinds]time.Duration // this process's (NATS server, simulator, publisher), both halves
+	Elapsed  [scopeKinds]time.Duration // each segment's first publish to its last result, summed
+	CPU      [scopeKinds]time.Duration // the worker's, in the segments
+	Self     [scopeKinds]time.Duration // this process's (NATS server, simulator, publisher), in the segments
 	Accepted [scopeKinds]int
 	Sent     [scopeKinds][]time.Time // when each command of Ranges[k] was published
 }
@@ -146,66 +175,67 @@ func (e *benchEnv) callIDs(agents []int) (map[int]string, error) {
 
 // scopedRuns runs the four ranges (see scopeKind) with conc in flight,
 // published at one per every (0 = as fast as publish acks allow), each
-// command's result awaited. checked, if not nil, is called with the
+// command's result awaited. checked, if not nil, is called with the first
 // checked worker once it is warm (e.g. to profile it); the function it
 // returns is waited for before that worker stops. Every command must be
 // accepted.
 func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string, results *tap, conc int, every time.Duration,
 	agents scopeAgents, checked func(*child) func()) (scopeMeasure, error) {
 	var m scopeMeasure
-	ids, err := e.seedCallStates(ctx, slices.Concat(agents.Ranges[scopePlain], agents.Ranges[scopeCallID], agents.Warm[1]))
+	seq, proc, _ := scopeSegments(agents.Rounds)
+	var checkedWarm []int
+	for i, k := range seq {
+		if k != scopeSkip && (i == 0 || proc[i] != proc[i-1]) {
+			checkedWarm = append(checkedWarm, agents.Warm[proc[i]]...)
+		}
+	}
+	ids, err := e.seedCallStates(ctx, slices.Concat(agents.Ranges[scopePlain], agents.Ranges[scopeCallID], checkedWarm))
 	if err != nil {
 		return m, err
 	}
 	for k := range scopeKinds {
 		m.Sent[k] = make([]time.Time, len(agents.Ranges[k]))
 	}
-	workers := [3][]string{
-		{"--concurrency", strconv.Itoa(conc), "--skip-call-check"},
-		{"--concurrency", strconv.Itoa(conc), "--call-state-max-age", benchCallStateMaxAge.String()},
-		{"--concurrency", strconv.Itoa(conc), "--skip-call-check"},
-	}
-	names := [3]string{"worker-skip-1", "worker-checked", "worker-skip-2"}
-	var w *child
-	wait := func() {}
-	start := func(i int) error {
+	var (
+		w        *child
+		wait     = func() {}
+		profiled bool
+	)
+	start := func(p int, skip bool) error {
 		if w != nil {
 			wait()
 			w.stop() // one worker at a time: they share the consumer
 		}
-		prog.set(fmt.Sprintf("%s: starting %s", label, names[i]), 0, 0)
-		if w, err = e.startNamed(ctx, names[i], "worker", workers[i]...); err != nil {
-			return err
-		}
-		if err := e.warmUp(ctx, results, agents.Warm[i]); err != nil {
-			return err
-		}
-		if i == 1 && checked != nil {
-			wait = checked(w)
+		args, name := []string{"--concurrency", strconv.Itoa(conc)}, fmt.Sprintf("worker-%d-checked", p+1)
+		if skip {
+			args, name = append(args, "--skip-call-check"), fmt.Sprintf("worker-%d-skip-call-check", p+1)
 		} else {
-			wait = func() {}
+			args = append(args, "--call-state-max-age", benchCallStateMaxAge.String())
+		}
+		prog.set(fmt.Sprintf("%s: starting %s", label, name), 0, 0)
+		if w, err = e.startNamed(ctx, name, "worker", args...); err != nil {
+			return err
+		}
+		if err := e.warmUp(ctx, results, agents.Warm[p]); err != nil {
+			return err
+		}
+		wait = func() {}
+		if !skip && checked != nil && !profiled {
+			wait, profiled = checked(w), true
 		}
 		return nil
 	}
-	half := [scopeKinds]int{} // which half of each range runs next
-	for i, k := range scopeOrder {
-		switch i {
-		case 0:
-			err = start(0)
-		case 1:
-			err = start(1)
-		case len(scopeOrder) - 1:
-			err = start(2)
+	parts := 2 * agents.Rounds
+	next := [scopeKinds]int{} // the next segment of each range
+	for i, k := range seq {
+		if i == 0 || proc[i] != proc[i-1] {
+			if err := start(proc[i], k == scopeSkip); err != nil {
+				return m, err
+			}
 		}
-		if err != nil {
-			return m, err
-		}
-		rng := agents.Ranges[k]
-		lo, hi := 0, len(rng)/2
-		if half[k] == 1 {
-			lo, hi = hi, len(rng)
-		}
-		half[k]++
+		rng, j := agents.Ranges[k], next[k]
+		lo, hi := j*len(rng)/parts, (j+1)*len(rng)/parts
+		next[k]++
 		var calls map[int]string
 		if k == scopeCallID {
 			calls = ids
@@ -217,7 +247,7 @@ func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string,
 		self0 := selfCPU()
 		acc0 := results.status(string(events.StatusAccepted))
 		sent := m.Sent[k][lo:hi]
-		elapsed, err := e.pipeline(ctx, prog, fmt.Sprintf("%s: %s (%d/2)", label, scopeNames[k], half[k]), results, rng[lo:hi], calls, every,
+		elapsed, err := e.pipeline(ctx, prog, fmt.Sprintf("%s: %s (%d/%d)", label, scopeNames[k], j+1, parts), results, rng[lo:hi], calls, every,
 			func(j int, t time.Time) { sent[j] = t })
 		if err != nil {
 			return m, err
@@ -232,6 +262,7 @@ func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string,
 		m.CPU[k] += s1.CPU - s0.CPU
 		m.Accepted[k] += results.status(string(events.StatusAccepted)) - acc0
 	}
+	wait()
 	w.stop()
 	for k := range scopeKinds {
 		if m.Accepted[k] != len(agents.Ranges[k]) {
