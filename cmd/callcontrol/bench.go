@@ -25,34 +25,47 @@ type benchSizes struct {
 	ConfirmAgents int           `json:"confirmation_agents"`
 	PollAgents    int           `json:"poller_agents"`
 	PollHold      time.Duration `json:"poller_hold_ns"`
+	ScopeRounds   int           `json:"call_check_rounds"` // rounds of the call check's ranges (benchscope.go)
 	profile       string        // directory for CPU profiles of the children ("" = none)
 }
 
 var (
 	fullSizes = benchSizes{CeilingN: 5000, CeilingConc: 64, Levels: []int{16, 32, 64, 128, 256}, PerLevel: 16,
 		SlowGateway: 50 * time.Millisecond, Rate: 1000, RateFor: 5 * time.Second,
-		ConfirmAgents: 1000, PollAgents: 10000, PollHold: 10 * time.Second}
+		ConfirmAgents: 1000, PollAgents: 10000, PollHold: 10 * time.Second, ScopeRounds: 2}
 	quickSizes = benchSizes{CeilingN: 300, CeilingConc: 16, Levels: []int{8, 32}, PerLevel: 4,
 		SlowGateway: 50 * time.Millisecond, Rate: 500, RateFor: 600 * time.Millisecond,
-		ConfirmAgents: 40, PollAgents: 200, PollHold: time.Second}
+		ConfirmAgents: 40, PollAgents: 200, PollHold: time.Second, ScopeRounds: 1}
 )
 
 // benchReport is everything one run measured; written as JSON by --json so
 // runs of different commits can be compared.
 type benchReport struct {
-	Version    string          `json:"version"`
-	Started    time.Time       `json:"started"`
-	GoVersion  string          `json:"go_version"`
-	CPUs       int             `json:"cpus"`
-	Sizes      benchSizes      `json:"sizes"`
-	Ceiling    *ceilingResult  `json:"ceiling,omitempty"`
-	Pipelining []pipeResult    `json:"pipelining,omitempty"`
-	Latency    *latencyResult  `json:"latency,omitempty"`
-	Confirm    *confirmResult  `json:"confirmation,omitempty"`
-	Poller     *pollerResult   `json:"poller_scale,omitempty"`
-	Rows       []benchRow      `json:"table"`
-	Failures   []string        `json:"failures,omitempty"`
-	scenarios  map[string]bool // which ran
+	Version    string         `json:"version"`
+	Started    time.Time      `json:"started"`
+	GoVersion  string         `json:"go_version"`
+	CPUs       int            `json:"cpus"`
+	Sizes      benchSizes     `json:"sizes"`
+	Ceiling    *ceilingResult `json:"ceiling,omitempty"`
+	Pipelining []pipeResult   `json:"pipelining,omitempty"`
+	Latency    *latencyResult `json:"latency,omitempty"`
+	Confirm    *confirmResult `json:"confirmation,omitempty"`
+	Poller     *pollerResult  `json:"poller_scale,omitempty"`
+	// What the call check costs (benchscope.go), set against the worker
+	// with --skip-call-check in the same run: throughput at the ceiling
+	// of commands with call_id (the issue's call_scoped_ratio), of plain
+	// commands, and of plain commands without call state (the call-info
+	// query); and the same for the latency scenario's p99 (a factor: above
+	// 1 is slower).
+	CallScopedRatio         float64         `json:"call_scoped_ratio,omitempty"`
+	CallScopedPlainRatio    float64         `json:"call_scoped_plain_ratio,omitempty"`
+	CallInfoRatio           float64         `json:"call_info_ratio,omitempty"`
+	CallScopedP99Ratio      float64         `json:"call_scoped_p99_ratio,omitempty"`
+	CallScopedPlainP99Ratio float64         `json:"call_scoped_plain_p99_ratio,omitempty"`
+	CallInfoP99Ratio        float64         `json:"call_info_p99_ratio,omitempty"`
+	Rows                    []benchRow      `json:"table"`
+	Failures                []string        `json:"failures,omitempty"`
+	scenarios               map[string]bool // which ran
 }
 
 // benchRow is one line of the printed table.
@@ -139,9 +152,10 @@ func benchParse(args []string) (benchSizes, map[string]bool, benchOutputs, error
 		return sizes, nil, out, fmt.Errorf("--commands, --poller-agents: must not be negative")
 	}
 	// Each command of the ceiling run needs an agent of its own (101..59999)
-	// in each of its four runs, beside one per slot for the warm-ups.
-	if most := (59999 - 100 - 3*sizes.CeilingConc) / 4; ceilingN > most {
-		return sizes, nil, out, fmt.Errorf("--commands: at most %d (each needs an agent of its own, 101..59999, in each of 4 runs)", most)
+	// in each of its seven runs (bare HTTP, two floors, the call check's
+	// four ranges), beside one per slot for each warm-up.
+	if most := (59999 - 100 - scopeAgentCount(0, sizes.CeilingConc, sizes.ScopeRounds) - 2*sizes.CeilingConc) / 7; ceilingN > most {
+		return sizes, nil, out, fmt.Errorf("--commands: at most %d (each needs an agent of its own, 101..59999, in each of 7 runs)", most)
 	}
 	if ceilingN > 0 {
 		sizes.CeilingN = ceilingN
@@ -162,6 +176,12 @@ func benchParse(args []string) (benchSizes, map[string]bool, benchOutputs, error
 
 // write prints the table and writes the files out names.
 func (r *benchReport) write(stdout io.Writer, out benchOutputs) error {
+	if c := r.Ceiling; c != nil && c.CallCheck != nil {
+		r.CallScopedRatio, r.CallScopedPlainRatio, r.CallInfoRatio = c.CallCheck.RatioCallID, c.CallCheck.RatioPlain, c.CallCheck.RatioCallInfo
+	}
+	if l := r.Latency; l != nil && l.CallCheckP99 != nil {
+		r.CallScopedP99Ratio, r.CallScopedPlainP99Ratio, r.CallInfoP99Ratio = l.CallCheckP99.RatioCallID, l.CallCheckP99.RatioPlain, l.CallCheckP99.RatioCallInfo
+	}
 	r.Rows = r.table()
 	md := r.markdown()
 	fmt.Fprint(stdout, md)

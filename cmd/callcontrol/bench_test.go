@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/callcontrol/callcontrol/worker"
 )
 
 // callcontrol bench --quick runs every scenario end to end with child
@@ -38,6 +42,28 @@ func TestBenchQuick(t *testing.T) {
 		c.ExecuteOnly <= 0 || c.ExecuteLedger <= 0:
 		t.Errorf("ceiling = %+v, want %d accepted and every rate measured", c, sz.CeilingN)
 	}
+	if c := rep.Ceiling; c != nil {
+		if cc := c.CallCheck; cc == nil || cc.Plain <= 0 || cc.CallID <= 0 || cc.Skip <= 0 || cc.CallInfo <= 0 ||
+			c.WorkerCPUCallID <= 0 || c.WorkerCPUSkip <= 0 || c.WorkerCPUCallInfo <= 0 {
+			t.Errorf("ceiling call check = %+v (CPU %d/%d/%d µs), want every range measured", cc, c.WorkerCPUCallID, c.WorkerCPUSkip, c.WorkerCPUCallInfo)
+		}
+	}
+	// The call check's figures, top level as the issue names them: every
+	// one measured (quick runs are too short for their values to mean more).
+	for name, v := range map[string]float64{"call_scoped_ratio": rep.CallScopedRatio, "call_scoped_plain_ratio": rep.CallScopedPlainRatio,
+		"call_info_ratio": rep.CallInfoRatio, "call_scoped_p99_ratio": rep.CallScopedP99Ratio,
+		"call_scoped_plain_p99_ratio": rep.CallScopedPlainP99Ratio, "call_info_p99_ratio": rep.CallInfoP99Ratio} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			t.Errorf("%s = %v, want a ratio measured (> 0, finite)", name, v)
+		}
+	}
+	var top map[string]any
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := top["call_scoped_ratio"].(float64); !ok {
+		t.Errorf("results.json has no top-level call_scoped_ratio")
+	}
 	if len(rep.Pipelining) != len(sz.Levels) {
 		t.Fatalf("pipelining = %+v, want levels %v", rep.Pipelining, sz.Levels)
 	}
@@ -49,7 +75,9 @@ func TestBenchQuick(t *testing.T) {
 		}
 	}
 	if l := rep.Latency; l == nil || l.Worker.N == 0 || l.Raw.N != l.Worker.N || l.Worker.P50 <= 0 || l.Raw.P99 < l.Raw.P50 ||
-		l.Floor.N != l.Worker.N || l.FloorLedger.N != l.Worker.N || l.Floor.P50 <= 0 {
+		l.Floor.N != l.Worker.N || l.FloorLedger.N != l.Worker.N || l.Floor.P50 <= 0 ||
+		l.CallID.N != l.Worker.N || l.Skip.N != l.Worker.N || l.CallInfo.N != l.Worker.N || l.CallID.P50 <= 0 || l.Skip.P50 <= 0 ||
+		l.CallInfo.P50 <= 0 || l.CallCheckP99 == nil {
 		t.Errorf("latency = %+v", l)
 	}
 	if c := rep.Confirm; c == nil || c.Confirmed != sz.ConfirmAgents || c.Latency.N != sz.ConfirmAgents || c.Latency.P50 <= 0 {
@@ -60,7 +88,8 @@ func TestBenchQuick(t *testing.T) {
 	}
 	md, _ := os.ReadFile(mdOut)
 	svg, _ := os.ReadFile(svgOut)
-	if !strings.Contains(string(md), "| measure |") || !strings.Contains(string(out), "| measure |") {
+	if !strings.Contains(string(md), "| measure |") || !strings.Contains(string(out), "| measure |") ||
+		!strings.Contains(string(md), "(call_scoped_ratio)") || !strings.Contains(string(md), "(call_info_p99_ratio)") {
 		t.Errorf("no table in the Markdown file or the output:\n%s", out)
 	}
 	if !strings.HasPrefix(string(svg), "<svg") || !strings.Contains(string(svg), "<polyline") {
@@ -73,6 +102,68 @@ func TestBenchFlags(t *testing.T) {
 		err := run(t.Context(), append([]string{"bench"}, args...), os.Stdout)
 		if err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("bench %v: err = %v, want one naming %s", args, err, args[0])
+		}
+	}
+}
+
+// --skip-call-check (the bench's baseline of the call check) sets
+// worker.Config.SkipCallCheck, from the flag and the environment, is left
+// out of the usage text and is warned about when set.
+func TestBenchSkipCallCheckFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want bool
+	}{{nil, "", false}, {[]string{"--skip-call-check"}, "", true}, {nil, "true", true}} {
+		t.Setenv("CALLCONTROL_SKIP_CALL_CHECK", tc.env)
+		if tc.env == "" {
+			os.Unsetenv("CALLCONTROL_SKIP_CALL_CHECK")
+		}
+		var usage strings.Builder
+		s := newSettings("worker", &usage)
+		var c worker.Config
+		workerFlags(s, &c)
+		if err := s.parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if c.SkipCallCheck != tc.want {
+			t.Errorf("args %v, env %q: SkipCallCheck = %v, want %v", tc.args, tc.env, c.SkipCallCheck, tc.want)
+		}
+		if warned := slices.ContainsFunc(riskySettings(s), func(r risk) bool { return r.flag == "--skip-call-check" }); warned != tc.want {
+			t.Errorf("args %v, env %q: warned = %v, want %v", tc.args, tc.env, warned, tc.want)
+		}
+		s.fs.Usage()
+		if u := usage.String(); strings.Contains(u, "skip-call-check") || !strings.Contains(u, "call-state-max-age") {
+			t.Errorf("usage shows the hidden flag, or not the others:\n%s", u)
+		}
+	}
+}
+
+// The call check's ranges run in segments whose positions average alike
+// (a steady drift of the machine's load weighs on each alike), 2×rounds
+// of each, and a new worker process wherever checked and unchecked
+// alternate.
+func TestBenchScopeSegments(t *testing.T) {
+	for _, rounds := range []int{1, 2, 3} {
+		seq, proc, procs := scopeSegments(rounds)
+		var sum, count [scopeKinds]int
+		for i, k := range seq {
+			sum[k] += i
+			count[k]++
+			if i > 0 && (proc[i] != proc[i-1]) != ((k == scopeSkip) != (seq[i-1] == scopeSkip)) {
+				t.Errorf("rounds %d: segment %d (%v) on process %d after %d", rounds, i, k, proc[i], proc[i-1])
+			}
+		}
+		for k := range scopeKinds {
+			if count[k] != 2*rounds || sum[k]*count[0] != sum[0]*count[k] {
+				t.Errorf("rounds %d: range %d: %d segments at mean position %d/%d, want %d at range 0's", rounds, k, count[k], sum[k], count[k], 2*rounds)
+			}
+		}
+		if procs != 2*rounds+1 || proc[len(proc)-1] != procs-1 {
+			t.Errorf("rounds %d: %d worker processes, want %d", rounds, procs, 2*rounds+1)
+		}
+		if a := scopeAgentsFrom(101, 10, 4, rounds); len(a.all()) != scopeAgentCount(10, 4, rounds) || len(a.Warm) != procs {
+			t.Errorf("rounds %d: %d agents laid out, want %d", rounds, len(a.all()), scopeAgentCount(10, 4, rounds))
 		}
 	}
 }

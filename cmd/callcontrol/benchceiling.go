@@ -36,6 +36,15 @@ type ceilingResult struct {
 	WorkerCPU      int64   `json:"worker_cpu_us_per_cmd"`
 	ServerCPU      int64   `json:"nats_and_gateway_cpu_us_per_cmd"` // this process: NATS server, simulator, publisher
 	Accepted       int     `json:"accepted"`
+	// The pipeline figures above are those of plain commands with fresh
+	// call state; CallCheck sets them against a worker without the check
+	// (see benchscope.go), with CPU per command of each range.
+	CallCheck         *scopeResult `json:"call_check"`
+	WorkerCPUCallID   int64        `json:"worker_cpu_us_per_cmd_call_id"`
+	WorkerCPUSkip     int64        `json:"worker_cpu_us_per_cmd_skip_call_check"`
+	WorkerCPUCallInfo int64        `json:"worker_cpu_us_per_cmd_call_info"`
+	ServerCPUSkip     int64        `json:"nats_and_gateway_cpu_us_per_cmd_skip_call_check"`
+	ServerCPUCallInfo int64        `json:"nats_and_gateway_cpu_us_per_cmd_call_info"`
 }
 
 func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
@@ -45,14 +54,11 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		return err
 	}
 	defer env.close()
-	pipeAgents, httpAgents, warmAgents := agentRange(101, n), agentRange(101+n, n), agentRange(101+2*n, conc)
-	floorAgents := floorRanges(101+2*n+conc, n, conc)
+	httpAgents := agentRange(101, n)
+	floorAgents := floorRanges(101+n, n, conc)
+	scope := scopeAgentsFrom(101+n+2*(n+conc), n, conc, sz.ScopeRounds)
 	prog.set("ceiling: signing agents in", 0, 0)
-	guids, err := env.signIn(ctx, slices.Concat(pipeAgents, httpAgents, warmAgents, floorAgents[0], floorAgents[1]), true)
-	if err != nil {
-		return err
-	}
-	w, err := env.start(ctx, "worker", "--concurrency", strconv.Itoa(conc))
+	guids, err := env.signIn(ctx, slices.Concat(httpAgents, floorAgents[0], floorAgents[1], scope.all()), true)
 	if err != nil {
 		return err
 	}
@@ -61,9 +67,6 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		return err
 	}
 	defer results.stop()
-	if err := env.warmUp(ctx, results, warmAgents); err != nil {
-		return err
-	}
 
 	prog.set("ceiling: bare HTTP loop", 0, 0)
 	start, done, err := bareHTTPLoop(ctx, env.gw, guids, httpAgents, conc)
@@ -87,34 +90,31 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		return err
 	}
 	least := [2]float64{perSecond(floors[0].Start, floors[0].Done), perSecond(floors[1].Start, floors[1].Done)}
-	s0, err := w.stats()
-	if err != nil {
-		return err
-	}
-	profiled := make(chan struct{})
+	var profile func(*child) func()
 	if sz.profile != "" {
-		go func() {
-			defer close(profiled)
-			w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second)
-		}()
-		defer func() { <-profiled }() // the run may be shorter than the profile: keep the worker up
+		profile = func(w *child) func() {
+			profiled := make(chan struct{})
+			go func() {
+				defer close(profiled)
+				w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second)
+			}()
+			return func() { <-profiled } // the runs may be shorter than the profile: keep the worker up
+		}
 	}
-	accepted0, self0 := results.status("accepted"), selfCPU()
-	elapsed, err := env.pipeline(ctx, prog, "ceiling: pipeline", results, pipeAgents, 0, nil)
+	m, err := env.scopedRuns(ctx, prog, "ceiling", results, conc, 0, scope, profile)
 	if err != nil {
 		return err
 	}
-	self := selfCPU() - self0
-	s1, err := w.stats()
-	if err != nil {
-		return err
-	}
-	pipe := float64(n) / elapsed.Seconds()
+	perCmd := func(d time.Duration) int64 { return d.Microseconds() / int64(n) }
+	pipe := m.perS(scopePlain, n)
 	rep.Ceiling = &ceilingResult{Commands: n, Concurrency: conc, Pipeline: pipe, BareHTTP: bare, RawJetStream: raw,
 		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, Writes: floor, RatioWrites: pipe / floor,
 		ExecuteOnly: least[0], RatioExecute: least[0] / bare, ExecuteLedger: least[1], RatioLedger: least[1] / bare,
-		WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n), ServerCPU: self.Microseconds() / int64(n),
-		Accepted: results.status("accepted") - accepted0}
+		WorkerCPU: perCmd(m.CPU[scopePlain]), ServerCPU: perCmd(m.Self[scopePlain]),
+		Accepted:        m.Accepted[scopePlain],
+		CallCheck:       newScopeResult("cmd/s", pipe, m.perS(scopeCallID, n), m.perS(scopeSkip, n), m.perS(scopeCallInfo, n)),
+		WorkerCPUCallID: perCmd(m.CPU[scopeCallID]), WorkerCPUSkip: perCmd(m.CPU[scopeSkip]), WorkerCPUCallInfo: perCmd(m.CPU[scopeCallInfo]),
+		ServerCPUCallInfo: perCmd(m.Self[scopeCallInfo]), ServerCPUSkip: perCmd(m.Self[scopeSkip])}
 	return nil
 }
 

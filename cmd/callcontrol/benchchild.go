@@ -28,6 +28,12 @@ type child struct {
 // start runs `<this binary> role args...` with its NATS and gateway flags
 // and waits until its health endpoint answers /readyz.
 func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*child, error) {
+	return e.startNamed(ctx, role, role, args...)
+}
+
+// startNamed is start with the child's log in name.log (for a second
+// child of a role).
+func (e *benchEnv) startNamed(ctx context.Context, name, role string, args ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -36,13 +42,13 @@ func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*chi
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(e.dir, role+".log"))
+	logf, err := os.Create(filepath.Join(e.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	base := []string{role, "--nats-url", e.nf.url, "--gateway-url", e.sim.url, "--gateway-ca", e.caFile,
 		"--health-listen", port, "--log-level", "info", "--pprof"}
-	c := &child{role: role, health: port, done: make(chan struct{}), cmd: exec.Command(exe, append(base, args...)...)}
+	c := &child{role: name, health: port, done: make(chan struct{}), cmd: exec.Command(exe, append(base, args...)...)}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.Env = append(os.Environ(), "CALLCONTROL_BENCH_CHILD=1")
 	if err := c.cmd.Start(); err != nil {
@@ -58,13 +64,13 @@ func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*chi
 		}
 		select {
 		case <-c.done:
-			return nil, fmt.Errorf("bench: %s exited at start; see %s", role, logf.Name())
+			return nil, fmt.Errorf("bench: %s exited at start; see %s", name, logf.Name())
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("bench: %s not ready after 30s", role)
+			return nil, fmt.Errorf("bench: %s not ready after 30s", name)
 		}
 	}
 }

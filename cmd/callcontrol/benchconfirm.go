@@ -60,7 +60,7 @@ func benchConfirm(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	}
 	defer results.stop()
 	every := time.Second / time.Duration(max(1, sz.Rate/5))
-	if _, err := env.pipeline(ctx, prog, "confirmation: disconnects", results, agents, every, nil); err != nil {
+	if _, err := env.pipeline(ctx, prog, "confirmation: disconnects", results, agents, nil, every, nil); err != nil {
 		return err
 	}
 	if err := waitProgress(ctx, prog, "confirmation: confirmations", 2*time.Minute, n, confs.count); err != nil {

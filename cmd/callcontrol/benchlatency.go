@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -41,6 +40,13 @@ type latencyResult struct {
 	// round trip of its own before the POST, and with one (a ledger write).
 	Floor       percentiles `json:"execute_only_publish_to_post"`
 	FloorLedger percentiles `json:"execute_with_ledger_publish_to_post"`
+	// Worker is plain commands with fresh call state; beside it the other
+	// ranges of the call check (see benchscope.go), and their p99s set
+	// against the worker without the check.
+	CallID       percentiles  `json:"call_id_publish_to_post"`
+	Skip         percentiles  `json:"skip_call_check_publish_to_post"`
+	CallInfo     percentiles  `json:"call_info_publish_to_post"`
+	CallCheckP99 *scopeResult `json:"call_check_p99"`
 }
 
 func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
@@ -52,14 +58,11 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		return err
 	}
 	defer env.close()
-	agents, warmAgents := agentRange(101, n), agentRange(101+n, conc)
-	floorAgents := floorRanges(101+n+conc, n, conc)
+	floorAgents := floorRanges(101, n, conc)
+	scope := scopeAgentsFrom(101+2*(n+conc), n, conc, sz.ScopeRounds)
 	prog.set("latency: signing agents in", 0, 0)
-	guids, err := env.signIn(ctx, slices.Concat(agents, warmAgents, floorAgents[0], floorAgents[1]), true)
+	guids, err := env.signIn(ctx, slices.Concat(floorAgents[0], floorAgents[1], scope.all()), true)
 	if err != nil {
-		return err
-	}
-	if _, err := env.start(ctx, "worker", "--concurrency", strconv.Itoa(conc)); err != nil {
 		return err
 	}
 	results, err := env.tap(events.SubjectResults + ".>")
@@ -67,20 +70,8 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		return err
 	}
 	defer results.stop()
-	if err := env.warmUp(ctx, results, warmAgents); err != nil {
-		return err
-	}
 	prog.set(fmt.Sprintf("latency: raw JetStream at %d/s", sz.Rate), 0, 0)
 	raw, err := rawLatency(ctx, env.js, n, every)
-	if err != nil {
-		return err
-	}
-	sent := make([]time.Time, n)
-	if _, err := env.pipeline(ctx, prog, fmt.Sprintf("latency: worker at %d/s", sz.Rate), results, agents, every,
-		func(i int, t time.Time) { sent[i] = t }); err != nil {
-		return err
-	}
-	lat, err := toGateway(env.sim.sim, agents, sent)
 	if err != nil {
 		return err
 	}
@@ -95,10 +86,25 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 			return err
 		}
 	}
-	r := &latencyResult{Rate: sz.Rate, Worker: percentilesOf(lat), Raw: percentilesOf(raw),
-		Floor: percentilesOf(floor[0]), FloorLedger: percentilesOf(floor[1])}
+	m, err := env.scopedRuns(ctx, prog, fmt.Sprintf("latency at %d/s", sz.Rate), results, conc, every, scope, nil)
+	if err != nil {
+		return err
+	}
+	var lat [scopeKinds]percentiles
+	for k := range scopeKinds {
+		d, err := toGateway(env.sim.sim, scope.Ranges[k], m.Sent[k])
+		if err != nil {
+			return fmt.Errorf("%s: %w", scopeNames[k], err)
+		}
+		lat[k] = percentilesOf(d)
+	}
+	r := &latencyResult{Rate: sz.Rate, Worker: lat[scopePlain], Raw: percentilesOf(raw),
+		Floor: percentilesOf(floor[0]), FloorLedger: percentilesOf(floor[1]),
+		CallID: lat[scopeCallID], Skip: lat[scopeSkip], CallInfo: lat[scopeCallInfo]}
 	r.RatioP50 = float64(r.Worker.P50) / float64(r.Raw.P50)
 	r.RatioP99 = float64(r.Worker.P99) / float64(r.Raw.P99)
+	p99 := func(p percentiles) float64 { return float64(p.P99) / float64(time.Millisecond) }
+	r.CallCheckP99 = newScopeResult("ms p99", p99(r.Worker), p99(r.CallID), p99(r.Skip), p99(r.CallInfo))
 	rep.Latency = r
 	return nil
 }

@@ -121,7 +121,7 @@ func pipelineLevel(ctx context.Context, env *benchEnv, prog *progress, results *
 	if err != nil {
 		return pipeResult{}, err
 	}
-	elapsed, err := env.pipeline(ctx, prog, fmt.Sprintf("pipelining: %d in flight", m), results, agents, 0, nil)
+	elapsed, err := env.pipeline(ctx, prog, fmt.Sprintf("pipelining: %d in flight", m), results, agents, nil, 0, nil)
 	if err != nil {
 		return pipeResult{}, err
 	}

@@ -26,6 +26,18 @@ func (r *benchReport) table() []benchRow {
 			benchRow{Measure: "ceiling: CPU per command, worker process", Value: fmt.Sprintf("%d µs", c.WorkerCPU)},
 			benchRow{Measure: "ceiling: CPU per command, NATS server + simulator + publisher", Value: fmt.Sprintf("%d µs", c.ServerCPU)},
 		)
+		if cc := c.CallCheck; cc != nil {
+			rows = append(rows,
+				benchRow{Measure: "ceiling, call check: commands with call_id (fresh call state) vs --skip-call-check (call_scoped_ratio)",
+					Value: rate(cc.CallID, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallID, Target: ">= 0.9", Met: met(cc.RatioCallID >= 0.9)},
+				benchRow{Measure: "ceiling, call check: plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_ratio)",
+					Value: rate(cc.Plain, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioPlain},
+				benchRow{Measure: "ceiling, call check: plain commands, no call state (call-info query per attempt) vs --skip-call-check (call_info_ratio)",
+					Value: rate(cc.CallInfo, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallInfo},
+				benchRow{Measure: "ceiling, call check: worker CPU per command, plain / call_id / no call state / --skip-call-check",
+					Value: fmt.Sprintf("%d / %d / %d / %d µs", c.WorkerCPU, c.WorkerCPUCallID, c.WorkerCPUCallInfo, c.WorkerCPUSkip)},
+			)
+		}
 	}
 	for _, p := range r.Pipelining {
 		row := benchRow{Measure: fmt.Sprintf("pipelining, %v gateway, %d in flight (steady state)", r.Sizes.SlowGateway, p.InFlight),
@@ -59,6 +71,17 @@ func (r *benchReport) table() []benchRow {
 			benchRow{Measure: "latency bound: the same plus one ledger write before the POST: p99", Value: ms(l.FloorLedger.P99),
 				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: float64(l.FloorLedger.P99) / float64(l.Raw.P99)},
 		)
+		if cc := l.CallCheckP99; cc != nil {
+			vs := func(p percentiles) string { return fmt.Sprintf("%s (p50 %s)", ms(p.P99), ms(p.P50)) }
+			rows = append(rows,
+				benchRow{Measure: "latency, call check: p99 of commands with call_id (fresh call state) vs --skip-call-check (call_scoped_p99_ratio)",
+					Value: vs(l.CallID), Baseline: vs(l.Skip), Ratio: cc.RatioCallID},
+				benchRow{Measure: "latency, call check: p99 of plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_p99_ratio)",
+					Value: vs(l.Worker), Baseline: vs(l.Skip), Ratio: cc.RatioPlain},
+				benchRow{Measure: "latency, call check: p99 of plain commands, no call state (call-info query) vs --skip-call-check (call_info_p99_ratio)",
+					Value: vs(l.CallInfo), Baseline: vs(l.Skip), Ratio: cc.RatioCallInfo},
+			)
+		}
 	}
 	if c := r.Confirm; c != nil {
 		rows = append(rows,

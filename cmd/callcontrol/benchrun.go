@@ -57,20 +57,21 @@ func (e *benchEnv) signIn(ctx context.Context, agents []int, onCall bool) (map[i
 // has opened its gateway connections before anything is measured.
 func (e *benchEnv) warmUp(ctx context.Context, results *tap, agents []int) error {
 	base := results.count()
-	if err := e.publish(ctx, fmt.Sprintf("warm%d", time.Now().UnixNano()), agents, 0, nil); err != nil {
+	if err := e.publish(ctx, fmt.Sprintf("warm%d", time.Now().UnixNano()), agents, nil, 0, nil); err != nil {
 		return err
 	}
 	return benchWait(ctx, time.Minute, "warm-up results", func() bool { return results.count() >= base+len(agents) })
 }
 
-// pipeline publishes one disconnect per agent (paced at one per every, 0
-// = as fast as publish acks allow) and returns the time from the first
-// publish to the last result.
-func (e *benchEnv) pipeline(ctx context.Context, prog *progress, label string, results *tap, agents []int,
+// pipeline publishes one disconnect per agent (with the agent's call_id
+// from calls, if there; paced at one per every, 0 = as fast as publish
+// acks allow) and returns the time from the first publish to the last
+// result.
+func (e *benchEnv) pipeline(ctx context.Context, prog *progress, label string, results *tap, agents []int, calls map[int]string,
 	every time.Duration, sent func(int, time.Time)) (time.Duration, error) {
 	base, start := results.count(), time.Now()
 	errc := make(chan error, 1)
-	go func() { errc <- e.publish(ctx, "run", agents, every, sent) }()
+	go func() { errc <- e.publish(ctx, "run", agents, calls, every, sent) }()
 	err := waitProgress(ctx, prog, label, 5*time.Minute, len(agents), func() int { return results.count() - base })
 	elapsed := time.Since(start)
 	return elapsed, errors.Join(err, <-errc)
@@ -78,13 +79,20 @@ func (e *benchEnv) pipeline(ctx context.Context, prog *progress, label string, r
 
 func benchCommandID(tag string, agent int) string { return tag + "-" + strconv.Itoa(agent) }
 
-// publish sends one disconnect per agent and waits for the publish acks.
-func (e *benchEnv) publish(ctx context.Context, tag string, agents []int, every time.Duration, sent func(int, time.Time)) error {
-	return e.publishTo(ctx, events.SubjectDisconnect, tag, agents, every, sent)
+// publish sends one disconnect per agent (with the agent's call_id from
+// calls, if there) and waits for the publish acks.
+func (e *benchEnv) publish(ctx context.Context, tag string, agents []int, calls map[int]string, every time.Duration, sent func(int, time.Time)) error {
+	return e.publishCalls(ctx, events.SubjectDisconnect, tag, agents, calls, every, sent)
 }
 
-// publishTo is publish to subject.
+// publishTo is publish of plain commands to subject.
 func (e *benchEnv) publishTo(ctx context.Context, subject, tag string, agents []int, every time.Duration, sent func(int, time.Time)) error {
+	return e.publishCalls(ctx, subject, tag, agents, nil, every, sent)
+}
+
+// publishCalls is publish to subject.
+func (e *benchEnv) publishCalls(ctx context.Context, subject, tag string, agents []int, calls map[int]string, every time.Duration,
+	sent func(int, time.Time)) error {
 	start := time.Now()
 	for i, a := range agents {
 		if every > 0 {
@@ -92,7 +100,7 @@ func (e *benchEnv) publishTo(ctx context.Context, subject, tag string, agents []
 				time.Sleep(d) // pacing the offered load
 			}
 		}
-		cmd := events.DisconnectCommand{CommandID: benchCommandID(tag, a), AgentID: a, Number: benchCustomer(a), TTL: time.Minute}
+		cmd := events.DisconnectCommand{CommandID: benchCommandID(tag, a), AgentID: a, Number: benchCustomer(a), CallID: calls[a], TTL: time.Minute}
 		data, err := json.Marshal(cmd)
 		if err != nil {
 			return err

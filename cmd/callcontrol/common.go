@@ -95,10 +95,16 @@ func workerFlags(s *settings, c *worker.Config) {
 		"trust the pollers' live call state this long after they last saw the agent's events; older: ask the gateway's call-info query")
 	fs.DurationVar(&c.CallStartMargin, "call-start-margin", d.CallStartMargin,
 		"a plain command is pinned to the agent's last call that began at most this after the command was stored")
+	// Hidden, for callcontrol bench only: it measures what the call check
+	// costs against a worker without it. DANGEROUS: a release sent without
+	// the check can hang up the customer's next call (DESIGN.md #8).
+	fs.BoolVar(&c.SkipCallCheck, "skip-call-check", false,
+		"DANGEROUS, bench only: send without checking the command's call (gives up the call scope)")
+	s.hide("skip-call-check")
 	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
 		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout",
 		"ConfirmWithin": "confirm-within", "RequireCallID": "require-call-id", "CallStateMaxAge": "call-state-max-age",
-		"CallStartMargin": "call-start-margin", "MaxClockSkew": "max-clock-skew"} {
+		"CallStartMargin": "call-start-margin", "MaxClockSkew": "max-clock-skew", "SkipCallCheck": "skip-call-check"} {
 		s.field(f, n)
 	}
 }

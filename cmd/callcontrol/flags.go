@@ -18,12 +18,44 @@ type settings struct {
 	fields map[string]string // config field name -> flag name
 	// secrets are the flags whose values are never shown (see redact).
 	secrets map[string]bool
+	// hidden are the flags the usage text leaves out (see hide).
+	hidden map[string]bool
 }
 
 func newSettings(name string, out io.Writer) *settings {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &settings{fs: fs, fields: map[string]string{}, secrets: map[string]bool{}}
+	s := &settings{fs: fs, fields: map[string]string{}, secrets: map[string]bool{}, hidden: map[string]bool{}}
+	fs.Usage = s.usage
+	return s
+}
+
+// hide leaves the named flags out of the usage text (-h): they still work,
+// from the command line and the environment, but are not offered (e.g.
+// --skip-call-check, which exists only for callcontrol bench).
+func (s *settings) hide(names ...string) {
+	for _, n := range names {
+		s.hidden[n] = true
+	}
+}
+
+// usage is the flag package's usage text without the hidden flags.
+func (s *settings) usage() {
+	out := s.fs.Output()
+	if s.fs.Name() == "" {
+		fmt.Fprintf(out, "Usage:\n")
+	} else {
+		fmt.Fprintf(out, "Usage of %s:\n", s.fs.Name())
+	}
+	shown := flag.NewFlagSet(s.fs.Name(), flag.ContinueOnError)
+	shown.SetOutput(out)
+	s.fs.VisitAll(func(f *flag.Flag) {
+		if !s.hidden[f.Name] {
+			shown.Var(f.Value, f.Name, f.Usage)
+			shown.Lookup(f.Name).DefValue = f.DefValue // Var takes the current value as the default
+		}
+	})
+	shown.PrintDefaults()
 }
 
 // envName is the environment variable of flag name.

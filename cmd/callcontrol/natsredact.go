@@ -76,9 +76,14 @@ type risk struct{ flag, msg string }
 
 // riskySettings lists the settings in effect on s that weaken security:
 // turning off the gateway's certificate verification, and secrets on the
-// command line (other users see them in the process list).
+// command line (other users see them in the process list); and turning
+// off the worker's call check (bench only).
 func riskySettings(s *settings) []risk {
 	var out []risk
+	if f := s.fs.Lookup("skip-call-check"); f != nil && f.Value.String() == "true" {
+		out = append(out, risk{"--skip-call-check",
+			"--skip-call-check is set: commands are sent WITHOUT checking their call, a late or repeated release can hang up the customer's next call; for callcontrol bench only"})
+	}
 	if f := s.fs.Lookup("gateway-insecure-skip-verify"); f != nil && f.Value.String() == "true" {
 		out = append(out, risk{"--gateway-insecure-skip-verify",
 			"--gateway-insecure-skip-verify is set: the gateway's TLS certificate is NOT verified, anyone on the path can impersonate it; use --gateway-ca instead"})
