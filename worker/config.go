@@ -70,6 +70,13 @@ type Config struct {
 	// than this ago; otherwise the worker asks the gateway's call-info
 	// query. Default 5s (the poller refreshes it every 2s by default).
 	CallStateMaxAge time.Duration
+	// CallStateLag bounds how long an agent's event takes to reach the
+	// call state while its poller is live (the long poll answers at once,
+	// then one KV write and its watch). The state's "this call is not up"
+	// about a command stored less than this ago is checked with the
+	// gateway's call-info query instead: the event of a call that began
+	// just before the command may still be on its way. Default 1s.
+	CallStateLag time.Duration
 	// CallStartMargin: a plain command (no call_id) is pinned to the
 	// agent's last call that began no later than this after the command
 	// was stored; a call that began later is never its call. It allows
@@ -137,6 +144,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ShutdownTimeout, 30*time.Second)
 	def(&c.CallStateMaxAge, 5*time.Second)
 	def(&c.CallStartMargin, 500*time.Millisecond)
+	def(&c.CallStateLag, time.Second)
 	if c.Instance == "" {
 		host, _ := os.Hostname()
 		c.Instance = host + "-" + strconv.Itoa(os.Getpid())
@@ -171,6 +179,7 @@ func (c Config) Validate() error {
 	check(c.ShutdownTimeout > 0, "ShutdownTimeout", "must be >0")
 	check(c.CallStateMaxAge > 0, "CallStateMaxAge", "must be >0")
 	check(c.CallStartMargin >= 0, "CallStartMargin", "must not be negative")
+	check(c.CallStateLag >= 0 && c.CallStateLag < c.CallStateMaxAge, "CallStateLag", "must not be negative and below CallStateMaxAge")
 	return errors.Join(errs...)
 }
 

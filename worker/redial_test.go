@@ -110,3 +110,19 @@ func (b *bundle) expectNotSent(id string, agent int, call string) events.Result 
 	}
 	return r
 }
+
+// The call state's "no" about a command stored a moment ago is not
+// trusted: the event of the call that just began may still be on its way
+// to it. The gateway decides, and the command for the new call runs.
+func TestFreshStateThatHasNotSeenTheCallYetDefersToTheGateway(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	const agent = 1204
+	b.signIn([]int{agent}, customer) // the call is up at the gateway...
+	b.callState(agent, "")           // ...and not yet in the poller's state
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "just-begun", AgentID: agent, Number: customer(agent)})
+	rs := b.waitResults(1, 10*time.Second)["just-begun"]
+	if len(rs) != 1 || rs[0].Status != events.StatusAccepted || rs[0].CallID != b.sim.Disconnects()[0].CallID {
+		t.Fatalf("results %+v, want accepted, scoped to the call the gateway released from", rs)
+	}
+}

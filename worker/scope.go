@@ -60,20 +60,33 @@ func (w *Worker) scope(ctx context.Context, j *job, guid string) error {
 		return nil
 	}
 	st := w.calls.lookup(j.cmd.AgentID)
-	if fresh(st, time.Now(), w.cfg.CallStateMaxAge) {
-		if j.pin == "" {
-			pin, serr := pinFromState(st, pinTime(j), w.cfg.CallStartMargin)
-			if serr != nil {
-				return serr
-			}
-			if err := w.pinCall(ctx, j, pin); err != nil {
-				return err
-			}
-		}
-		if serr := checkState(st, j.pin, j.cmd.Number); serr != nil {
+	now := time.Now()
+	if !fresh(st, now, w.cfg.CallStateMaxAge) {
+		return w.scopeFromGateway(ctx, j, guid, st)
+	}
+	// A "yes" of the state is trusted while it is fresh; a "no" only once
+	// every event from before the command was stored has had
+	// CallStateLag to reach it (the event of a call that just began may
+	// still be on its way): until then the gateway decides.
+	settled := now.Sub(pinTime(j)) >= w.cfg.CallStateLag
+	if j.pin == "" {
+		pin, serr := pinFromState(st, pinTime(j), w.cfg.CallStartMargin)
+		switch {
+		case serr != nil && settled:
 			return serr
+		case serr != nil:
+			return w.scopeFromGateway(ctx, j, guid, st)
 		}
+		if err := w.pinCall(ctx, j, pin); err != nil {
+			return err
+		}
+	}
+	serr := checkState(st, j.pin, j.cmd.Number)
+	switch {
+	case serr == nil:
 		return nil
+	case settled:
+		return serr
 	}
 	return w.scopeFromGateway(ctx, j, guid, st)
 }

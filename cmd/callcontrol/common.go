@@ -93,6 +93,8 @@ func workerFlags(s *settings, c *worker.Config) {
 	fs.BoolVar(&c.RequireCallID, "require-call-id", false, "reject commands without call_id")
 	fs.DurationVar(&c.CallStateMaxAge, "call-state-max-age", d.CallStateMaxAge,
 		"trust the pollers' live call state this long after they last saw the agent's events; older: ask the gateway's call-info query")
+	fs.DurationVar(&c.CallStateLag, "call-state-lag", d.CallStateLag,
+		"how long an event may take to reach the pollers' call state: its 'call not up' about a command stored less than this ago is checked with the gateway")
 	fs.DurationVar(&c.CallStartMargin, "call-start-margin", d.CallStartMargin,
 		"a plain command is pinned to the agent's last call that began at most this after the command was stored")
 	// Hidden, for callcontrol bench only: it measures what the call check
@@ -200,7 +202,7 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 	}
 	defer gw.Close()
 	// The health endpoint is up while the first connection is awaited:
-	// /healthz 200, /readyz 503 until connected.
+	// /healthz 200, /readyz 503 until connected and provisioned.
 	stopHealth, bind, err := hf.startLate(ctx, obs)
 	if err != nil {
 		return err
@@ -211,11 +213,12 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 		return err
 	}
 	defer drain(nc, 5*time.Second)
-	if err := bind(nc, js); err != nil {
-		return err
-	}
 	topo := worker.Topology{Replicas: nf.replicas}
 	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return provision(ctx, js, topo) }); err != nil {
+		return err
+	}
+	// Ready only once the streams and buckets the role needs exist.
+	if err := bind(nc, js); err != nil {
 		return err
 	}
 	return run(ctx, js, gw)
