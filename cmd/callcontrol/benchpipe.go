@@ -106,7 +106,10 @@ func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *be
 func pipelineLevel(ctx context.Context, env *benchEnv, prog *progress, results *tap, m int, warm, agents []int,
 	guids map[int]string) (pipeResult, error) {
 	n := len(agents)
-	w, err := env.start(ctx, "worker", "--concurrency", strconv.Itoa(m))
+	// The measured agents' call state is fresh, as live pollers keep it
+	// (see seedCallStates): the worker checks each command's call against
+	// it, with no gateway round trip.
+	w, err := env.start(ctx, "worker", "--concurrency", strconv.Itoa(m), "--call-state-max-age", "1h")
 	if err != nil {
 		return pipeResult{}, err
 	}
@@ -115,6 +118,9 @@ func pipelineLevel(ctx context.Context, env *benchEnv, prog *progress, results *
 		return pipeResult{}, err
 	}
 	if err := env.callAll(warm); err != nil { // back on a call for the next level
+		return pipeResult{}, err
+	}
+	if _, err := env.seedCallStates(ctx, agents); err != nil {
 		return pipeResult{}, err
 	}
 	s0, err := w.stats()
