@@ -40,19 +40,24 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 		if g, ok := w.guid(j); ok {
 			a.guid = g // the registry may have rotated it since the last attempt
 		}
-		// A request once sent is never cancelled by shutdown (only by its
-		// own deadline): its outcome is recorded before the worker exits,
-		// and the agent's lease is freed only after it.
-		rctx, rcancel := context.WithDeadline(context.WithoutCancel(dctx), earliest(j.deadline.Add(-w.cfg.ExpiryGuard), l.until()))
-		defer rcancel()
-		if err := w.scope(rctx, j, a.guid); err != nil {
+		cctx, ccancel := w.requestContext(dctx, j, l)
+		err := w.scope(cctx, j, a.guid)
+		ccancel()
+		if err != nil {
 			a.last = err
 			return w.onScope(dctx, j, a, err)
 		}
+		// The disconnect gets a deadline of its own, from the lease as it
+		// is now: a slow call-info query must not eat its time.
+		if dctx.Err() != nil || !time.Now().Before(l.until()) {
+			return backoff.Permanent(first(dctx.Err(), errLeaseLost))
+		}
+		rctx, rcancel := w.requestContext(dctx, j, l)
+		defer rcancel()
 		start := time.Now()
 		j.attempts++
 		rctx, span := w.startRequest(rctx, j.attempts)
-		err := w.gw.Disconnect(rctx, j.cmd.AgentID, j.cmd.Number, a.guid)
+		err = w.gw.Disconnect(rctx, j.cmd.AgentID, j.cmd.Number, a.guid)
 		endRequest(span, err)
 		took := time.Since(start)
 		j.gatewayTime += took
@@ -132,6 +137,15 @@ func (w *Worker) onAnswer(ctx context.Context, j *job, a *attempts, err error, s
 	default:
 		return a.giveUp(err)
 	}
+}
+
+// requestContext bounds one gateway request: by the command's deadline
+// and the agent lease as they are when it starts. A request once sent is
+// never cancelled by shutdown (only by its own deadline): its outcome is
+// recorded before the worker exits, and the agent's lease is freed only
+// after it.
+func (w *Worker) requestContext(dctx context.Context, j *job, l *lease) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(context.WithoutCancel(dctx), earliest(j.deadline.Add(-w.cfg.ExpiryGuard), l.until()))
 }
 
 func earliest(a, b time.Time) time.Time {

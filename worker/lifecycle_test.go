@@ -188,3 +188,28 @@ func TestShutdownNeverCancelsARequestSent(t *testing.T) {
 		t.Fatalf("simulator executed %d releases for %d commands, %d overlapping requests", st.Executed, len(agents), st.Overlaps)
 	}
 }
+
+// A slow gateway and no fresh call state: the call-info query and the
+// disconnect each take most of what the agent lease gives one request.
+// Each gets its own deadline from the lease, so the disconnect is not cut
+// off by the time the query took (it was, and its retry overlapped the
+// request the gateway was still executing: 000-007).
+func TestSlowCallCheckDoesNotCutOffTheDisconnect(t *testing.T) {
+	cfg := testConfig() // LeaseTTL 2s: one request may take up to 1.5s
+	b := setup(t, cfg, gatewaysim.Config{Latency: 900 * time.Millisecond})
+	agents := agentsFrom(831, 5)
+	b.signIn(agents, customer)
+	b.startWorker(b.gateway(5 * time.Second))
+	for i, a := range agents {
+		b.publish(events.DisconnectCommand{CommandID: cmdID(i), AgentID: a, Number: customer(a)})
+	}
+	res := b.waitResults(len(agents), 20*time.Second)
+	for i := range agents {
+		if r := res[cmdID(i)]; len(r) != 1 || r[0].Status != events.StatusAccepted || r[0].Attempts != 1 || r[0].Reason != "" {
+			t.Errorf("%s: %+v, want accepted at the first attempt", cmdID(i), r)
+		}
+	}
+	if st := b.sim.Stats(); st.Executed != int64(len(agents)) || st.Overlaps != 0 {
+		t.Fatalf("simulator executed %d for %d commands, %d overlapping requests", st.Executed, len(agents), st.Overlaps)
+	}
+}
