@@ -73,6 +73,9 @@ func New(cfg Config, js jetstream.JetStream, gw disconnecter) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	b, err := w.bind(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
