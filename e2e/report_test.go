@@ -36,6 +36,8 @@ type row struct {
 	Drain         time.Duration // fault injected -> last result
 	Total         time.Duration
 	Pass          bool
+	// Note is printed under the table in results.md (a finding).
+	Note string
 }
 
 var (
@@ -237,6 +239,11 @@ func writeReport() {
 			"ended `expired` at its deadline; the frozen gateway then processed the queued request when it resumed, 20 s after the "+
 			"deadline, and released the party. The worker cannot take back a request it sent, so these are counted apart from "+
 			"`executed after expiry`, and their results say so: reason `outcome_unknown: …` (checked for each of them).\n", late)
+	}
+	for _, r := range report {
+		if r.Note != "" {
+			fmt.Fprintf(&b, "\n**%s.** %s\n", r.Scenario, r.Note)
+		}
 	}
 	_ = os.WriteFile("results.md", []byte(b.String()), 0o644)
 }
