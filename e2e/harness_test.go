@@ -138,12 +138,14 @@ func (c *cluster) run(ctx context.Context, image, alias string, ports []string, 
 	return ctr, err
 }
 
-func (c *cluster) startWorker(ctx context.Context, i int) {
+// startWorker starts worker i; extra flags follow the defaults (a flag
+// given again overrides its default).
+func (c *cluster) startWorker(ctx context.Context, i int, extra ...string) {
 	alias := fmt.Sprintf("worker%d", i)
-	w, err := c.run(ctx, appImage, alias, []string{"8080/tcp"}, readyz(),
-		"worker", "--nats-url", natsURLs, "--replicas", "3", "--gateway-url", "http://sim:8043",
+	args := append([]string{"worker", "--nats-url", natsURLs, "--replicas", "3", "--gateway-url", "http://sim:8043",
 		"--ack-wait", ackWait.String(), "--lease-ttl", leaseTTL.String(), "--shutdown-timeout", "20s",
-		"--log-level", "warn")
+		"--log-level", "warn"}, extra...)
+	w, err := c.run(ctx, appImage, alias, []string{"8080/tcp"}, readyz(), args...)
 	if err != nil {
 		c.t.Fatalf("%s: %v", alias, err)
 	}
@@ -332,6 +334,9 @@ type simStats struct {
 	SignedOutByTimeout int64 `json:"signed_out_by_timeout"`
 	SignedIn           int   `json:"signed_in"`
 	Polls              int64 `json:"polls"`
+	Redials            int64 `json:"redials"`
+	ExecutedOnRedial   int64 `json:"executed_on_redial"`
+	CallInfoQueries    int64 `json:"callinfo_queries"`
 }
 
 func (c *cluster) stats() simStats {
