@@ -43,7 +43,9 @@ type Config struct {
 	FetchWait time.Duration
 	// LeaseTTL is how long the per-agent lease lives in the lease bucket
 	// without renewal: the time other replicas wait for a dead worker's
-	// agents. Renewed every LeaseTTL/4. Default 15s.
+	// agents. Renewed every LeaseTTL/8 while a command runs: a gateway
+	// request starts with at least 5/8 of it left and never outlives the
+	// lease, so it should be above 8/5 of the gateway timeout. Default 15s.
 	LeaseTTL time.Duration
 	// Backoff between gateway attempts: exponential from InitialInterval by
 	// Multiplier up to MaxInterval, each randomised by ±RandomizationFactor;

@@ -80,7 +80,10 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 // agent lease while the job runs, so AckWait and the lease TTL only expire
 // for a worker that died. The returned func stops it and waits.
 func (w *Worker) keepalive(j *job) (stop func()) {
-	every := min(w.cfg.AckWait/3, w.cfg.LeaseTTL/4)
+	// Every LeaseTTL/8, so that a request always starts with at least
+	// 5/8 of the lease TTL to run before the lease could lapse (a command
+	// done in milliseconds renews nothing).
+	every := min(w.cfg.AckWait/3, w.cfg.LeaseTTL/8)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 
@@ -57,6 +58,10 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := checkShutdownTimeout(wcfg, gcfg.RequestTimeout); err != nil {
 		return err
+	}
+	if lease := cmp.Or(wcfg.LeaseTTL, worker.DefaultConfig().LeaseTTL); gcfg.RequestTimeout*8/5 > lease {
+		log.Warn().Dur("gateway_timeout", gcfg.RequestTimeout).Dur("lease_ttl", lease).
+			Msg("--gateway-timeout above 5/8 of --lease-ttl: a request that slow is cut off where the agent lease could lapse")
 	}
 	tp, stopTracing, err := tf.provider(stdout, "worker")
 	if err != nil {
