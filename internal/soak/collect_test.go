@@ -147,6 +147,11 @@ func (r *runner) waitResults(ctx context.Context, within time.Duration) []string
 				missing = append(missing, k)
 			}
 		}
+		for _, k := range r.replayKeys {
+			if !seen[k] {
+				missing = append(missing, k)
+			}
+		}
 		r.mu.Unlock()
 		if len(missing) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return missing

@@ -60,7 +60,7 @@ type weighted struct {
 var opWeights = []weighted{
 	{"plain", 20}, {"scoped", 16}, {"stale_scoped", 3}, {"wrong_party", 2}, {"guid_override", 1},
 	{"dup_now", 5}, {"dup_later", 4}, {"republished", 3},
-	{"expired", 4}, {"about_to_expire", 4}, {"malformed", 4}, {"hostile", 4},
+	{"expired", 4}, {"about_to_expire", 4}, {"malformed", 4}, {"hostile", 4}, {"hostile_callid", 1},
 	{"skewed_ok", 3}, {"skewed_bad", 2}, {"replay", 1.5},
 	{"call_start", 6}, {"call_end", 6}, {"redial", 2}, {"hold", 2}, {"innerhelp", 2}, {"confjoin", 1.5},
 	{"hangup", 1}, {"signout", 0.6}, {"signin", 1.2}, {"redial_delay", 0.3},

@@ -33,19 +33,21 @@ type runner struct {
 	procs []*proc // worker-1, worker-2, poller-1, poller-2
 	start time.Time
 
-	mu        sync.Mutex
-	cmds      []Command
-	faults    []Fault
-	pubs      map[int]pubMsg // op index -> the command it published
-	dlq       []string       // dead-lettered (failed) command_ids not replayed yet
-	dlqSeen   map[string]bool
-	secrets   []string
-	crashes   []string
-	replays   map[string]int // "replayed", "refused", "error"
-	published atomic.Int64
-	traceN    atomic.Uint64
-	skew      atomic.Int64 // the skewed requester's clock offset (ns), 0 = none
-	async     sync.WaitGroup
+	mu      sync.Mutex
+	cmds    []Command
+	faults  []Fault
+	pubs    map[int]pubMsg // op index -> the command it published
+	dlq     []string       // dead-lettered (failed) command_ids not replayed yet
+	dlqSeen map[string]bool
+	secrets []string
+	crashes []string
+	replays map[string]int // "replayed", "refused", "error"
+	// replayKeys are the Nats-Msg-Ids of the results the replays must get.
+	replayKeys []string
+	published  atomic.Int64
+	traceN     atomic.Uint64
+	skew       atomic.Int64 // the skewed requester's clock offset (ns), 0 = none
+	async      sync.WaitGroup
 }
 
 // pubMsg is a published command, for duplicates and republishing.
@@ -107,7 +109,7 @@ func (r *runner) commandID(i int) string { return fmt.Sprintf("soak-%06d", i) }
 func (r *runner) exec(ctx context.Context, i int, o op) {
 	switch o.Kind {
 	case "plain", "scoped", "stale_scoped", "wrong_party", "guid_override", "skewed_ok", "skewed_bad",
-		"expired", "about_to_expire":
+		"expired", "about_to_expire", "hostile_callid":
 		r.command(ctx, i, o)
 	case "dup_now":
 		c, data := r.command(ctx, i, o)
@@ -186,6 +188,12 @@ func (r *runner) command(ctx context.Context, i int, o op) (Command, []byte) {
 			// the customer's call ID with another sequence: looks real, is not
 			dc.CallID = cs[0].CallID + "0"
 		}
+	case "hostile_callid":
+		// A well-formed call_id (printable, no spaces) that is also a path:
+		// it names no call of the agent, so it must fail and never be sent.
+		kind = "hostile"
+		dc.CallID = []string{"../../onlineagent/" + strconv.Itoa(o.Agent) + "/forcelogout", "x%2F..%2F..%2Fy",
+			callID + "?isNoContainLastCall=1", callID + "/../" + callID, callID + "#x"}[o.B%5]
 	case "wrong_party":
 		kind, dc.Number = "plain", fmt.Sprintf("7%07d", o.B%10000000)
 	case "guid_override":
@@ -351,11 +359,14 @@ func (r *runner) replay(ctx context.Context, o op) {
 			}
 			outcome = "replayed"
 			c := Command{CommandID: m[1], MsgID: m[3], Kind: "replay", ReplayOf: m[1], Valid: true, Published: time.Now()}
+			// Its result is filed under result-<command_id>-replay-<dlq seq>.
+			key := events.ResultMsgID(m[1]) + events.ReplayMsgIDSuffix(m[2])
 			if d, err := time.Parse(time.RFC3339Nano, m[4]); err == nil {
 				c.Deadline = d
 			}
 			r.mu.Lock()
 			r.cmds = append(r.cmds, c)
+			r.replayKeys = append(r.replayKeys, key)
 			r.mu.Unlock()
 		}
 		if err != nil && outcome != "replayed" && !strings.Contains(out, "refused") {
