@@ -7,7 +7,7 @@ NATS_IMAGE ?= callcontrol-nats:dev
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build test test/short lint tidy fuzz bench model clean
+.PHONY: help run build test test/short lint tidy fuzz bench model soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9/]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ e2e: ## container fault suite (Docker; FROM-scratch images built locally): kills
 	docker rm -f $$(docker ps -aq --filter label=org.testcontainers=true) >/dev/null 2>&1 || true; \
 	docker network prune -f --filter label=org.testcontainers=true >/dev/null 2>&1 || true; \
 	exit $$status
+
+soak: ## seeded randomized soak of the whole system with faults (SEED=N to replay a run, SOAK_DURATION, default 2m); prints the checker's table
+	$(GO) test -tags soak -run TestSoak -count=1 -timeout 30m -v ./internal/soak/
 
 test/short: ## the tests without the race detector
 	$(GO) test -count=1 $(PKGS)

@@ -65,6 +65,20 @@ type Command struct {
 	Kind string
 	// ReplayOf is the command a dlq replay republished ("" otherwise).
 	ReplayOf string
+	// MsgID is the Nats-Msg-Id it was published with: the command_id,
+	// another ID for a "republished" one (which must end rejected, its
+	// result filed under this ID), `dlq replay`'s replay-<command_id>-<n>
+	// for a replay, or the only ID of a payload without a usable
+	// command_id.
+	MsgID string
+	// Seq is the stream sequence of the publish acknowledgement (for a
+	// duplicate: of the message the stream already held); Duplicate the
+	// acknowledgement's duplicate flag: the stream did not store it again.
+	// Seq is 0 when no acknowledgement arrived (then Stored is zero).
+	Seq       uint64
+	Duplicate bool
+	// Payload is the message body as published.
+	Payload string
 }
 
 // Observed is one stored message.
