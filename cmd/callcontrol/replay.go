@@ -122,6 +122,12 @@ func (r *replayer) replay(ctx context.Context, d deadLetter) (replayed, error) {
 	m.Data = data
 	m.Header.Set(events.HeaderMsgID, out.msgID)
 	m.Header.Set(events.HeaderReplayOf, strconv.FormatUint(d.Seq, 10))
+	// The replay continues the command's trace (the dead letter carries it).
+	for _, h := range []string{events.HeaderTraceparent, events.HeaderTracestate} {
+		if v := d.Header.Get(h); v != "" {
+			m.Header.Set(h, v)
+		}
+	}
 	ack, err := r.js.PublishMsg(ctx, m)
 	if err != nil {
 		return out, fmt.Errorf("publish command (the ledger record is cleared; run the replay again): %w", err)

@@ -44,7 +44,7 @@ func req(tr string, atMs int, rc string) gatewaysim.Disconnect {
 }
 
 // exec is a request that released the party from call callID.
-func exec(tr string, atMs int, rc, callID string) gatewaysim.Disconnect {
+func executedReq(tr string, atMs int, rc, callID string) gatewaysim.Disconnect {
 	d := req(tr, atMs, rc)
 	d.Executed, d.CallID, d.CallGeneration, d.CallBegan = true, callID, 1, at(-60_000)
 	return d
@@ -72,7 +72,7 @@ func good() History {
 
 	// A: plain, executed at once on the call it was pinned to.
 	add(cmd("A", 100))
-	h.Requests = append(h.Requests, exec(trace("A"), 110, "0", "call-1"))
+	h.Requests = append(h.Requests, executedReq(trace("A"), 110, "0", "call-1"))
 	h.Results = append(h.Results, result("A", 1, 120, events.StatusAccepted, "", "call-1"))
 	h.Confirmations = append(h.Confirmations, confirmation("A", 1, 500))
 
@@ -82,7 +82,7 @@ func good() History {
 	add(b)
 	d := req(trace("B"), 210, "")
 	d.Fault = gatewaysim.Fault5xx
-	h.Requests = append(h.Requests, d, exec(trace("B"), 260, "0", "call-2"))
+	h.Requests = append(h.Requests, d, executedReq(trace("B"), 260, "0", "call-2"))
 	h.Results = append(h.Results, result("B", 2, 270, events.StatusAccepted, "", "call-2"))
 	h.Confirmations = append(h.Confirmations, confirmation("B", 2, 600))
 
@@ -100,7 +100,7 @@ func good() History {
 
 	// E: executed by a reset_after fault, the retry finds it released.
 	add(cmd("E", 500))
-	d = exec(trace("E"), 510, "0", "call-5")
+	d = executedReq(trace("E"), 510, "0", "call-5")
 	d.Fault = gatewaysim.FaultResetAfter
 	h.Requests = append(h.Requests, d, req(trace("E"), 560, "200-023"))
 	h.Results = append(h.Results, result("E", 5, 570, events.StatusAccepted, "already_released: 200-023", "call-5"))
@@ -112,7 +112,7 @@ func good() History {
 	f2 := cmd("F", 650)
 	f2.Kind, f2.TraceID = "duplicate", trace("F2")
 	add(f2)
-	h.Requests = append(h.Requests, exec(trace("F"), 610, "0", "call-6"))
+	h.Requests = append(h.Requests, executedReq(trace("F"), 610, "0", "call-6"))
 	h.Results = append(h.Results, result("F", 6, 620, events.StatusAccepted, "", "call-6"))
 	h.Confirmations = append(h.Confirmations, confirmation("F", 4, 1000))
 
@@ -126,7 +126,7 @@ func good() History {
 	g2 := cmd("G", 5_000)
 	g2.Kind, g2.ReplayOf, g2.TraceID = "replay", "G", trace("G-replay")
 	add(g2)
-	h.Requests = append(h.Requests, exec(trace("G-replay"), 5_010, "0", "call-7"))
+	h.Requests = append(h.Requests, executedReq(trace("G-replay"), 5_010, "0", "call-7"))
 	r := result("G", 9, 5_020, events.StatusAccepted, "", "call-7")
 	r.MsgID += events.ReplayMsgIDSuffix("7")
 	h.Results = append(h.Results, r)
@@ -134,18 +134,18 @@ func good() History {
 
 	// H: the agent was busy (000-007), then executed.
 	add(cmd("H", 800))
-	h.Requests = append(h.Requests, req(trace("H"), 810, "000-007"), exec(trace("H"), 900, "0", "call-8"))
+	h.Requests = append(h.Requests, req(trace("H"), 810, "000-007"), executedReq(trace("H"), 900, "0", "call-8"))
 	h.Results = append(h.Results, result("H", 8, 910, events.StatusAccepted, "", "call-8"))
 	h.Confirmations = append(h.Confirmations, confirmation("H", 6, 1_200))
 
 	// I: accepted 5 s before the end: its confirmation may still come.
 	add(cmd("I", 115_000))
-	h.Requests = append(h.Requests, exec(trace("I"), 115_010, "0", "call-9"))
+	h.Requests = append(h.Requests, executedReq(trace("I"), 115_010, "0", "call-9"))
 	h.Results = append(h.Results, result("I", 10, 115_020, events.StatusAccepted, "", "call-9"))
 
 	// J: executed by a timeout_after fault, expired: outcome unknown.
 	add(cmd("J", 1_000))
-	d = exec(trace("J"), 1_010, "0", "call-10")
+	d = executedReq(trace("J"), 1_010, "0", "call-10")
 	d.Fault = gatewaysim.FaultTimeoutAfter
 	h.Requests = append(h.Requests, d)
 	h.Results = append(h.Results, result("J", 11, 11_000, events.StatusExpired, "outcome_unknown: deadline passed", "call-10"))
@@ -306,10 +306,10 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		{"executed twice", func(t *testing.T, h *History) {
 			// E's retry (after the reset_after, so allowed) executes too.
 			i := findRequest(t, *h, trace("E"), 1)
-			h.Requests[i] = exec(trace("E"), 560, "0", "call-5")
+			h.Requests[i] = executedReq(trace("E"), 560, "0", "call-5")
 		}, []want{{InvariantNotTwice, "E", "executed 2 times"}}},
 		{"executed by both copies of a duplicate", func(t *testing.T, h *History) {
-			d := exec(trace("F2"), 660, "0", "call-6")
+			d := executedReq(trace("F2"), 660, "0", "call-6")
 			d.Fault = gatewaysim.FaultResetAfter // so only the count rule breaks
 			h.Requests = append(h.Requests, d)
 			i := findRequest(t, *h, trace("F"), 0)
@@ -373,7 +373,7 @@ func TestCheckFindsEachViolation(t *testing.T) {
 			h.Requests = append(h.Requests, req(trace("nobody"), 3_000, "200-023"))
 		}, []want{{InvariantKnownRequest, "", "maps to no command"}}},
 		{"a request without traceparent", func(t *testing.T, h *History) {
-			d := exec("", 3_000, "0", "call-x")
+			d := executedReq("", 3_000, "0", "call-x")
 			d.Traceparent = ""
 			h.Requests = append(h.Requests, d)
 		}, []want{{InvariantKnownRequest, "", "no traceparent"}}},

@@ -118,8 +118,8 @@ func (r *runner) followDLQ(ctx context.Context) {
 	}
 }
 
-// resultKey is the Nats-Msg-Id of the result a command must get.
-func resultKey(c Command) string {
+// expectedResultMsgID is the Nats-Msg-Id of the result a command must get.
+func expectedResultMsgID(c Command) string {
 	if c.Kind == "replay" {
 		// replay-<command_id>-<n> with Callcontrol-Replay-Of <dlq seq>:
 		// filled in settle from the stored command.
@@ -143,7 +143,7 @@ func (r *runner) waitResults(ctx context.Context, within time.Duration) []string
 		r.mu.Lock()
 		var missing []string
 		for _, c := range r.cmds {
-			if k := resultKey(c); k != "" && c.MsgID != "" && !seen[k] {
+			if k := expectedResultMsgID(c); k != "" && c.MsgID != "" && !seen[k] {
 				missing = append(missing, k)
 			}
 		}
@@ -265,14 +265,6 @@ func (r *runner) settle(ctx context.Context, h *History, defaultTTL, maxSkew tim
 		}
 	}
 	return nil
-}
-
-// traceID returns the trace ID of a traceparent header value.
-func traceID(tp string) string {
-	if p := strings.Split(tp, "-"); len(p) == 4 {
-		return p[1]
-	}
-	return ""
 }
 
 // format renders a stored message for the secrets check.

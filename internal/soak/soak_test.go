@@ -83,7 +83,7 @@ func TestSoak(t *testing.T) {
 
 	h := History{Seed: seed, Started: time.Now()}
 	r.start = h.Started
-	run(ctx, r, sched)
+	drive(ctx, r, sched)
 	t.Logf("generator done after %s: %d messages published; faults %d", time.Since(h.Started).Round(time.Second), r.published.Load(), len(r.faults))
 
 	// The end: everything healthy again, then wait for the stragglers.
@@ -228,9 +228,9 @@ func setUp(ctx context.Context, t *testing.T, dir string, seed int64, sched sche
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
-// run executes the schedule: the ops in order at their times, and each
+// drive executes the schedule: the ops in order at their times, and each
 // fault lane in order at its times, until all are done.
-func run(ctx context.Context, r *runner, sched schedule) {
+func drive(ctx context.Context, r *runner, sched schedule) {
 	gctx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
 	go r.followDLQ(gctx)
