@@ -140,6 +140,7 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 		m.Header.Set(events.HeaderCommandID, id)
 		m.Header.Set(events.HeaderStatus, string(events.StatusFailed))
 		m.Header.Set(events.HeaderReason, "x")
+		m.Header.Set(events.HeaderTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 		if _, err := e.js.PublishMsg(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -205,6 +206,10 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 	if err != nil || cmd.CommandID != "unknown-1" || cmd.TTL != 10*time.Second || !cmd.IssuedAt.After(now) ||
 		!strings.HasPrefix(raw.Header.Get(events.HeaderMsgID), "replay-unknown-1-") {
 		t.Fatalf("replayed command %+v (%v), headers %v", cmd, err, raw.Header)
+	}
+	// Found by the soak: the replay dropped the command's trace context.
+	if tp := raw.Header.Get(events.HeaderTraceparent); tp != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+		t.Fatalf("replayed command's traceparent = %q, want the dead letter's", tp)
 	}
 }
 
