@@ -58,7 +58,8 @@ type Config struct {
 	// while the agent has a call and a poll is outstanding (every event
 	// that changes the state is written at once). Workers trust the state
 	// while ObservedAt is recent, so their maximum age must exceed this.
-	// Default 2s; at least 100ms.
+	// Default 200ms (workers trust a state for 750ms by default); at
+	// least 100ms.
 	CallStateRefresh time.Duration
 
 	// Logger receives one line per session change, loop start and stop
@@ -95,7 +96,7 @@ func (c Config) withDefaults() Config {
 	def(&c.InitialBackoff, 500*time.Millisecond)
 	def(&c.MaxBackoff, 10*time.Second)
 	def(&c.ReleaseGrace, 30*time.Second)
-	def(&c.CallStateRefresh, 2*time.Second)
+	def(&c.CallStateRefresh, 200*time.Millisecond)
 	return c
 }
 

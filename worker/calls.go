@@ -21,11 +21,15 @@ type calls struct {
 	kv     jetstream.KeyValue
 	mu     sync.RWMutex
 	states map[int]*events.CallState
-	ready  chan struct{}
+	// released is when this worker last had the gateway release a party
+	// of the agent: a state observed before that does not know what the
+	// release did to the agent's calls (a held call may now be its last).
+	released map[int]time.Time
+	ready    chan struct{}
 }
 
 func newCalls(kv jetstream.KeyValue) *calls {
-	return &calls{kv: kv, states: make(map[int]*events.CallState), ready: make(chan struct{})}
+	return &calls{kv: kv, states: make(map[int]*events.CallState), released: make(map[int]time.Time), ready: make(chan struct{})}
 }
 
 // lookup returns agent's state, or nil. The state is shared: read only.
@@ -33,6 +37,25 @@ func (c *calls) lookup(agent int) *events.CallState {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.states[agent]
+}
+
+// current returns agent's state if it may be trusted at now (see fresh),
+// else nil with whatever state there is, for its start times.
+func (c *calls) current(agent int, now time.Time, maxAge time.Duration) (st *events.CallState, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	st = c.states[agent]
+	return st, fresh(st, now, maxAge) && st.ObservedAt.After(c.released[agent])
+}
+
+// releasedAt records that a party of agent was released at t.
+func (c *calls) releasedAt(agent int, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.released) > 100_000 { // bounded: forget the old marks
+		clear(c.released)
+	}
+	c.released[agent] = t
 }
 
 func (c *calls) run(ctx context.Context) {

@@ -62,6 +62,9 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 		took := time.Since(start)
 		j.gatewayTime += took
 		w.cfg.Metrics.GatewayRequest(metrics.OpDisconnect, took, err)
+		if gateway.RetCodeOf(err) == "" || gateway.Classify(err) == gateway.ClassSuccess {
+			w.calls.releasedAt(j.cmd.AgentID, start) // released, or maybe: not refused
+		}
 		a.last = err
 		return w.onAnswer(dctx, j, a, err, true)
 	}

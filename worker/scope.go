@@ -32,8 +32,8 @@ func (w *Worker) candidatePin(j *job) string {
 	if j.cmd.CallID != "" || w.cfg.SkipCallCheck {
 		return j.cmd.CallID
 	}
-	st := w.calls.lookup(j.cmd.AgentID)
-	if !fresh(st, time.Now(), w.cfg.CallStateMaxAge) {
+	st, ok := w.calls.current(j.cmd.AgentID, time.Now(), w.cfg.CallStateMaxAge)
+	if !ok {
 		return ""
 	}
 	pin, _ := pinFromState(st, pinTime(j), w.cfg.CallStartMargin)
@@ -59,9 +59,9 @@ func (w *Worker) scope(ctx context.Context, j *job, guid string) error {
 	if w.cfg.SkipCallCheck {
 		return nil
 	}
-	st := w.calls.lookup(j.cmd.AgentID)
 	now := time.Now()
-	if !fresh(st, now, w.cfg.CallStateMaxAge) {
+	st, ok := w.calls.current(j.cmd.AgentID, now, w.cfg.CallStateMaxAge)
+	if !ok {
 		return w.scopeFromGateway(ctx, j, guid, st)
 	}
 	// A "yes" of the state is trusted while it is fresh; a "no" only once
