@@ -114,6 +114,12 @@ func newChecker(h History, opts Options) *checker {
 		if id == "" {
 			id = cmd.ReplayOf
 		}
+		if cmd.ReplayOf == "" && cmd.MsgID != "" && cmd.MsgID != cmd.CommandID {
+			// Rejected (a Nats-Msg-Id must be the command_id), its result
+			// filed under the Nats-Msg-Id, so that it cannot take the real
+			// command's: a run of its own under that ID.
+			id = cmd.MsgID
+		}
 		st := startOf(cmd)
 		if f, ok := c.firstStart[id]; !ok || st.Before(f) {
 			c.firstStart[id] = st
