@@ -39,6 +39,7 @@ type Result struct {
 	CallID string `json:"call_id,omitempty"`
 
 	IssuedAt    time.Time `json:"issued_at,omitzero"`  // from the command, or when stored
+	StoredAt    time.Time `json:"stored_at,omitzero"`  // when JetStream stored the command
 	ExpiresAt   time.Time `json:"expires_at,omitzero"` // the deadline the worker applied
 	CompletedAt time.Time `json:"completed_at"`        // when the outcome was decided
 	// GatewayMillis is the time spent in gateway requests, summed over attempts.

@@ -135,6 +135,7 @@ func fullResult() Result {
 		CommandID: "c-1", AgentID: 101, Number: "13800001234", Status: StatusFailed, Reason: "no_session",
 		RetCode: "100-006", Attempts: 1, CorrelationID: "case-1", RequestedBy: "crm", CallID: "1767366245-101",
 		IssuedAt: schemaT0, ExpiresAt: schemaT0.Add(time.Minute), CompletedAt: schemaT0.Add(time.Second), GatewayMillis: 12,
+		StoredAt: schemaT0.Add(time.Millisecond),
 	}
 }
 

@@ -78,6 +78,11 @@ const (
 	// ([ReplayMsgIDSuffix]), so they are not de-duplicated against the
 	// first run's.
 	HeaderReplayOf = "Callcontrol-Replay-Of"
+	// HeaderReplayStoredAt is set by `callcontrol dlq replay` to when the
+	// first run of the command was stored (RFC 3339): a worker pins a
+	// replayed plain command to the agent's call as of then, never to a
+	// call that began after the command was first stored.
+	HeaderReplayStoredAt = "Callcontrol-Replay-Stored-At"
 	// HeaderTraceparent and HeaderTracestate carry W3C trace context
 	// (https://www.w3.org/TR/trace-context/), lower case as in the spec. A
 	// command may carry them; its result, dead letter and confirmation then

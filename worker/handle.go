@@ -233,6 +233,7 @@ func (w *Worker) result(j *job, s events.Status, reason, retcode string) *events
 		CorrelationID: j.cmd.CorrelationID, RequestedBy: j.cmd.RequestedBy,
 		CallID:   cmp.Or(j.pin, j.cmd.CallID),
 		IssuedAt: j.cmd.IssuedAt, ExpiresAt: j.deadline,
+		StoredAt: storedAt(j),
 		CompletedAt: time.Now().UTC(), GatewayMillis: j.gatewayTime.Milliseconds(),
 	}
 	if r.IssuedAt.IsZero() && j.meta != nil {
@@ -246,6 +247,20 @@ func (w *Worker) result(j *job, s events.Status, reason, retcode string) *events
 		}
 	}
 	return r
+}
+
+// storedAt is when JetStream stored the command; for a replay, when its
+// first run was (see events.HeaderReplayStoredAt).
+func storedAt(j *job) time.Time {
+	if j.meta == nil {
+		return time.Time{}
+	}
+	if j.msg != nil && j.msg.Headers().Get(events.HeaderReplayOf) != "" {
+		if t, err := time.Parse(time.RFC3339Nano, j.msg.Headers().Get(events.HeaderReplayStoredAt)); err == nil && t.Before(j.meta.Timestamp) {
+			return t.UTC()
+		}
+	}
+	return j.meta.Timestamp.UTC()
 }
 
 var errStartedElsewhere = errors.New("worker: past the deadline while another delivery of the command holds the agent; waiting for its outcome")

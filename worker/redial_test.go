@@ -131,3 +131,29 @@ func TestFreshStateThatHasNotSeenTheCallYetDefersToTheGateway(t *testing.T) {
 		t.Fatalf("results %+v, want accepted, scoped to the call the gateway released from", rs)
 	}
 }
+
+// A replayed plain command is pinned as of when its first run was stored
+// (Callcontrol-Replay-Stored-At), not when the replay was, nor by an
+// issued_at the requester's clock set ahead. Found by the soak (seed
+// 547594266): a replay released the party of a call that began after the
+// command was first stored.
+func TestReplayIsPinnedAsOfItsFirstRun(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	const agent = 1205
+	firstRun := time.Now().Add(-3 * time.Second).UTC() // no call then
+	b.signIn([]int{agent}, customer)                   // the call begins now
+	b.startWorker(nil)
+	cmd := events.DisconnectCommand{CommandID: "replayed-1", AgentID: agent, Number: customer(agent),
+		IssuedAt: time.Now().Add(3 * time.Second).UTC(), TTL: time.Minute} // a clock 3 s ahead
+	data, _ := cmd.MarshalJSON()
+	b.publishRawHeaders(data, map[string]string{events.HeaderMsgID: "replay-replayed-1-7", events.HeaderReplayOf: "7",
+		events.HeaderReplayStoredAt: firstRun.Format(time.RFC3339Nano)})
+	rs := b.waitResults(1, 10*time.Second)["replayed-1"]
+	if len(rs) != 1 || rs[0].Status != events.StatusFailed || !strings.HasPrefix(rs[0].Reason, events.ReasonCallEnded) ||
+		!rs[0].StoredAt.Equal(firstRun) {
+		t.Fatalf("results %+v, want failed call_ended, stored_at the first run's", rs)
+	}
+	if n := b.sim.Stats().Executed; n != 0 {
+		t.Fatalf("the simulator released %d parties", n)
+	}
+}

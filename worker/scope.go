@@ -41,12 +41,13 @@ func (w *Worker) candidatePin(j *job) string {
 }
 
 // pinTime is the time a plain command's call is resolved at: when it was
-// stored, or for a replay (dlq replay keeps the first execution's
-// issued_at) its issued_at, so that a replay is never pinned to a call
-// that began after the command was first issued.
+// stored, or for a replay when its first run was (storedAt). A replay
+// that does not say (an older dlq replay) is taken at its issued_at when
+// that is earlier, as before.
 func pinTime(j *job) time.Time {
-	t := j.meta.Timestamp
-	if j.msg != nil && j.msg.Headers().Get(events.HeaderReplayOf) != "" && !j.cmd.IssuedAt.IsZero() && j.cmd.IssuedAt.Before(t) {
+	t := storedAt(j)
+	if j.msg != nil && j.msg.Headers().Get(events.HeaderReplayOf) != "" && j.msg.Headers().Get(events.HeaderReplayStoredAt) == "" &&
+		!j.cmd.IssuedAt.IsZero() && j.cmd.IssuedAt.Before(t) {
 		t = j.cmd.IssuedAt
 	}
 	return t

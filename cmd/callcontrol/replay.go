@@ -122,6 +122,9 @@ func (r *replayer) replay(ctx context.Context, d deadLetter) (replayed, error) {
 	m.Data = data
 	m.Header.Set(events.HeaderMsgID, out.msgID)
 	m.Header.Set(events.HeaderReplayOf, strconv.FormatUint(d.Seq, 10))
+	if prev != nil && !prev.StoredAt.IsZero() {
+		m.Header.Set(events.HeaderReplayStoredAt, prev.StoredAt.UTC().Format(time.RFC3339Nano))
+	}
 	// The replay continues the command's trace (the dead letter carries it).
 	for _, h := range []string{events.HeaderTraceparent, events.HeaderTracestate} {
 		if v := d.Header.Get(h); v != "" {
