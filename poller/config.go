@@ -58,7 +58,7 @@ type Config struct {
 	// while the agent has a call and a poll is outstanding (every event
 	// that changes the state is written at once). Workers trust the state
 	// while ObservedAt is recent, so their maximum age must exceed this.
-	// Default 200ms (workers trust a state for 750ms by default); at
+	// Default 200ms (workers trust a state for 500ms by default); at
 	// least 100ms.
 	CallStateRefresh time.Duration
 

@@ -70,8 +70,8 @@ type Config struct {
 	// ([events.BucketCalls]) is trusted for a command's call check only
 	// while its owner polls the agent and has seen every event up to less
 	// than this ago; otherwise the worker asks the gateway's call-info
-	// query. Default 750ms (the poller refreshes it every 200ms by
-	// default). Short on purpose: a state can only be as current as its
+	// query. Default 500ms (the poller refreshes it every 200ms by
+	// default, while a poll is outstanding). Short on purpose: a state can only be as current as its
 	// poller was alive, and a dead or cut-off poller's state says nothing
 	// of a call that ended since (a held call may then be the agent's
 	// last one at once). Found by the soak.
@@ -81,7 +81,7 @@ type Config struct {
 	// then one KV write and its watch). The state's "this call is not up"
 	// about a command stored less than this ago is checked with the
 	// gateway's call-info query instead: the event of a call that began
-	// just before the command may still be on its way. Default 500ms.
+	// just before the command may still be on its way. Default 300ms.
 	CallStateLag time.Duration
 	// CallStartMargin: a plain command (no call_id) is pinned to the
 	// agent's last call that began no later than this after the command
@@ -148,9 +148,9 @@ func (c Config) withDefaults() Config {
 	def(&c.SessionWait, 2*time.Second)
 	def(&c.ConfirmWithin, 15*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
-	def(&c.CallStateMaxAge, 750*time.Millisecond)
+	def(&c.CallStateMaxAge, 500*time.Millisecond)
 	def(&c.CallStartMargin, 500*time.Millisecond)
-	def(&c.CallStateLag, 500*time.Millisecond)
+	def(&c.CallStateLag, 300*time.Millisecond)
 	if c.Instance == "" {
 		host, _ := os.Hostname()
 		c.Instance = host + "-" + strconv.Itoa(os.Getpid())
