@@ -233,7 +233,7 @@ func (w *Worker) result(j *job, s events.Status, reason, retcode string) *events
 		CorrelationID: j.cmd.CorrelationID, RequestedBy: j.cmd.RequestedBy,
 		CallID:   cmp.Or(j.pin, j.cmd.CallID),
 		IssuedAt: j.cmd.IssuedAt, ExpiresAt: j.deadline,
-		StoredAt: storedAt(j),
+		StoredAt:    storedAt(j),
 		CompletedAt: time.Now().UTC(), GatewayMillis: j.gatewayTime.Milliseconds(),
 	}
 	if r.IssuedAt.IsZero() && j.meta != nil {
