@@ -26,10 +26,12 @@ import (
 // call, and every command still ends in exactly one result.
 
 const (
-	redialAgents    = 150
-	killMidAgents   = 150
-	inFlightAgents  = 200
-	slowLeaseAgents = 50
+	redialAgents = 150
+	// redialRetryAgents is the size of TestRedialRaceRetry.
+	redialRetryAgents = 100
+	killMidAgents     = 150
+	inFlightAgents    = 200
+	slowLeaseAgents   = 50
 	// killMidLease is the workers' --lease-ttl in TestKillMidRequest.
 	killMidLease = 12 * time.Second
 	// callStartMargin is the worker's default --call-start-margin.
@@ -766,4 +768,70 @@ func (c *cluster) lastCallsMaybe(first, n int) map[int]gatewaysim.CallState {
 		return nil
 	})
 	return out
+}
+
+// TestRedialRaceRetry: every first request is refused as "being switched
+// over" (000-004: answered, nothing released); while the worker waits to
+// retry (--retry-initial 4s), every customer hangs up and calls back. The
+// retries find the command's call gone: nothing is released, every
+// result names the first call, and every new call stays up.
+func TestRedialRaceRetry(t *testing.T) {
+	started := time.Now()
+	ctx := context.Background()
+	first, n := firstAgent, redialRetryAgents
+	c := newCluster(t, clusterOpts{pollers: 1, simArgs: []string{"--sim-no-poll-signout", "0"}})
+	c.agents(first, n)
+	callA := c.lastCalls(first, n)
+	if err := c.admin("PUT", "/simulator/faults", gatewaysim.Faults{Rate: 1, Kinds: []gatewaysim.Fault{"retcode"}, RetCodes: []string{"000-004"}, Seed: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Every command in flight at once, so that every first request is
+	// refused before the redials, and every retry comes after them (a
+	// redial between a retry's check and its request is the window no
+	// check can close, README "Call scope").
+	c.startWorker(ctx, 1, "--retry-initial", "4s", "--retry-max", "8s", "--concurrency", "256")
+	cmds := commands("redial-retry", first, n, ttlConst(2*time.Minute))
+	c.publish(ctx, cmds, 0)
+	if !waitFor(time.Minute, func() bool {
+		seen := map[int]bool{}
+		for _, d := range c.disconnects() {
+			seen[d.AgentID] = true
+		}
+		return len(seen) >= n
+	}) {
+		t.Fatalf("first requests for %d agents, want %d", len(c.disconnects()), n)
+	}
+	faultAt := time.Now()
+	callB := c.hangUpAndRedial(first, n)
+	if d := time.Since(faultAt); d > 3*time.Second {
+		t.Fatalf("the redials took %v, not within the worker's first retry wait", d)
+	}
+	c.faults(0)
+	c.waitDone(cmds, 2*time.Minute)
+	r := c.check("redial race: first request refused during call A (000-004), retried after A ended and B was redialed", cmds, faultAt)
+	r.Sizes = fmt.Sprintf("%d agents, 1 worker (--retry-initial 4s), 1 poller", n)
+	c.checkResults(cmds, func(cmd command, res events.Result) string {
+		a := callA[cmd.AgentID].CallID
+		switch {
+		// not_a_party: the call state between the customer's release
+		// and the call's end (the hang-up's two events).
+		case res.Status != events.StatusFailed || !strings.HasPrefix(res.Reason, events.ReasonCallEnded+":") &&
+			!strings.HasPrefix(res.Reason, events.ReasonNotAParty+":"):
+			return "want failed with call_ended (or not_a_party)"
+		case res.CallID != a:
+			return "the result is not scoped to call A " + a
+		case res.Attempts < 1:
+			return "the refused first request is not counted"
+		}
+		return ""
+	})
+	for _, d := range c.disconnects() {
+		if d.Executed {
+			t.Errorf("agent %d: a party was released (call %s, redial %v)", d.AgentID, d.CallID, d.Redial)
+		}
+	}
+	c.checkStillUp(callB)
+	c.checkNoOverlaps(0)
+	t.Logf("results: %s", c.reasons(cmds))
+	record(t, r, started)
 }

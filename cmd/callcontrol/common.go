@@ -91,6 +91,8 @@ func workerFlags(s *settings, c *worker.Config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a stopping worker finishes in-flight commands")
 	fs.DurationVar(&c.ConfirmWithin, "confirm-within", d.ConfirmWithin, "how long an accepted disconnect waits for its release event before it is unconfirmed")
 	fs.BoolVar(&c.RequireCallID, "require-call-id", false, "reject commands without call_id")
+	fs.DurationVar(&c.InitialInterval, "retry-initial", d.InitialInterval, "first wait between gateway attempts (doubling, randomized by 20%)")
+	fs.DurationVar(&c.MaxInterval, "retry-max", d.MaxInterval, "longest wait between gateway attempts")
 	fs.DurationVar(&c.CallStateMaxAge, "call-state-max-age", d.CallStateMaxAge,
 		"trust the pollers' live call state this long after they last saw the agent's events; older: ask the gateway's call-info query")
 	fs.DurationVar(&c.CallStateLag, "call-state-lag", d.CallStateLag,
@@ -106,7 +108,8 @@ func workerFlags(s *settings, c *worker.Config) {
 	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
 		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout",
 		"ConfirmWithin": "confirm-within", "RequireCallID": "require-call-id", "CallStateMaxAge": "call-state-max-age",
-		"CallStartMargin": "call-start-margin", "MaxClockSkew": "max-clock-skew", "SkipCallCheck": "skip-call-check"} {
+		"CallStartMargin": "call-start-margin", "MaxClockSkew": "max-clock-skew", "SkipCallCheck": "skip-call-check",
+		"CallStateLag": "call-state-lag", "InitialInterval": "retry-initial", "MaxInterval": "retry-max"} {
 		s.field(f, n)
 	}
 }
