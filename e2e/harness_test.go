@@ -264,37 +264,9 @@ func customer(agent int) string { return fmt.Sprintf("555%05d", agent) }
 // agents signs agents first..first+n-1 in at the simulator, puts each on a
 // call with customer(agent) and registers its session.
 func (c *cluster) agents(first, n int) {
-	t := c.t
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ids := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range ids {
-				err := c.agent(ctx, id)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for id := first; id < first+n; id++ {
-		ids <- id
-	}
-	close(ids)
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatal(firstErr)
-	}
+	c.forAgents(first, n, func(id int) error { return c.agent(ctx, id) })
 }
 
 func (c *cluster) agent(ctx context.Context, id int) error {
