@@ -59,6 +59,16 @@ var (
 	// second of AckWait (or past it: le="0") was kept alive by InProgress
 	// heartbeats only.
 	marginBuckets = []float64{0, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 25, 30, 60, 120}
+	// windowBuckets span the call check's window: a fresh call state and a
+	// fast gateway (ms) to a slow gateway's request deadline (seconds).
+	windowBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .2, .3, .5, .75, 1, 2.5, 5, 10}
+)
+
+// Sources of a passed call check, the source label of
+// call_check_window_seconds.
+const (
+	CheckState    = "state"     // the poller's live call state
+	CheckCallInfo = "call_info" // the gateway's call-info query
 )
 
 // Metrics holds callcontrol's collectors. Create it with [New].
@@ -78,6 +88,8 @@ type Metrics struct {
 	badEventTimes  prometheus.Counter
 	callWrites     map[string]prometheus.Counter // by outcome
 	ackWaitMargin  prometheus.Histogram
+	checkWindow    map[string]prometheus.Observer // by source
+	checkToAnswer  prometheus.Histogram
 	gw             gatewaySeen
 }
 
@@ -97,6 +109,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	pollErr := counterVec("poll_errors_total", "Failed event polls, by class (transient, limited, session, permanent).", "class")
 	cw := counterVec("call_state_writes_total", "Writes of agents' live call state (bucket callcontrol_calls) by the poller, by outcome "+
 		"(written; fenced: another poller holds the agent now; failed: NATS did not store it, retried).", "outcome")
+	window := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "call_check_window_seconds",
+		Help: "The window no call check closes (README \"Call scope\"): from the moment the information a passed check relied on was " +
+			"true (the call state's observed_at, or the sending of the call-info query) to the answer to the disconnect sent on it, " +
+			"by source (state, call_info).", Buckets: windowBuckets}, []string{"source"})
 	sess := counterVec("session_errors_total", "Gateway answers saying the session (GUID) is not valid, by operation.", "op")
 	m := &Metrics{
 		commands:       commands,
@@ -112,8 +128,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			"generated_at_unparsed and the time received."),
 		ackWaitMargin: histogram("ack_wait_margin_seconds", "AckWait minus the time a delivery took from fetch to acknowledgement; "+
 			"at or below 0 only InProgress heartbeats kept it alive.", marginBuckets),
-		pollErrors: make([]prometheus.Counter, len(classes)),
-		callWrites: map[string]prometheus.Counter{},
+		checkToAnswer: histogram("call_check_to_answer_seconds", "From a passed call check to the answer to the disconnect sent on it: "+
+			"the part of call_check_window_seconds after the check.", windowBuckets),
+		checkWindow: map[string]prometheus.Observer{CheckState: window.WithLabelValues(CheckState), CheckCallInfo: window.WithLabelValues(CheckCallInfo)},
+		pollErrors:  make([]prometheus.Counter, len(classes)),
+		callWrites:  map[string]prometheus.Counter{},
 	}
 	for _, o := range callWriteOutcomes {
 		m.callWrites[o] = cw.WithLabelValues(o)
@@ -137,7 +156,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	lastAnswer := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "gateway_last_answer_timestamp_seconds",
 		Help: "Unix time of the last HTTP answer from the gateway (0: none yet)."}, m.gw.lastAnswerSeconds)
 	for _, c := range []prometheus.Collector{commands, m.acceptLatency, conf, m.confirmLatency, m.pending, m.agentsOwned,
-		reqs, dur, pollErr, sess, m.rotations, m.badEventTimes, m.ackWaitMargin, lastAnswer, cw} {
+		reqs, dur, pollErr, sess, m.rotations, m.badEventTimes, m.ackWaitMargin, lastAnswer, cw,
+		window, m.checkToAnswer} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -246,6 +266,18 @@ func classIndex(c gateway.Class) int {
 		}
 	}
 	return len(classes) - 1 // permanent
+}
+
+// CallChecked observes the window of a disconnect sent on a passed call
+// check from source (CheckState or CheckCallInfo): the information was
+// true at asOf, the check passed at checked, the gateway answered at
+// answered.
+func (m *Metrics) CallChecked(source string, asOf, checked, answered time.Time) {
+	if m == nil || asOf.IsZero() || m.checkWindow[source] == nil {
+		return
+	}
+	m.checkWindow[source].Observe(max(answered.Sub(asOf), 0).Seconds())
+	m.checkToAnswer.Observe(max(answered.Sub(checked), 0).Seconds())
 }
 
 // GUIDRotated counts a rotated GUID the poller stored.

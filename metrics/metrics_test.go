@@ -22,6 +22,7 @@ func TestNilMetrics(t *testing.T) {
 	m.GatewayRequest(OpPoll, time.Second, nil)
 	m.GUIDRotated()
 	m.AckWaitMargin(time.Second)
+	m.CallChecked(CheckState, time.Now(), time.Now(), time.Now())
 	if d := m.GatewayUnanswered(time.Now()); d != 0 {
 		t.Fatalf("GatewayUnanswered of nil = %v", d)
 	}

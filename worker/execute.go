@@ -64,6 +64,7 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 		w.cfg.Metrics.GatewayRequest(metrics.OpDisconnect, took, err)
 		if gateway.RetCodeOf(err) == "" || gateway.Classify(err) == gateway.ClassSuccess {
 			w.calls.releasedAt(j.cmd.AgentID, start) // released, or maybe: not refused
+			w.cfg.Metrics.CallChecked(j.check.source, j.check.asOf, j.check.at, start.Add(took))
 		}
 		a.last = err
 		return w.onAnswer(dctx, j, a, err, true)

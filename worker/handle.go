@@ -30,6 +30,7 @@ type job struct {
 	maybeExecuted bool          // a request of this command may have reached the gateway
 	rev           uint64        // the ledger revision this delivery's start (or pin) wrote (0: none)
 	pin           string        // the call the command is scoped to ("" while a plain one's is unresolved)
+	check         checkMark     // the last call check that passed
 }
 
 // outcome is what handle decided for a delivery; dispose carries it out.

@@ -279,12 +279,18 @@ func boundWorker(t testing.TB, cfg Config, js jetstream.JetStream, gw disconnect
 // in which agent's last call is call with parties (no call when call is "").
 func (b *bundle) callState(agent int, call string, parties ...string) {
 	b.t.Helper()
+	b.callStateAt(agent, time.Now().Add(time.Hour), call, parties...)
+}
+
+// callStateAt is callState observed at observed.
+func (b *bundle) callStateAt(agent int, observed time.Time, call string, parties ...string) {
+	b.t.Helper()
 	ctx := context.Background()
 	kv, err := b.js.KeyValue(ctx, events.BucketCalls)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	st := events.CallState{AgentID: agent, Owner: "test", Polling: true, ObservedAt: time.Now().Add(time.Hour)}
+	st := events.CallState{AgentID: agent, Owner: "test", Polling: true, ObservedAt: observed}
 	if call != "" {
 		st.Calls = []events.Call{{CallID: call, Parties: parties, Phase: events.CallTalking, Since: time.Now().Add(-time.Minute)}}
 	}

@@ -76,6 +76,62 @@ func TestWorkerMetrics(t *testing.T) {
 	}
 }
 
+// The window no call check closes is observed for each disconnect sent on
+// a passed check: from the moment its information was true (the call
+// state's observed_at; the call-info query's sending) to the answer.
+func TestCallCheckWindow(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const latency, stateAge = 100 * time.Millisecond, 2 * time.Second
+	cfg := testConfig()
+	cfg.Metrics, cfg.CallStateMaxAge = m, time.Minute
+	b := setup(t, cfg, gatewaysim.Config{Latency: latency})
+	b.signIn([]int{1111, 1112}, customer)
+	b.callStateAt(1112, time.Now().Add(-stateAge), b.lastCall(1112), customer(1112))
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "w-call-info", AgentID: 1111, Number: customer(1111), TTL: time.Minute})
+	b.publish(events.DisconnectCommand{CommandID: "w-state", AgentID: 1112, Number: customer(1112), TTL: time.Minute})
+	b.waitResults(2, 20*time.Second)
+	testenv.WaitFor(t, 5*time.Second, "the check-to-answer observations", func() bool {
+		return sample(t, reg, "callcontrol_call_check_to_answer_seconds", nil) == 2
+	})
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		min    time.Duration
+	}{
+		{"callcontrol_call_check_window_seconds", map[string]string{"source": metrics.CheckCallInfo}, 2 * latency}, // the query, then the disconnect
+		{"callcontrol_call_check_window_seconds", map[string]string{"source": metrics.CheckState}, stateAge + latency},
+		{"callcontrol_call_check_to_answer_seconds", nil, 2 * latency},
+	} {
+		n, sum := histogram(t, reg, c.name, c.labels)
+		if n == 0 || sum < c.min.Seconds() || sum > c.min.Seconds()+10 {
+			t.Errorf("%s%v: %v observations summing to %.3fs, want at least one, summing to %v or a little more", c.name, c.labels, n, sum, c.min)
+		}
+	}
+}
+
+// histogram returns the sample count and sum of name's series with labels.
+func histogram(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) (n uint64, sum float64) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && hasLabels(m, labels) && m.Histogram != nil {
+				n += m.Histogram.GetSampleCount()
+				sum += m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return n, sum
+}
+
 // sample returns the value of the series of name whose labels include
 // labels: a counter's or gauge's value, a histogram's sample count; the
 // sum over matching series; 0 if none.

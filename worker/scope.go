@@ -57,6 +57,7 @@ func pinTime(j *job) time.Time {
 // (unknown ones may be tried again within the deadline). Other errors
 // are NATS failures writing the pin.
 func (w *Worker) scope(ctx context.Context, j *job, guid string) error {
+	j.check = checkMark{}
 	if w.cfg.SkipCallCheck {
 		return nil
 	}
@@ -85,6 +86,7 @@ func (w *Worker) scope(ctx context.Context, j *job, guid string) error {
 	serr := checkState(st, j.pin, j.cmd.Number)
 	switch {
 	case serr == nil:
+		j.check = checkMark{metrics.CheckState, st.ObservedAt, time.Now()}
 		return nil
 	case settled:
 		return serr
@@ -134,7 +136,19 @@ func (w *Worker) scopeFromGateway(ctx context.Context, j *job, guid string, st *
 	case !slices.Contains(info.Parties, j.cmd.Number):
 		return &scopeError{reason: events.ReasonNotAParty, detail: fmt.Sprintf("the number is not a party of call %s", j.pin)}
 	}
+	j.check = checkMark{metrics.CheckCallInfo, start, time.Now()}
 	return nil
+}
+
+// checkMark is a passed call check: its source (metrics.CheckState or
+// CheckCallInfo), when the information it relied on was true (the call
+// state's observed_at; the call-info query's sending, as the gateway
+// answered it at some moment after), and when it passed. The disconnect
+// sent on it observes the window (metrics call_check_window_seconds).
+type checkMark struct {
+	source string
+	asOf   time.Time
+	at     time.Time
 }
 
 func stFind(st *events.CallState, id string) *events.Call {

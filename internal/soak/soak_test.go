@@ -316,6 +316,11 @@ func numbers(r *runner, h *History) string {
 		len(h.Requests), executed, st.Overlaps, st.ConcurrentPolls, st.SignedOutByTimeout, st.Redials, st.ExecutedOnRedial, st.CallInfoQueries)
 	fmt.Fprintf(&b, "faults: %d %s\n", len(h.Faults), sortedMap(faults))
 	fmt.Fprintf(&b, "dlq replays: %s\n", sortedMap(r.replays))
+	if w, err := Windows(h.Metrics); err != nil {
+		fmt.Fprintf(&b, "call check window: %v\n", err)
+	} else {
+		fmt.Fprintf(&b, "%s\n", w)
+	}
 	fmt.Fprintf(&b, "recorded: %d log lines, %d stream messages, %d metrics pages, %d secrets", len(h.Logs), len(h.Streams), len(h.Metrics), len(h.Secrets))
 	return b.String()
 }
