@@ -47,6 +47,10 @@ func TestBenchQuick(t *testing.T) {
 			c.WorkerCPUCallID <= 0 || c.WorkerCPUSkip <= 0 || c.WorkerCPUCallInfo <= 0 {
 			t.Errorf("ceiling call check = %+v (CPU %d/%d/%d µs), want every range measured", cc, c.WorkerCPUCallID, c.WorkerCPUSkip, c.WorkerCPUCallInfo)
 		}
+		if segs := c.CallCheckSegments; len(segs) != len(scopeRound)*sz.ScopeRounds || segs[0].Elapsed <= 0 || segs[0].Slowest <= 0 ||
+			segs[0].Slowest > segs[0].Elapsed {
+			t.Errorf("ceiling call check segments = %+v, want %d, each with its elapsed time and slowest command", segs, len(scopeRound)*sz.ScopeRounds)
+		}
 	}
 	// The call check's figures, top level as the issue names them: every
 	// one measured (quick runs are too short for their values to mean more).
@@ -79,6 +83,14 @@ func TestBenchQuick(t *testing.T) {
 		l.CallID.N != l.Worker.N || l.Skip.N != l.Worker.N || l.CallInfo.N != l.Worker.N || l.CallID.P50 <= 0 || l.Skip.P50 <= 0 ||
 		l.CallInfo.P50 <= 0 || l.CallCheckP99 == nil {
 		t.Errorf("latency = %+v", l)
+	}
+	// The window no call check closes, as the checked worker observed it:
+	// one observation per accepted command of each range it covers.
+	if l := rep.Latency; l != nil {
+		if w := l.CheckWindow; w == nil || w.CallInfo.N != uint64(l.CallInfo.N) || w.AfterCheck.N != uint64(l.Worker.N+l.CallID.N) ||
+			w.CallInfo.P50 <= 0 || w.CallInfo.P99 < w.CallInfo.P50 || w.AfterCheck.P50 <= 0 {
+			t.Errorf("latency call check window = %+v, want %d call-info and %d fresh-state observations", w, l.CallInfo.N, l.Worker.N+l.CallID.N)
+		}
 	}
 	if c := rep.Confirm; c == nil || c.Confirmed != sz.ConfirmAgents || c.Latency.N != sz.ConfirmAgents || c.Latency.P50 <= 0 {
 		t.Errorf("confirmation = %+v, want %d confirmed", c, sz.ConfirmAgents)

@@ -39,12 +39,13 @@ type ceilingResult struct {
 	// The pipeline figures above are those of plain commands with fresh
 	// call state; CallCheck sets them against a worker without the check
 	// (see benchscope.go), with CPU per command of each range.
-	CallCheck         *scopeResult `json:"call_check"`
-	WorkerCPUCallID   int64        `json:"worker_cpu_us_per_cmd_call_id"`
-	WorkerCPUSkip     int64        `json:"worker_cpu_us_per_cmd_skip_call_check"`
-	WorkerCPUCallInfo int64        `json:"worker_cpu_us_per_cmd_call_info"`
-	ServerCPUSkip     int64        `json:"nats_and_gateway_cpu_us_per_cmd_skip_call_check"`
-	ServerCPUCallInfo int64        `json:"nats_and_gateway_cpu_us_per_cmd_call_info"`
+	CallCheck         *scopeResult   `json:"call_check"`
+	CallCheckSegments []scopeSegment `json:"call_check_segments"`
+	WorkerCPUCallID   int64          `json:"worker_cpu_us_per_cmd_call_id"`
+	WorkerCPUSkip     int64          `json:"worker_cpu_us_per_cmd_skip_call_check"`
+	WorkerCPUCallInfo int64          `json:"worker_cpu_us_per_cmd_call_info"`
+	ServerCPUSkip     int64          `json:"nats_and_gateway_cpu_us_per_cmd_skip_call_check"`
+	ServerCPUCallInfo int64          `json:"nats_and_gateway_cpu_us_per_cmd_call_info"`
 }
 
 func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
@@ -114,7 +115,7 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		Accepted:        m.Accepted[scopePlain],
 		CallCheck:       newScopeResult("cmd/s", pipe, m.perS(scopeCallID, n), m.perS(scopeSkip, n), m.perS(scopeCallInfo, n)),
 		WorkerCPUCallID: perCmd(m.CPU[scopeCallID]), WorkerCPUSkip: perCmd(m.CPU[scopeSkip]), WorkerCPUCallInfo: perCmd(m.CPU[scopeCallInfo]),
-		ServerCPUCallInfo: perCmd(m.Self[scopeCallInfo]), ServerCPUSkip: perCmd(m.Self[scopeSkip])}
+		ServerCPUCallInfo: perCmd(m.Self[scopeCallInfo]), ServerCPUSkip: perCmd(m.Self[scopeSkip]), CallCheckSegments: m.Segments}
 	return nil
 }
 

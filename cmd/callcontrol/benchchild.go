@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/callcontrol/callcontrol/metrics"
 	"io"
 	"net"
 	"net/http"
@@ -187,6 +188,17 @@ func (c *child) gauge(name string) int {
 		}
 	}
 	return -1
+}
+
+// histogram reads histogram name (its series with labels) from the
+// child's /metrics page.
+func (c *child) histogram(name string, labels map[string]string) (metrics.Histogram, error) {
+	resp, err := http.Get("http://" + c.health + "/metrics")
+	if err != nil {
+		return metrics.Histogram{}, err
+	}
+	defer resp.Body.Close()
+	return metrics.ReadHistogram(resp.Body, name, labels)
 }
 
 func httpOK(url string) (bool, error) {

@@ -47,6 +47,7 @@ type latencyResult struct {
 	Skip         percentiles  `json:"skip_call_check_publish_to_post"`
 	CallInfo     percentiles  `json:"call_info_publish_to_post"`
 	CallCheckP99 *scopeResult `json:"call_check_p99"`
+	CheckWindow  *checkWindow `json:"call_check_window"`
 }
 
 func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
@@ -105,6 +106,7 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	r.RatioP99 = float64(r.Worker.P99) / float64(r.Raw.P99)
 	p99 := func(p percentiles) float64 { return float64(p.P99) / float64(time.Millisecond) }
 	r.CallCheckP99 = newScopeResult("ms p99", p99(r.Worker), p99(r.CallID), p99(r.Skip), p99(r.CallInfo))
+	r.CheckWindow = newCheckWindow(m)
 	rep.Latency = r
 	return nil
 }

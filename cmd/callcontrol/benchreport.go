@@ -82,6 +82,17 @@ func (r *benchReport) table() []benchRow {
 					Value: vs(l.CallInfo), Baseline: vs(l.Skip), Ratio: cc.RatioCallInfo},
 			)
 		}
+		if w := l.CheckWindow; w != nil {
+			q := func(w windowQuantiles) string {
+				return fmt.Sprintf("p50 ≤ %v, p99 ≤ %v, max ≤ %v (%d)", w.P50, w.P99, w.Max, w.N)
+			}
+			rows = append(rows,
+				benchRow{Measure: "latency, the window no call check closes: no call state, from the call-info query's sending to the disconnect's answer",
+					Value: q(w.CallInfo)},
+				benchRow{Measure: "latency, the window no call check closes: fresh call state, from the check to the disconnect's answer (plus the state's age, at most --call-state-max-age)",
+					Value: q(w.AfterCheck)},
+			)
+		}
 	}
 	if c := r.Confirm; c != nil {
 		rows = append(rows,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/metrics"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -119,6 +120,40 @@ type scopeMeasure struct {
 	Self     [scopeKinds]time.Duration // this process's (NATS server, simulator, publisher), in the segments
 	Accepted [scopeKinds]int
 	Sent     [scopeKinds][]time.Time // when each command of Ranges[k] was published
+	// The worker's call_check_window_seconds (every source) and
+	// call_check_to_answer_seconds, in the segments. The window of the
+	// ranges with call state counts from the state the bench wrote before
+	// the run: only AfterCheck says something there.
+	Window, AfterCheck [scopeKinds]metrics.Histogram
+	Segments           []scopeSegment
+}
+
+// scopeSegment is one segment of a scoped run, in results.json so that a
+// segment that stalls (one slow command, or all of them) shows which.
+type scopeSegment struct {
+	Range   string        `json:"range"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Slowest time.Duration `json:"slowest_command_ns"` // publish to result
+}
+
+// slowest returns the longest time from sent[i] to the result of agents[i]'s command.
+func slowest(seen map[string]time.Time, agents []int, sent []time.Time) time.Duration {
+	var d time.Duration
+	for i, a := range agents {
+		if t, ok := seen[benchCommandID("run", a)]; ok {
+			d = max(d, t.Sub(sent[i]))
+		}
+	}
+	return d
+}
+
+// checkHistograms reads the worker's two call check window histograms.
+func checkHistograms(w *child) (window, after metrics.Histogram, err error) {
+	if window, err = w.histogram("callcontrol_call_check_window_seconds", nil); err != nil {
+		return window, after, err
+	}
+	after, err = w.histogram("callcontrol_call_check_to_answer_seconds", nil)
+	return window, after, err
 }
 
 // perS is range k's commands per second.
@@ -244,6 +279,10 @@ func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string,
 		if err != nil {
 			return m, err
 		}
+		win0, after0, err := checkHistograms(w)
+		if err != nil {
+			return m, err
+		}
 		self0 := selfCPU()
 		acc0 := results.status(string(events.StatusAccepted))
 		sent := m.Sent[k][lo:hi]
@@ -257,6 +296,13 @@ func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string,
 		if err != nil {
 			return m, err
 		}
+		win1, after1, err := checkHistograms(w)
+		if err != nil {
+			return m, err
+		}
+		m.Window[k] = m.Window[k].Add(win1.Sub(win0))
+		m.AfterCheck[k] = m.AfterCheck[k].Add(after1.Sub(after0))
+		m.Segments = append(m.Segments, scopeSegment{Range: scopeNames[k], Elapsed: elapsed, Slowest: slowest(results.seen(), rng[lo:hi], sent)})
 		m.Elapsed[k] += elapsed
 		m.Self[k] += self
 		m.CPU[k] += s1.CPU - s0.CPU
@@ -291,4 +337,34 @@ type scopeResult struct {
 func newScopeResult(unit string, plain, callID, skip, callInfo float64) *scopeResult {
 	return &scopeResult{Unit: unit, Plain: plain, CallID: callID, Skip: skip, CallInfo: callInfo,
 		RatioCallID: callID / skip, RatioPlain: plain / skip, RatioCallInfo: callInfo / skip}
+}
+
+// checkWindow is the window no call check closes (README "Call scope"),
+// as the checked worker observed it in the latency scenario: upper
+// bounds of its histograms' buckets.
+type checkWindow struct {
+	// CallInfo: commands without call state, from the sending of the
+	// call-info query to the disconnect's answer.
+	CallInfo windowQuantiles `json:"call_info"`
+	// AfterCheck: commands with fresh call state (plain and call_id),
+	// from the check to the disconnect's answer; their whole window adds
+	// the age of the state at the check (at most --call-state-max-age; the
+	// bench runs no poller, the soak measures it).
+	AfterCheck windowQuantiles `json:"after_check"`
+}
+
+type windowQuantiles struct {
+	N   uint64        `json:"n"`
+	P50 time.Duration `json:"p50_le_ns"`
+	P99 time.Duration `json:"p99_le_ns"`
+	Max time.Duration `json:"max_le_ns"`
+}
+
+func quantilesOf(h metrics.Histogram) windowQuantiles {
+	return windowQuantiles{N: h.Count, P50: h.Quantile(0.5), P99: h.Quantile(0.99), Max: h.Quantile(1)}
+}
+
+func newCheckWindow(m scopeMeasure) *checkWindow {
+	return &checkWindow{CallInfo: quantilesOf(m.Window[scopeCallInfo]),
+		AfterCheck: quantilesOf(m.AfterCheck[scopePlain].Add(m.AfterCheck[scopeCallID]))}
 }
