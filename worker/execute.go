@@ -21,10 +21,12 @@ func (w *Worker) execute(ctx context.Context, j *job) outcome {
 		if j.pin == "" {
 			j.pin = w.candidatePin(j) // the result names the call the command meant, for a replay
 		}
+		// An earlier delivery's request may have reached the gateway
+		// before the session went: its outcome stays unknown.
 		if why, bad := w.sessions.rejected(j.cmd.AgentID); bad {
-			return w.final(j, events.StatusFailed, events.ReasonSessionInvalid+": the gateway rejected the agent's GUID ("+why+"); sign the agent in again", "")
+			return w.final(j, events.StatusFailed, w.unknown(j, events.ReasonSessionInvalid+": the gateway rejected the agent's GUID ("+why+"); sign the agent in again"), "")
 		}
-		return w.final(j, events.StatusFailed, events.ReasonNoSession+": no session registered for the agent", "")
+		return w.final(j, events.StatusFailed, w.unknown(j, events.ReasonNoSession+": no session registered for the agent"), "")
 	}
 	dctx, cancel := context.WithDeadline(ctx, j.deadline.Add(-w.cfg.ExpiryGuard))
 	defer cancel()

@@ -258,3 +258,27 @@ func (c *inFlight) finish() {
 		c.b.t.Fatal(err)
 	}
 }
+
+// A takeover whose agent has no session any more (signed out after the
+// first delivery sent its request): the command fails for want of a
+// session, and since that request may have released the party, the reason
+// says the outcome is unknown (the soak's seed 808152682 found "no_session"
+// alone on a command the gateway had executed).
+func TestNoSessionAfterAnAbandonedStartIsOutcomeUnknown(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	ctx := context.Background()
+	ledgerKV, err := b.js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, _ := json.Marshal(record{State: stateStarted, Owner: "dead-worker"})
+	if _, err := ledgerKV.Create(ctx, "nosess-taken-over", started); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(nil)
+	b.publish(events.DisconnectCommand{CommandID: "nosess-taken-over", AgentID: 984, Number: customer(984), TTL: time.Minute})
+	r := b.waitResults(1, 10*time.Second)["nosess-taken-over"]
+	if len(r) != 1 || r[0].Status != events.StatusFailed || !strings.HasPrefix(r[0].Reason, events.ReasonOutcomeUnknown+": "+events.ReasonNoSession) {
+		t.Fatalf("results = %+v, want one failed with reason %s: %s: …", r, events.ReasonOutcomeUnknown, events.ReasonNoSession)
+	}
+}

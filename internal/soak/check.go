@@ -102,6 +102,13 @@ type Options struct {
 	// began up to this long before the answered request arrived (a worker
 	// killed with its request in flight) still excuses. Default 1 s.
 	LostAnswerGrace time.Duration
+	// CheckWindow is the workers' --call-state-max-age: a check may rely
+	// on call state that old, so a release taken from another call that
+	// began less than this long before the request reached the gateway
+	// (or after) lies in the window no call check closes: Report.InWindow,
+	// not a violation. A call that began earlier was there to be seen.
+	// Default 500 ms.
+	CheckWindow time.Duration
 }
 
 // DefaultLostAnswerFaults is the default of Options.LostAnswerFaults.
@@ -118,6 +125,7 @@ func DefaultOptions() Options {
 		CallStartMargin:  500 * time.Millisecond,
 		LostAnswerFaults: slices.Clone(DefaultLostAnswerFaults),
 		LostAnswerGrace:  time.Second,
+		CheckWindow:      500 * time.Millisecond,
 	}
 }
 
@@ -137,6 +145,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LostAnswerGrace <= 0 {
 		o.LostAnswerGrace = d.LostAnswerGrace
+	}
+	if o.CheckWindow <= 0 {
+		o.CheckWindow = d.CheckWindow
 	}
 	return o
 }
@@ -357,6 +368,11 @@ func (c *checker) checkSameCall() {
 			switch {
 			case d.CallID == "":
 				c.violate(InvariantSameCall, r.id, "%sexecuted release at %s names no call", r.label(), stamp(d.At))
+			case want != "" && d.CallID != want && !d.CallBegan.IsZero() &&
+				d.CallBegan.After(d.At.Add(-c.opts.CheckWindow-c.opts.ClockTolerance)):
+				c.rep.InWindow = append(c.rep.InWindow, Violation{Invariant: InvariantSameCall, CommandID: r.id,
+					Detail: fmt.Sprintf("%sreleased a party of call %s%s, which began at %s, %s before the request reached the gateway at %s; the command's call is %s (%s)",
+						r.label(), d.CallID, redial, stamp(d.CallBegan), d.At.Sub(d.CallBegan), stamp(d.At), want, why)})
 			case want != "" && d.CallID != want:
 				c.violate(InvariantSameCall, r.id, "%sreleased a party of another call: call %s%s, generation %d, at %s; the command's call is %s (%s)",
 					r.label(), d.CallID, redial, d.CallGeneration, stamp(d.At), want, why)

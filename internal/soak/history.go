@@ -118,4 +118,9 @@ type Report struct {
 	Seed         int64
 	Requests     int
 	PendingAtEnd int
+	// InWindow: releases taken from another call that began within
+	// Options.CheckWindow before the request reached the gateway: the
+	// window no call check closes (README "Call scope"), counted and
+	// listed, not violations.
+	InWindow []Violation
 }

@@ -36,6 +36,16 @@ func (r Report) Table() string {
 	for _, inv := range names {
 		fmt.Fprintf(&b, "| %s | %d | %d |\n", inv, r.Checked[inv], counts[inv])
 	}
+	if n := len(r.InWindow); n > 0 {
+		fmt.Fprintf(&b, "\n%d release(s) in the window no call check closes (another call began less than the call state's trust before the request reached the gateway; not violations):\n", n)
+		for i, v := range r.InWindow {
+			if i == MaxListed {
+				fmt.Fprintf(&b, "... %d more\n", n-MaxListed)
+				break
+			}
+			fmt.Fprintf(&b, "- %s %s: %s\n", v.Invariant, v.CommandID, oneLine(v.Detail))
+		}
+	}
 	if r.OK() {
 		b.WriteString("\nPASS: no violations\n")
 		return b.String()
