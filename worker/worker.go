@@ -202,7 +202,7 @@ func (w *Worker) slot(ctx, work context.Context, it jetstream.MessagesContext) {
 		switch {
 		case ctx.Err() != nil: // stopping: unsubscribe Naks what is left
 			if msg != nil {
-				_ = msg.Nak()
+				_ = msg.NakWithDelay(handBack)
 			}
 			return
 		case err != nil:
@@ -217,7 +217,12 @@ func (w *Worker) slot(ctx, work context.Context, it jetstream.MessagesContext) {
 }
 
 // unsubscribe ends the subscription and Naks the messages still in its
-// buffer, so that another replica takes them at once, not after AckWait.
+// buffer, so that another replica takes them soon, not after AckWait. The
+// Nak is delayed by handBack: the server would otherwise hand a message
+// straight back to this subscription's pull request, still open while it
+// drains, and each round trip is a delivery; under load a command used up
+// its MaxDeliver so within a second and failed max_deliveries without
+// ever being tried (TestShutdownNeverCancelsARequestSent).
 func (w *Worker) unsubscribe(it jetstream.MessagesContext) {
 	it.Drain()
 	for {
@@ -225,6 +230,11 @@ func (w *Worker) unsubscribe(it jetstream.MessagesContext) {
 		if err != nil {
 			return
 		}
-		_ = msg.Nak()
+		_ = msg.NakWithDelay(handBack)
 	}
 }
+
+// handBack is how long a message a stopping worker gives back waits
+// before the server delivers it again: past the drain of the stopping
+// worker's subscription, so the next delivery goes to another replica.
+const handBack = time.Second
