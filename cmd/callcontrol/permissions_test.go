@@ -139,7 +139,13 @@ func TestRolePermissions(t *testing.T) {
 		return e1 == nil && e2 == nil
 	})
 
-	// The worker serves its health endpoint (--health-listen).
+	// The worker serves its health endpoint (--health-listen), ready once
+	// it has provisioned everything (the consumer found above is not the
+	// last thing it provisions).
+	testenv.WaitFor(t, 30*time.Second, "the worker ready", func() bool {
+		ok, _ := httpOK("http://" + health + "/readyz")
+		return ok
+	})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get("http://" + health + path)
 		if err != nil {
