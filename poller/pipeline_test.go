@@ -172,8 +172,13 @@ func TestPipelineRotatingGUIDs(t *testing.T) {
 	// refreshed every 2 s add 250 KV writes/s, which under -race on 2
 	// shared CPUs delayed the rotated-GUID writes past this test's 4 s GUID
 	// lifetime (16-70 of 500 commands failed). Reported, not solved here.
+	// GUIDTimeout 6 s: with the old GUID valid 2 s past its successor, one
+	// of 500 requests still met a stale GUID (100-006; its command then
+	// accepted with the new one) in `make test` on 2026-12-02, the store
+	// and watch of a rotation stalled over 2 s while every package's tests
+	// shared the 2 CPUs; 4 s past it leaves that much room.
 	b := setup(t, Config{LeaseTTL: 6 * time.Second, PollTimeout: 3 * time.Second, CallStateRefresh: 10 * time.Second},
-		gatewaysim.Config{AuthMode: 2, GUIDInterval: 2 * time.Second, GUIDTimeout: 4 * time.Second, PollHold: time.Second})
+		gatewaysim.Config{AuthMode: 2, GUIDInterval: 2 * time.Second, GUIDTimeout: 6 * time.Second, PollHold: time.Second})
 	const n = 500
 	agents := agentsFrom(1001, n)
 	// The poller runs before the agents sign in, as in production: a GUID
