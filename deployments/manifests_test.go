@@ -29,10 +29,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		removeBinary()
-		os.Exit(code)
-	}))
+	goleak.VerifyTestMain(m,
+		goleak.Cleanup(func(code int) {
+			removeBinary()
+			os.Exit(code)
+		}),
+		// nats-server keeps a few process-wide goroutines after shutdown.
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).logRejectedTLSConns"),
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*fileStore).syncBlocks"),
+		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
+	)
 }
 
 // k8sDir holds the manifests; kustomization.yaml and the example Secret
