@@ -60,6 +60,9 @@ var kinds = map[string]func() any{
 	"apps/v1/StatefulSet":                func() any { return &appsv1.StatefulSet{} },
 	"policy/v1/PodDisruptionBudget":      func() any { return &policyv1.PodDisruptionBudget{} },
 	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
+	// Prometheus Operator CRDs: local structs (monitoring_test.go).
+	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &serviceMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &prometheusRule{} },
 }
 
 // object is one YAML document of k8s/, decoded into its type.
@@ -86,6 +89,9 @@ type manifests struct {
 	statefulSets map[string]*appsv1.StatefulSet
 	pdbs         map[string]*policyv1.PodDisruptionBudget
 	netpols      map[string]*networkingv1.NetworkPolicy
+
+	serviceMonitors map[string]*serviceMonitor
+	prometheusRules map[string]*prometheusRule
 }
 
 // load reads and strictly decodes every YAML file of k8s/ but the
@@ -96,7 +102,8 @@ func load(t *testing.T) *manifests {
 		configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
 		services: map[string]*corev1.Service{}, deployments: map[string]*appsv1.Deployment{},
 		statefulSets: map[string]*appsv1.StatefulSet{}, pdbs: map[string]*policyv1.PodDisruptionBudget{},
-		netpols: map[string]*networkingv1.NetworkPolicy{},
+		netpols:         map[string]*networkingv1.NetworkPolicy{},
+		serviceMonitors: map[string]*serviceMonitor{}, prometheusRules: map[string]*prometheusRule{},
 	}
 	files, err := manifestFiles()
 	if err != nil {
@@ -159,6 +166,10 @@ func (m *manifests) add(o object) error {
 		m.pdbs[o.name] = v
 	case *networkingv1.NetworkPolicy:
 		m.netpols[o.name] = v
+	case *serviceMonitor:
+		m.serviceMonitors[o.name] = v
+	case *prometheusRule:
+		m.prometheusRules[o.name] = v
 	default:
 		return fmt.Errorf("%s: no map for this kind", o)
 	}
