@@ -61,13 +61,14 @@ func cleanEnv(extra ...string) []string {
 
 var (
 	roleFlagsMu    sync.Mutex
-	roleFlagsCache = map[string]map[string]bool{}
-	flagLine       = regexp.MustCompile(`(?m)^  -([a-z0-9][a-z0-9-]*)\b`)
+	roleFlagsCache = map[string]map[string]string{}
+	flagLine       = regexp.MustCompile(`^  -([a-z0-9][a-z0-9-]*)\b`)
+	defaultValue   = regexp.MustCompile(`\(default (.*)\)$`)
 )
 
-// roleFlags is the set of flag names (without dashes) that
-// `callcontrol <role> -h` lists.
-func roleFlags(t *testing.T, role string) map[string]bool {
+// roleFlags maps each flag (without dashes) that `callcontrol <role> -h`
+// lists to its default as printed there ("" for none).
+func roleFlags(t *testing.T, role string) map[string]string {
 	t.Helper()
 	roleFlagsMu.Lock()
 	defer roleFlagsMu.Unlock()
@@ -85,12 +86,20 @@ func roleFlags(t *testing.T, role string) map[string]bool {
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "Usage of "+role+":") {
 		t.Fatalf("callcontrol %s -h: %v, want exit 2 and its usage:\n%s", role, err, stderr.String())
 	}
-	flags := map[string]bool{}
-	for _, m := range flagLine.FindAllStringSubmatch(stderr.String(), -1) {
-		flags[m[1]] = true
+	// The flag package prints "  -name type" and then the usage, indented,
+	// ending in "(default X)" where the default is not the zero value.
+	flags := map[string]string{}
+	last := ""
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if m := flagLine.FindStringSubmatch(line); m != nil {
+			last = m[1]
+			flags[last] = ""
+		} else if m := defaultValue.FindStringSubmatch(strings.TrimSpace(line)); m != nil && last != "" {
+			flags[last] = m[1]
+		}
 	}
-	if !flags["nats-url"] || !flags["health-listen"] {
-		t.Fatalf("callcontrol %s -h: no --nats-url or --health-listen among %d flags parsed from:\n%s", role, len(flags), stderr.String())
+	if _, ok := flags["nats-url"]; !ok || flags["nats-url"] == "" {
+		t.Fatalf("callcontrol %s -h: no --nats-url with a default among %d flags parsed from:\n%s", role, len(flags), stderr.String())
 	}
 	roleFlagsCache[role] = flags
 	return flags

@@ -159,6 +159,39 @@ func TestGoMemLimit(t *testing.T) {
 	}
 }
 
+// A stopping worker finishes its in-flight commands for up to
+// --shutdown-timeout (a request already sent runs to its answer): the pod's
+// grace period must be longer, or the kubelet kills it mid-request.
+func TestGracePeriodCoversShutdown(t *testing.T) {
+	m := load(t)
+	n := 0
+	for _, rc := range roleContainers(t, m) {
+		def, ok := roleFlags(t, rc.role)["shutdown-timeout"]
+		if !ok {
+			continue
+		}
+		n++
+		v := def
+		if e, set := containerEnv(m, rc.c)["CALLCONTROL_SHUTDOWN_TIMEOUT"]; set {
+			v = e.value
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: --shutdown-timeout %q: %v", rc, v, err)
+		}
+		grace := 30 * time.Second // the API's default
+		if g := rc.w.spec.TerminationGracePeriodSeconds; g != nil {
+			grace = time.Duration(*g) * time.Second
+		}
+		if grace <= d {
+			t.Errorf("%s: terminationGracePeriodSeconds %s, not above --shutdown-timeout %s", rc, grace, d)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no role has --shutdown-timeout: the worker should")
+	}
+}
+
 // healthPort is the port of CALLCONTROL_HEALTH_LISTEN in a container's
 // environment (":8080" → 8080).
 func healthPort(env map[string]envValue) (int32, error) {

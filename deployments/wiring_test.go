@@ -275,7 +275,7 @@ func TestSettingsAreRoleFlags(t *testing.T) {
 		env := containerEnv(m, rc.c)
 		for _, name := range sortedKeys(env) {
 			flag, ok := envFlag(name)
-			if ok && !flags[flag] {
+			if _, known := flags[flag]; ok && !known {
 				t.Errorf("%s: %s (from %s) is no flag of `callcontrol %s` (no --%s)", rc, name, env[name].source, rc.role, flag)
 			}
 		}
