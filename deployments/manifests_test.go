@@ -1,7 +1,8 @@
 // Package deployments tests the Kubernetes manifests in k8s/: that each
-// document decodes strictly into its API type, and that the objects are
-// wired to one another and to the callcontrol binary (see wiring_test.go,
-// pods_test.go).
+// document decodes strictly into its API type (this file), and that the
+// objects are wired to one another, to the callcontrol binary (built by
+// binary_test.go) and to the NATS configuration of nats/ (the other
+// files). It has no code but its tests.
 package deployments
 
 import (

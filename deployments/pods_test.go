@@ -274,6 +274,9 @@ func TestProbesAnswer(t *testing.T) {
 			}
 		})
 	}
+	if !done["worker"] || !done["poller"] {
+		t.Errorf("probes asked of %v, want worker and poller", done)
+	}
 }
 
 // startRole runs `callcontrol <role>` with its health endpoint on a free
