@@ -25,7 +25,7 @@ type healthFlags struct {
 }
 
 func (h *healthFlags) register(s *settings) {
-	s.fs.StringVar(&h.listen, "health-listen", "", `address of the health and metrics endpoint (GET /healthz, /readyz, /metrics), e.g. ":8080"; "" = off`)
+	s.fs.StringVar(&h.listen, "health-listen", "", `address of the health and metrics endpoint (GET /livez or /healthz, /readyz, /metrics), e.g. ":8080"; "" = off`)
 	s.fs.BoolVar(&h.pprof, "pprof", false, "also serve the Go profiler (/debug/pprof/) on --health-listen; it exposes internals: keep the port private")
 }
 
@@ -80,15 +80,18 @@ func (r readiness) problems(ctx context.Context) []string {
 	return out
 }
 
-// healthHandler answers GET /healthz with 200 while the process runs,
+// healthHandler answers GET /livez (Kubernetes' name) and /healthz with
+// 200 while the process runs,
 // GET /readyz with 200 while every check of r passes (503 and one line per
 // failed check otherwise), and GET /metrics with the metrics of g.
 func healthHandler(r readyCheck, g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	live := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
-	})
+	}
+	mux.HandleFunc("GET /livez", live)
+	mux.HandleFunc("GET /healthz", live)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if p := r.problems(req.Context()); len(p) > 0 {

@@ -51,6 +51,9 @@ func TestHealthEndpoint(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	if code, body := get("/livez"); code != 200 || body != "ok\n" {
+		t.Fatalf("/livez = %d %q, want 200 ok", code, body)
+	}
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q, want 200 ok", code, body)
 	}
