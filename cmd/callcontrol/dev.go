@@ -43,7 +43,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tp, stopTracing, err := d.tf.provider(stdout, "dev")
+	tp, stopTracing, err := d.tf.provider(stdout, "dev", d.wcfg.Logger)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
-	tp, stopTracing, err := tf.provider(stdout, "poller")
+	tp, stopTracing, err := tf.provider(stdout, "poller", log)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Warn().Dur("gateway_timeout", gcfg.RequestTimeout).Dur("lease_ttl", lease).
 			Msg("--gateway-timeout above 5/8 of --lease-ttl: a request that slow is cut off where the agent lease could lapse")
 	}
-	tp, stopTracing, err := tf.provider(stdout, "worker")
+	tp, stopTracing, err := tf.provider(stdout, "worker", log)
 	if err != nil {
 		return err
 	}
