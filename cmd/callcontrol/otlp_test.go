@@ -9,6 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -268,4 +271,60 @@ func TestOTLPBadVariableLogged(t *testing.T) {
 	if strings.Contains(l, "s3cret") {
 		t.Errorf("logs quote the header:\n%s", l)
 	}
+}
+
+// The README's OTLP line, as written: its variables, and the command of
+// `make run` (as make prints it), run here against a receiver of the
+// test's. The README names the collector's default port on this machine;
+// the test keeps the endpoint's scheme (plain HTTP) and takes its own
+// port, as TestDevAndReadmeDisconnect takes its own NATS port. The README's
+// disconnect example beside it sends the spans of its command, in the
+// trace it prints, as callcontrol-dev.
+func TestReadmeOTLPRun(t *testing.T) {
+	fields := strings.Fields(readmeLine(t, "OTEL_EXPORTER_OTLP_ENDPOINT="))
+	recv := startOTLPReceiver(t)
+	i := 0
+	for ; i < len(fields) && strings.Contains(fields[i], "="); i++ {
+		k, v, _ := strings.Cut(fields[i], "=")
+		if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+			u, err := url.Parse(v)
+			if err != nil || u.Scheme != "http" || u.Path != "" {
+				t.Fatalf("README endpoint %q: want a plain-HTTP base URL", v)
+			}
+			v = recv.url
+		}
+		t.Setenv(k, v)
+	}
+	if cmd := strings.Join(fields[i:], " "); cmd != "make run" {
+		t.Fatalf("README OTLP line runs %q, want make run", cmd)
+	}
+	recipe, err := exec.Command("make", "-C", "../..", "-s", "--no-print-directory", "-n", "run", "GO=go").Output()
+	if err != nil {
+		t.Fatalf("make -n run: %v", err)
+	}
+	devArgs, ok := strings.CutPrefix(strings.TrimSpace(string(recipe)), "go run ./cmd/callcontrol ")
+	if !ok {
+		t.Fatalf("make run runs %q, not go run ./cmd/callcontrol", recipe)
+	}
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100") // ms; the default, 5 s, only slows the test
+	natsURL, _, _ := startDev(t, strings.Fields(devArgs)...)
+
+	var out bytes.Buffer
+	args := append(append([]string{"disconnect"}, readmeCommand(t, "go run ./cmd/callcontrol disconnect")...), "--nats-url", natsURL)
+	if err := run(context.Background(), args, &out); err != nil {
+		t.Fatalf("disconnect: %v\n%s", err, out.String())
+	}
+	m := regexp.MustCompile(`trace ([0-9a-f]{32})`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("disconnect printed no trace ID:\n%s", out.String())
+	}
+	testenv.WaitFor(t, 20*time.Second, "the command's spans from callcontrol-dev", func() bool {
+		spans, _, _ := recv.received()
+		for _, name := range []string{"disconnect", "gateway.disconnect", "confirm"} {
+			if s, ok := span(spans, "callcontrol-dev", name); !ok || s.traceID != m[1] {
+				return false
+			}
+		}
+		return true
+	})
 }
