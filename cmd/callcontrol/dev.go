@@ -39,7 +39,7 @@ type devSettings struct {
 // simulator with signed-in demo agents on live calls, a worker and a
 // poller, all in one process, and runs until interrupted.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	d, err := devParse(args)
+	d, err := devParse(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -52,12 +52,15 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	return d.run(ctx, stdout)
 }
 
-// devParse reads and checks the flags of `callcontrol dev`.
-func devParse(args []string) (*devSettings, error) {
-	s := newSettings("dev", stderr)
+// devParse reads and checks the flags of `callcontrol dev` (-h prints
+// the usage text on stdout).
+func devParse(args []string, stdout io.Writer) (*devSettings, error) {
+	s := newSettings("dev", stdout)
 	d := &devSettings{}
 	var lf logFlags
+	connection := s.group(groupConnection)
 	s.fs.StringVar(&d.natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	connection()
 	s.fs.StringVar(&d.dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server, locked by one process at a time")
 	s.fs.BoolVar(&d.fresh, "fresh", false, "start from an empty --data-dir: remove the store of earlier runs (their commands, results, sessions)")
 	s.fs.IntVar(&d.agents, "agents", 5, "demo agents 101, 102, ... signed in, each on a call with 5550<agent id>")

@@ -26,6 +26,7 @@ import (
 type traceFlags struct{ exporter string }
 
 func (t *traceFlags) register(s *settings) {
+	defer s.group(groupOutput)()
 	s.fs.StringVar(&t.exporter, "otel-exporter", "none",
 		"OpenTelemetry span exporter: none (no spans recorded; trace context is still propagated), "+
 			"stdout (JSON spans on standard output) or otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318)")

@@ -15,12 +15,12 @@ import (
 // runWatch prints results and confirmations (and, with --events, every
 // agent event) as they arrive, until interrupted.
 func runWatch(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("watch", stderr)
+	s := newSettings("watch", stdout)
 	var (
 		nf              natsFlags
 		all, withEvents bool
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
+	nf.register(s, defaultNATSURL)
 	s.fs.BoolVar(&all, "all", false, "start from the first stored message instead of now")
 	s.fs.BoolVar(&withEvents, "events", false, "also print every agent event")
 	if err := s.parse(args); err != nil {

@@ -12,7 +12,7 @@ import (
 
 // runWorker runs one worker replica against a NATS server and a gateway.
 func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("worker", stderr)
+	s := newSettings("worker", stdout)
 	var (
 		nf   natsFlags
 		lf   logFlags
@@ -22,8 +22,8 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		tf   traceFlags
 		gc   gcFlag
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
-	nf.registerConnectWait(s)
+	nf.register(s, defaultNATSURL)
+	nf.registerRole(s)
 	lf.register(s, "json")
 	hf.register(s)
 	tf.register(s)
