@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,9 +181,35 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return p.Run(gctx) })
-	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n%s\n"+
-		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+d.agents, storeLine)
+	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s",
+		ns.ClientURL(), sim.url, demoAgents(d.agents), storeLine, devCommands(ns.ClientURL(), d.agents))
 	return errors.Join(g.Wait(), stopSimWait())
+}
+
+// demoAgents names the demo agents for the banner.
+func demoAgents(n int) string {
+	if n == 0 {
+		return "no demo agents"
+	}
+	return fmt.Sprintf("agents 101-%d", 100+n)
+}
+
+// devCommands is the banner's list of commands to run beside dev, exactly
+// as they must be typed: with --nats-url when the embedded server is not
+// where the commands look by default (--nats-listen changed).
+func devCommands(natsURL string, agents int) string {
+	conn := ""
+	if natsURL != defaultNATSURL {
+		conn = " --nats-url " + natsURL
+	}
+	var b strings.Builder
+	b.WriteString("run beside it:\n")
+	if agents > 0 {
+		fmt.Fprintf(&b, "  go run ./cmd/callcontrol disconnect%s --agent 101 --number 5550101 --wait\n", conn)
+	}
+	fmt.Fprintf(&b, "  go run ./cmd/callcontrol watch%s\n", conn)
+	fmt.Fprintf(&b, "  go run ./cmd/callcontrol agents%s\n", conn)
+	return b.String()
 }
 
 // describeStore returns the banner line that names the data directory and
