@@ -45,7 +45,7 @@ func commandList() []command {
 		{name: "poller", group: groupRoles, summary: "long-poll the agents' gateway events, republish them, confirm disconnects", run: runPoller},
 
 		{name: "disconnect", group: groupClient, summary: "publish one disconnect command (--wait prints its result and confirmation)", run: runDisconnect},
-		{name: "watch", group: groupClient, summary: "print results and confirmations (--events: agent events) as they arrive", run: runWatch},
+		{name: "watch", group: groupClient, summary: "print results and confirmations (--events: agent events) as they arrive, with the time each was stored", run: runWatch},
 		{name: "status", group: groupClient, args: "<command_id>", summary: "a command's ledger state, result, pending and confirmation", run: runStatus},
 		{name: "agents", group: groupClient, summary: "the agents: session, poller, current call (ID, phase, masked parties, age)", run: runAgents},
 		{name: "dlq", group: groupClient, args: "<list|show|replay> [args]", summary: "dead letters: list, show <command_id|seq>, replay <command_id|seq>... | --all", run: runDLQ,
