@@ -29,7 +29,7 @@ func (t *traceFlags) register(s *settings) {
 	defer s.group(groupOutput)()
 	s.fs.StringVar(&t.exporter, "otel-exporter", "none",
 		"OpenTelemetry span exporter: none (no spans recorded; trace context is still propagated), "+
-			"stdout (JSON spans on standard output) or otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318)")
+			"stdout (JSON spans on standard output) or otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://localhost:4318; default https://localhost:4318)")
 }
 
 // provider returns the tracer provider of the role (nil for none: the
