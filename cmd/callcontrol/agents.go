@@ -193,15 +193,17 @@ func formatAge(d time.Duration) string {
 
 // runAgents lists the agents with their session, poller and current call.
 func runAgents(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("agents", stderr)
+	s := newSettings("agents", stdout)
 	var (
 		nf      natsFlags
 		asJSON  bool
 		agent   int
 		timeout time.Duration
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
+	nf.register(s, defaultNATSURL)
+	output := s.group(groupOutput)
 	s.fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table (parties masked too)")
+	output()
 	s.fs.IntVar(&agent, "agent", 0, "only this agent ID")
 	s.fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long the command may take")
 	if err := s.parse(args); err != nil {

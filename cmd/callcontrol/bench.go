@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -86,7 +85,7 @@ type benchOutputs struct{ json, md, svg string }
 // runBench measures what one worker and one poller carry, against
 // baselines measured in the same run (see README "Performance").
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
-	sizes, want, out, err := benchParse(args)
+	sizes, want, out, err := benchParse(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -125,8 +124,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 
 // benchParse reads the flags: the sizes, the scenarios to run and the
 // output files.
-func benchParse(args []string) (benchSizes, map[string]bool, benchOutputs, error) {
-	s := newSettings("bench", stderr)
+func benchParse(args []string, stdout io.Writer) (benchSizes, map[string]bool, benchOutputs, error) {
+	s := newSettings("bench", stdout)
 	var (
 		quick                bool
 		only, profile        string
@@ -135,12 +134,16 @@ func benchParse(args []string) (benchSizes, map[string]bool, benchOutputs, error
 	)
 	s.fs.BoolVar(&quick, "quick", false, "small sizes (seconds instead of minutes): a smoke test, not a measurement")
 	s.fs.StringVar(&only, "only", strings.Join(benchScenarios, ","), "scenarios to run: "+strings.Join(benchScenarios, ", "))
+	output := s.group(groupOutput)
 	s.fs.StringVar(&out.json, "json", "", "write the report as JSON to this file")
 	s.fs.StringVar(&out.md, "md", "", "write the table as Markdown to this file")
 	s.fs.StringVar(&out.svg, "svg", "", "write the chart (throughput vs in flight, latency percentiles) as SVG to this file")
+	output()
 	s.fs.IntVar(&ceilingN, "commands", 0, "commands of the ceiling run (0 = the size's default)")
 	s.fs.IntVar(&pollAgents, "poller-agents", 0, "agents of the poller-scale run (0 = the size's default: 10000)")
+	output = s.group(groupOutput)
 	s.fs.StringVar(&profile, "profile", "", "write a 5 s CPU profile of the worker during the ceiling run into this directory")
+	output()
 	if err := s.parse(args); err != nil {
 		return benchSizes{}, nil, out, err
 	}
@@ -208,37 +211,6 @@ func writeOut(path string, b []byte) error {
 		return fmt.Errorf("bench: write %s: %w", path, err)
 	}
 	return nil
-}
-
-// version is set at build time by make bench (-ldflags -X main.version=...).
-var version string
-
-// buildVersion is the VCS revision the binary was built from, if known.
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		rev, dirty := "", false
-		for _, kv := range bi.Settings {
-			switch kv.Key {
-			case "vcs.revision":
-				rev = kv.Value
-			case "vcs.modified":
-				dirty = kv.Value == "true"
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if dirty {
-			rev += "+dirty"
-		}
-		if rev != "" {
-			return rev
-		}
-	}
-	return "unknown"
 }
 
 // progress draws one status line on a terminal: the scenario, a bar and a

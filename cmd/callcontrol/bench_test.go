@@ -144,7 +144,7 @@ func TestBenchSkipCallCheckFlag(t *testing.T) {
 		if warned := slices.ContainsFunc(riskySettings(s), func(r risk) bool { return r.flag == "--skip-call-check" }); warned != tc.want {
 			t.Errorf("args %v, env %q: warned = %v, want %v", tc.args, tc.env, warned, tc.want)
 		}
-		s.fs.Usage()
+		s.usage()
 		if u := usage.String(); strings.Contains(u, "skip-call-check") || !strings.Contains(u, "call-state-max-age") {
 			t.Errorf("usage shows the hidden flag, or not the others:\n%s", u)
 		}

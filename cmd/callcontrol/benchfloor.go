@@ -137,8 +137,8 @@ func writeGUIDs(file string, guids map[int]string, agents []int) error {
 }
 
 // runBenchFloor is the floor's child process (hidden: started by bench).
-func runBenchFloor(ctx context.Context, args []string, _ io.Writer) error {
-	s := newSettings("bench-floor", stderr)
+func runBenchFloor(ctx context.Context, args []string, stdout io.Writer) error {
+	s := newSettings("bench-floor", stdout)
 	var (
 		nf                natsFlags
 		lf                logFlags
@@ -149,7 +149,7 @@ func runBenchFloor(ctx context.Context, args []string, _ io.Writer) error {
 		withLedger        bool
 		conc              int
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
+	nf.register(s, defaultNATSURL)
 	lf.register(s, "json") // accepted as by every child; the floor logs nothing, its error ends it
 	hf.register(s)
 	gc.register(s, workerGCPercent)

@@ -130,6 +130,7 @@ func checkShutdownTimeout(c worker.Config, gatewayTimeout time.Duration) error {
 
 // gatewayFlags are the gateway client's settings.
 func gatewayFlags(s *settings, c *gateway.Config) {
+	defer s.group(groupConnection)()
 	fs := s.fs
 	fs.StringVar(&c.BaseURL, "gateway-url", "", "CC-Gateway base URL, e.g. https://10.0.0.1:8043 (the NSLB address in a cluster)")
 	fs.StringVar(&c.CAFile, "gateway-ca", "", "PEM file of the CA that signed the gateway's certificate")
@@ -163,6 +164,7 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 type logFlags struct{ level, format string }
 
 func (l *logFlags) register(s *settings, defFormat string) {
+	defer s.group(groupOutput)()
 	s.fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
 	s.fs.StringVar(&l.format, "log-format", defFormat, "log format: json or console")
 	errorLog.Store(l)

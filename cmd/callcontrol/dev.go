@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,11 +40,11 @@ type devSettings struct {
 // simulator with signed-in demo agents on live calls, a worker and a
 // poller, all in one process, and runs until interrupted.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	d, err := devParse(args)
+	d, err := devParse(args, stdout)
 	if err != nil {
 		return err
 	}
-	tp, stopTracing, err := d.tf.provider(stdout, "dev")
+	tp, stopTracing, err := d.tf.provider(stdout, "dev", d.wcfg.Logger)
 	if err != nil {
 		return err
 	}
@@ -52,12 +53,15 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	return d.run(ctx, stdout)
 }
 
-// devParse reads and checks the flags of `callcontrol dev`.
-func devParse(args []string) (*devSettings, error) {
-	s := newSettings("dev", stderr)
+// devParse reads and checks the flags of `callcontrol dev` (-h prints
+// the usage text on stdout).
+func devParse(args []string, stdout io.Writer) (*devSettings, error) {
+	s := newSettings("dev", stdout)
 	d := &devSettings{}
 	var lf logFlags
+	connection := s.group(groupConnection)
 	s.fs.StringVar(&d.natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	connection()
 	s.fs.StringVar(&d.dataDir, "data-dir", filepath.Join(os.TempDir(), "callcontrol-dev"), "JetStream file store of the embedded server, locked by one process at a time")
 	s.fs.BoolVar(&d.fresh, "fresh", false, "start from an empty --data-dir: remove the store of earlier runs (their commands, results, sessions)")
 	s.fs.IntVar(&d.agents, "agents", 5, "demo agents 101, 102, ... signed in, each on a call with 5550<agent id>")
@@ -177,9 +181,35 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return p.Run(gctx) })
-	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, agents 101-%d\n%s\n"+
-		"try: go run ./cmd/callcontrol disconnect --agent 101 --number 5550101 --wait\n", ns.ClientURL(), sim.url, 100+d.agents, storeLine)
+	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s",
+		ns.ClientURL(), sim.url, demoAgents(d.agents), storeLine, devCommands(ns.ClientURL(), d.agents))
 	return errors.Join(g.Wait(), stopSimWait())
+}
+
+// demoAgents names the demo agents for the banner.
+func demoAgents(n int) string {
+	if n == 0 {
+		return "no demo agents"
+	}
+	return fmt.Sprintf("agents 101-%d", 100+n)
+}
+
+// devCommands is the banner's list of commands to run beside dev, exactly
+// as they must be typed: with --nats-url when the embedded server is not
+// where the commands look by default (--nats-listen changed).
+func devCommands(natsURL string, agents int) string {
+	conn := ""
+	if natsURL != defaultNATSURL {
+		conn = " --nats-url " + natsURL
+	}
+	var b strings.Builder
+	b.WriteString("run beside it:\n")
+	if agents > 0 {
+		fmt.Fprintf(&b, "  go run ./cmd/callcontrol disconnect%s --agent 101 --number 5550101 --wait\n", conn)
+	}
+	fmt.Fprintf(&b, "  go run ./cmd/callcontrol watch%s\n", conn)
+	fmt.Fprintf(&b, "  go run ./cmd/callcontrol agents%s\n", conn)
+	return b.String()
 }
 
 // describeStore returns the banner line that names the data directory and

@@ -24,7 +24,7 @@ const (
 // and its confirmation. It exits 0 only for an accepted (and, unless
 // --confirm=false, confirmed) command.
 func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("disconnect", stderr)
+	s := newSettings("disconnect", stdout)
 	var (
 		nf            natsFlags
 		cmd           events.DisconnectCommand
@@ -32,7 +32,7 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 		wait, confirm bool
 		traceparent   string
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
+	nf.register(s, defaultNATSURL)
 	s.fs.IntVar(&cmd.AgentID, "agent", 0, "agent ID (101-59999)")
 	s.fs.StringVar(&cmd.Number, "number", "", "number of the party to release (1-24 digits)")
 	s.fs.DurationVar(&ttl, "ttl", 0, "command lifetime (default: the worker's default TTL)")

@@ -28,7 +28,7 @@ Run 'callcontrol dlq <subcommand> -h' for its flags.
 func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, dlqUsage)
-		return errors.New("dlq: missing subcommand: want list, show or replay")
+		return usageError{errors.New("dlq: missing subcommand: want list, show or replay")}
 	}
 	switch args[0] {
 	case "list":
@@ -41,12 +41,11 @@ func runDLQ(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, dlqUsage)
 		return nil
 	}
-	if strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, dlqUsage)
-		return fmt.Errorf("dlq: missing subcommand before %s: want list, show or replay", args[0])
-	}
 	fmt.Fprint(stderr, dlqUsage)
-	return fmt.Errorf("dlq: unknown subcommand %q: want list, show or replay", args[0])
+	if strings.HasPrefix(args[0], "-") {
+		return usageError{fmt.Errorf("dlq: missing subcommand before %s: want list, show or replay", args[0])}
+	}
+	return usageError{fmt.Errorf("dlq: unknown subcommand %q: want list, show or replay", args[0])}
 }
 
 // deadLetterView is a dead letter as list prints it.
@@ -71,7 +70,7 @@ func viewDeadLetter(d deadLetter, nm numberMasker) deadLetterView {
 
 // runDLQList prints the dead letters matching the filters.
 func runDLQList(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("dlq list", stderr)
+	s := newSettings("dlq list", stdout)
 	var (
 		inf inspectFlags
 		ff  filterFlags
@@ -119,7 +118,7 @@ func runDLQList(ctx context.Context, args []string, stdout io.Writer) error {
 
 // runDLQShow prints one dead letter: its headers and its original payload.
 func runDLQShow(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("dlq show", stderr)
+	s := newSettings("dlq show", stdout)
 	var inf inspectFlags
 	inf.register(s)
 	pos, err := parseArgs(s, args)

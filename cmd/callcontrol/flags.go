@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,14 +22,50 @@ type settings struct {
 	secrets map[string]bool
 	// hidden are the flags the usage text leaves out (see hide).
 	hidden map[string]bool
+	// groups are the usage headings of the flags (see group); a flag
+	// without one is a behaviour flag.
+	groups map[string]flagGroup
+	// out is where -h prints the usage text.
+	out io.Writer
+	// about is the command the flags belong to, for the usage text.
+	about command
 }
 
+// newSettings returns the settings of the command called name ("dlq
+// list" for a subcommand); its usage text goes to out. The flag package
+// itself prints nothing: parse reports a bad flag as an error.
 func newSettings(name string, out io.Writer) *settings {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	s := &settings{fs: fs, fields: map[string]string{}, secrets: map[string]bool{}, hidden: map[string]bool{}}
-	fs.Usage = s.usage
-	return s
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	about, _ := lookupCommand(name)
+	about.name = name
+	return &settings{fs: fs, fields: map[string]string{}, secrets: map[string]bool{}, hidden: map[string]bool{},
+		groups: map[string]flagGroup{}, out: out, about: about}
+}
+
+// flagGroup is a heading of a command's usage text.
+type flagGroup string
+
+const (
+	groupConnection flagGroup = "connection" // NATS, the gateway, listeners
+	groupBehaviour  flagGroup = "behaviour"  // what the command does
+	groupOutput     flagGroup = "output"     // logs, spans, metrics, what is printed or written
+)
+
+// group puts the flags registered from now until the returned func is
+// called under heading g, e.g. defer s.group(groupConnection)() at the top
+// of a function that registers connection flags.
+func (s *settings) group(g flagGroup) (done func()) {
+	before := map[string]bool{}
+	s.fs.VisitAll(func(f *flag.Flag) { before[f.Name] = true })
+	return func() {
+		s.fs.VisitAll(func(f *flag.Flag) {
+			if !before[f.Name] {
+				s.groups[f.Name] = g
+			}
+		})
+	}
 }
 
 // hide leaves the named flags out of the usage text (-h): they still work,
@@ -39,23 +77,56 @@ func (s *settings) hide(names ...string) {
 	}
 }
 
-// usage is the flag package's usage text without the hidden flags.
+// usage writes the usage text to s.out: the synopsis, what the command
+// does and its flags under their headings, hidden flags left out.
 func (s *settings) usage() {
-	out := s.fs.Output()
-	if s.fs.Name() == "" {
-		fmt.Fprintf(out, "Usage:\n")
-	} else {
-		fmt.Fprintf(out, "Usage of %s:\n", s.fs.Name())
+	w := s.out
+	fmt.Fprintf(w, "usage: callcontrol %s [flags]", s.about.name)
+	if s.about.args != "" {
+		fmt.Fprintf(w, " %s", s.about.args)
 	}
-	shown := flag.NewFlagSet(s.fs.Name(), flag.ContinueOnError)
-	shown.SetOutput(out)
-	s.fs.VisitAll(func(f *flag.Flag) {
-		if !s.hidden[f.Name] {
-			shown.Var(f.Value, f.Name, f.Usage)
-			shown.Lookup(f.Name).DefValue = f.DefValue // Var takes the current value as the default
-		}
-	})
-	shown.PrintDefaults()
+	fmt.Fprintln(w)
+	if s.about.summary != "" {
+		fmt.Fprintf(w, "\n%s\n", s.about.summary)
+	}
+	first := "" // the first flag shown, for the example of the last line
+	for _, g := range []flagGroup{groupConnection, groupBehaviour, groupOutput} {
+		heading := false
+		s.fs.VisitAll(func(f *flag.Flag) {
+			if s.hidden[f.Name] || cmp.Or(s.groups[f.Name], groupBehaviour) != g {
+				return
+			}
+			if !heading {
+				fmt.Fprintf(w, "\n%s flags:\n", g)
+				heading = true
+			}
+			first = cmp.Or(first, f.Name)
+			fmt.Fprint(w, flagUsage(f))
+		})
+	}
+	if first != "" {
+		fmt.Fprintf(w, "\nEvery flag can also be set as its environment variable (--%s as %s); the command line wins.\n",
+			first, envName(first))
+	}
+}
+
+// flagUsage is one flag's entry in the usage text, as the flag package
+// prints it but with the two dashes the README and the errors use.
+func flagUsage(f *flag.Flag) string {
+	typ, text := flag.UnquoteUsage(f)
+	line := "  --" + f.Name
+	if typ != "" {
+		line += " " + typ
+	}
+	line += "\n    \t" + strings.ReplaceAll(text, "\n", "\n    \t")
+	switch {
+	case f.DefValue == "" || f.DefValue == "0" || f.DefValue == "false" || f.DefValue == "0s":
+	case typ == "string":
+		line += fmt.Sprintf(" (default %q)", f.DefValue)
+	default:
+		line += fmt.Sprintf(" (default %s)", f.DefValue)
+	}
+	return line + "\n"
 }
 
 // envName is the environment variable of flag name.
@@ -111,13 +182,32 @@ func (s *settings) parse(args []string) error {
 		}
 	})
 	if len(errs) > 0 {
+		// -h still answers: the usage is how to find the right value.
+		if err := s.parseFlags(args); errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return fmt.Errorf("invalid setting: %s", strings.Join(errs, "; "))
 	}
-	if err := s.fs.Parse(args); err != nil {
+	if err := s.parseFlags(args); err != nil {
 		return err
 	}
 	if s.fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
+		return usageError{fmt.Errorf("%s: unexpected argument %q (run 'callcontrol %s -h')", s.fs.Name(), s.fs.Arg(0), s.fs.Name())}
+	}
+	return nil
+}
+
+// parseFlags parses args, without the environment. -h or --help prints
+// the usage text and returns flag.ErrHelp; a flag that does not exist or
+// does not parse is a usage error.
+func (s *settings) parseFlags(args []string) error {
+	err := s.fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		s.usage()
+		return err
+	case err != nil:
+		return usageError{fmt.Errorf("%s: %w (run 'callcontrol %s -h')", s.fs.Name(), err, s.fs.Name())}
 	}
 	return nil
 }

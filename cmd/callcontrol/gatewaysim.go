@@ -26,9 +26,13 @@ type simFlags struct {
 
 func (f *simFlags) register(s *settings, listen string) {
 	fs := s.fs
+	connection := s.group(groupConnection)
 	fs.StringVar(&f.listen, "gateway-listen", listen, "address the simulator listens on")
 	fs.BoolVar(&f.plain, "gateway-plain-http", false, "serve plain HTTP instead of HTTPS with a self-signed certificate")
+	connection()
+	output := s.group(groupOutput)
 	fs.StringVar(&f.certOut, "gateway-cert-out", "", "write the simulator's self-signed certificate (PEM) here, for --gateway-ca")
+	output()
 	fs.IntVar(&f.cfg.AuthMode, "sim-authmode", 2, "AUTHMODE: 1 static GUID, 2 rotating GUID (the gateway's default)")
 	fs.DurationVar(&f.cfg.GUIDInterval, "sim-guid-interval", time.Minute, "AUTHMODE 2: GUID rotation interval")
 	fs.DurationVar(&f.cfg.GUIDTimeout, "sim-guid-timeout", 2*time.Minute, "AUTHMODE 2: GUID validity")
@@ -127,7 +131,7 @@ func (s *simServer) serve(ctx context.Context) error {
 
 // runGatewaySim runs the simulator on its own.
 func runGatewaySim(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("gatewaysim", stderr)
+	s := newSettings("gatewaysim", stdout)
 	var f simFlags
 	f.register(s, "127.0.0.1:8043")
 	s.fs.DurationVar(&f.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")

@@ -25,6 +25,7 @@ type healthFlags struct {
 }
 
 func (h *healthFlags) register(s *settings) {
+	defer s.group(groupOutput)()
 	s.fs.StringVar(&h.listen, "health-listen", "", `address of the health and metrics endpoint (GET /livez or /healthz, /readyz, /metrics), e.g. ":8080"; "" = off`)
 	s.fs.BoolVar(&h.pprof, "pprof", false, "also serve the Go profiler (/debug/pprof/) on --health-listen; it exposes internals: keep the port private")
 }

@@ -17,9 +17,11 @@ type inspectFlags struct {
 }
 
 func (f *inspectFlags) register(s *settings) {
-	f.nf.register(s, "nats://127.0.0.1:4222")
+	f.nf.register(s, defaultNATSURL)
+	output := s.group(groupOutput)
 	s.fs.BoolVar(&f.asJSON, "json", false, "print JSON instead of a table")
 	s.fs.BoolVar(&f.reveal, "reveal-number", false, "print phone numbers in full (masked by default)")
+	output()
 	s.fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long the command may take")
 }
 
@@ -31,7 +33,7 @@ func parseArgs(s *settings, args []string) ([]string, error) {
 	}
 	var pos []string
 	for {
-		if err := s.fs.Parse(args); err != nil {
+		if err := s.parseFlags(args); err != nil {
 			return nil, err
 		}
 		if s.fs.NArg() == 0 {

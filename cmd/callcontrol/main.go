@@ -14,46 +14,32 @@ import (
 	"syscall"
 )
 
-const usage = `usage: callcontrol <command> [flags]
-
-commands:
-  dev          embedded NATS + gateway simulator + worker + poller, all in one process
-  worker       execute disconnect commands from JetStream against the gateway
-  poller       long-poll the agents' gateway events, republish them, confirm disconnects
-  gatewaysim   run the CC-Gateway simulator
-  disconnect   publish one disconnect command (--wait prints its result and confirmation)
-  watch        print results and confirmations (--events: agent events) as they arrive
-  signin       sign an agent in at the gateway and register its session
-  register     register a GUID obtained elsewhere for an agent
-  signout      remove an agent's session (and log it out at the gateway)
-  agents       the agents: session, poller, current call (ID, phase, masked parties, age)
-  dlq          dead letters: list, show <command_id|seq>, replay <command_id|seq>... | --all
-  status       a command's ledger state, result, pending and confirmation: status <command_id>
-  bench        measure throughput, latency and scale against baselines in the same run
-  help         this text
-
-Exit codes: 0 success; 1 error, or (status) command not found, or (dlq replay) a
-dead letter not replayed, or (disconnect --wait) not accepted; 2 usage (-h);
-3 (disconnect --wait) accepted but unconfirmed.
-
-Every flag can also be set as CALLCONTROL_<FLAG> (e.g. CALLCONTROL_NATS_URL).
-Run 'callcontrol <command> -h' for its flags.
-`
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
-	var exit exitError
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode returns the exit status for err, the error that ends the
+// process, and prints it to w unless the command has already said what
+// happened (an exitError).
+func exitCode(err error, w io.Writer) int {
+	var (
+		exit  exitError
+		usage usageError
+	)
 	switch {
 	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
+		return 0
 	case errors.As(err, &exit):
-		os.Exit(int(exit))
+		return int(exit)
+	case errors.As(err, &usage):
+		printExitError(w, err)
+		return 2
 	default:
-		printExitError(os.Stderr, err)
-		os.Exit(1)
+		printExitError(w, err)
+		return 1
 	}
 }
 
@@ -63,28 +49,33 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-// run executes the subcommand in args until it finishes or ctx ends.
+// usageError is a command line that cannot be run as given (an unknown
+// command or flag, a stray argument): exit status 2, as the shells and
+// the flag package's ExitOnError use for usage errors.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// run executes the subcommand in args until it finishes or ctx ends. Help
+// (-h, --help, help) is printed on stdout and is a success.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+		fmt.Fprint(stderr, topUsage())
+		return usageError{errors.New("no command given")}
 	}
-	cmds := map[string]func(context.Context, []string, io.Writer) error{
-		"dev": runDev, "bench": runBench, "worker": runWorker, "poller": runPoller, "gatewaysim": runGatewaySim,
-		"disconnect": runDisconnect, "watch": runWatch,
-		"signin": runSignIn, "register": runRegister, "signout": runSignOut, "agents": runAgents,
-		"dlq": runDLQ, "status": runStatus, "help": runHelp,
-		"bench-floor": runBenchFloor, // bench's child process, not for users
+	switch args[0] {
+	case "-h", "-help", "--help":
+		args = []string{"help"}
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
-	cmd, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+	cmd, ok := lookupCommand(args[0])
+	if !ok || cmd.run == nil {
+		return usageError{fmt.Errorf("unknown command %q (run 'callcontrol help' for the list)", args[0])}
 	}
-	return cmd(ctx, args[1:], stdout)
-}
-
-func runHelp(_ context.Context, _ []string, stdout io.Writer) error {
-	fmt.Fprint(stdout, usage)
+	if err := cmd.run(ctx, args[1:], stdout); !errors.Is(err, flag.ErrHelp) {
+		return err
+	}
 	return nil
 }

@@ -59,16 +59,18 @@ func readmeBlock(t *testing.T, prefix string) string {
 	return ""
 }
 
-// The README's run command (callcontrol dev) starts the embedded system, and
-// the README's disconnect --wait example prints an accepted result.
-func TestDevAndReadmeDisconnect(t *testing.T) {
+// startDev runs `callcontrol dev` with args (on a random NATS port and an
+// empty data dir of its own) until the test ends, and returns its NATS URL
+// as its banner names it, its standard output and its logs.
+func startDev(t *testing.T, args ...string) (string, *testenv.SyncBuffer, *testenv.SyncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, logs testenv.SyncBuffer
 	stderr = &logs
 	t.Cleanup(func() { stderr = os.Stderr })
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-format", "json"}, &out)
+		done <- run(ctx, append(args, "--nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir()), &out)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -78,16 +80,20 @@ func TestDevAndReadmeDisconnect(t *testing.T) {
 	})
 	ready := regexp.MustCompile(`NATS (nats://[0-9.:]+)`)
 	var url string
-	deadline := time.Now().Add(30 * time.Second)
-	for url == "" {
+	testenv.WaitFor(t, 30*time.Second, "dev to report ready", func() bool {
 		if m := ready.FindStringSubmatch(out.String()); m != nil {
 			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("dev did not report ready; output: %s", out.String())
-		} else {
-			time.Sleep(20 * time.Millisecond) // polling interval
 		}
-	}
+		return url != ""
+	})
+	return url, &out, &logs
+}
+
+// The README's run command (callcontrol dev) starts the embedded system, and
+// the README's disconnect --wait example prints an accepted result.
+func TestDevAndReadmeDisconnect(t *testing.T) {
+	ctx := context.Background()
+	url, _, logs := startDev(t, "dev", "--log-format", "json")
 	args := append([]string{"disconnect"}, readmeCommand(t, "go run ./cmd/callcontrol disconnect")...)
 	args = append(args, "--nats-url", url, "--timeout", "20s")
 	var res bytes.Buffer

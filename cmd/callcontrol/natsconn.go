@@ -45,7 +45,14 @@ type natsFlags struct {
 // natsSecretFlags hold secrets: their values are never shown.
 var natsSecretFlags = []string{"nats-password", "nats-token"}
 
+// defaultNATSURL is the NATS server the commands connect to by default:
+// the one `callcontrol dev` runs.
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+// register adds the connection flags every command that connects to NATS
+// has.
 func (n *natsFlags) register(s *settings, defURL string) {
+	defer s.group(groupConnection)()
 	n.s = s
 	fs := s.fs
 	fs.StringVar(&n.url, "nats-url", defURL, "NATS server URL(s), comma separated (tls:// turns TLS on)")
@@ -60,16 +67,20 @@ func (n *natsFlags) register(s *settings, defURL string) {
 	fs.StringVar(&n.cert, "nats-cert", "", "client certificate (PEM) for mutual TLS with NATS (with --nats-key)")
 	fs.StringVar(&n.key, "nats-key", "", "client key (PEM) for mutual TLS with NATS (with --nats-cert)")
 	fs.StringVar(&n.tlsServerName, "nats-tls-server-name", "", "name expected in the NATS servers' certificates (default: the host of the URL)")
-	fs.IntVar(&n.replicas, "replicas", 1, "replicas of streams and buckets created at start (3 on a cluster)")
-	s.field("Replicas", "replicas")
 	s.secret(natsSecretFlags...)
 }
 
-// registerConnectWait adds --connect-timeout, for the long-running roles,
-// which wait for NATS at start (see [natsFlags.connectWait]).
-func (n *natsFlags) registerConnectWait(s *settings) {
+// registerRole adds the flags only the long-running roles have, beside
+// register's: --connect-timeout, as they wait for NATS at start (see
+// [natsFlags.connectWait]), and --replicas, as they create the streams and
+// buckets. The client commands create nothing, so they do not offer it.
+func (n *natsFlags) registerRole(s *settings) {
+	connection := s.group(groupConnection)
 	s.fs.DurationVar(&n.connectTimeout, "connect-timeout", 0,
 		"how long to retry the first NATS connection at start, with backoff (0 = for ever; a refused credential or certificate fails at once)")
+	connection()
+	s.fs.IntVar(&n.replicas, "replicas", 1, "replicas of streams and buckets created at start (3 on a cluster)")
+	s.field("Replicas", "replicas")
 }
 
 // connect dials NATS and returns the connection and its JetStream context.

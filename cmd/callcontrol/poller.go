@@ -26,7 +26,7 @@ func pollerFlags(s *settings, c *poller.Config) {
 
 // runPoller runs one poller replica.
 func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("poller", stderr)
+	s := newSettings("poller", stdout)
 	var (
 		nf   natsFlags
 		lf   logFlags
@@ -35,15 +35,17 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 		hf   healthFlags
 		tf   traceFlags
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
-	nf.registerConnectWait(s)
+	nf.register(s, defaultNATSURL)
+	nf.registerRole(s)
 	lf.register(s, "json")
 	hf.register(s)
 	tf.register(s)
 	pollerFlags(s, &pcfg)
 	gatewayFlags(s, &gcfg)
+	connection := s.group(groupConnection)
 	s.fs.DurationVar(&gcfg.PollTimeout, "gateway-poll-timeout", gateway.DefaultPollTimeout, "HTTP timeout of one long poll (above the gateway's ~10 s hold)")
 	s.fs.IntVar(&gcfg.MaxConns, "gateway-max-conns", 10000, "connections to the gateway: each agent's long poll holds one, so at least the agents one replica polls")
+	connection()
 	s.field("PollTimeout", "gateway-poll-timeout")
 	s.field("MaxConns", "gateway-max-conns")
 	if err := s.parse(args); err != nil {
@@ -62,7 +64,7 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
-	tp, stopTracing, err := tf.provider(stdout, "poller")
+	tp, stopTracing, err := tf.provider(stdout, "poller", log)
 	if err != nil {
 		return err
 	}

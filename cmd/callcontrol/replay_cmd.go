@@ -67,7 +67,7 @@ type replayReport struct {
 // runDLQReplay republishes dead-lettered commands (see [replayer]). It
 // exits 1 when any of them was not replayed, after reporting each.
 func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("dlq replay", stderr)
+	s := newSettings("dlq replay", stdout)
 	var f replayFlags
 	f.register(s)
 	pos, err := parseArgs(s, args)

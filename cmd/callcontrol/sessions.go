@@ -125,7 +125,7 @@ type sessionFlags struct {
 }
 
 func (f *sessionFlags) register(s *settings) {
-	f.nf.register(s, "nats://127.0.0.1:4222")
+	f.nf.register(s, defaultNATSURL)
 	s.fs.IntVar(&f.agent, "agent", 0, "agent ID (101-59999)")
 	s.fs.IntVar(&f.authMode, "authmode", 2, "the gateway's AUTHMODE: 1 static GUID, 2 rotating")
 }
@@ -142,7 +142,7 @@ func (f *sessionFlags) check() error {
 
 // runSignIn signs an agent in through the gateway and registers it.
 func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("signin", stderr)
+	s := newSettings("signin", stdout)
 	var (
 		f     sessionFlags
 		req   gateway.SignInRequest
@@ -179,7 +179,7 @@ func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
 
 // runRegister registers a GUID obtained elsewhere (e.g. by an agent desktop).
 func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("register", stderr)
+	s := newSettings("register", stdout)
 	var (
 		f    sessionFlags
 		guid string
@@ -215,7 +215,7 @@ func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
 // (the registry entry is removed then). A logout the gateway did not
 // answer leaves the session registered, so signout can be run again.
 func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("signout", stderr)
+	s := newSettings("signout", stdout)
 	var f sessionFlags
 	f.register(s)
 	gatewayFlags(s, &f.gcfg)

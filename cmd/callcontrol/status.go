@@ -111,7 +111,7 @@ func readPending(ctx context.Context, js jetstream.JetStream, agent int, id stri
 // command was found (a ledger record or a result event), 1 when not or on
 // an error.
 func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("status", stderr)
+	s := newSettings("status", stdout)
 	var (
 		inf   inspectFlags
 		since string

@@ -6,21 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // runWatch prints results and confirmations (and, with --events, every
-// agent event) as they arrive, until interrupted.
+// agent event) as they arrive, each with the time it was stored, until
+// interrupted.
 func runWatch(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("watch", stderr)
+	s := newSettings("watch", stdout)
 	var (
 		nf              natsFlags
 		all, withEvents bool
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
+	nf.register(s, defaultNATSURL)
 	s.fs.BoolVar(&all, "all", false, "start from the first stored message instead of now")
 	s.fs.BoolVar(&withEvents, "events", false, "also print every agent event")
 	if err := s.parse(args); err != nil {
@@ -52,12 +52,20 @@ func runWatch(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-ctx.Done():
 			return nil
 		case l := <-lines:
-			fmt.Fprintf(stdout, "%s %s\n", time.Now().Format(time.TimeOnly), l)
+			fmt.Fprintln(stdout, l)
 		}
 	}
 }
 
-// feed renders the messages of msgs as lines until msgs stops.
+// watchTime is the layout of the time watch prints: when JetStream stored
+// the message, local time, to the millisecond. The date is there because
+// with --all a message may be days old.
+const watchTime = "2006-01-02 15:04:05.000"
+
+// feed renders the messages of msgs as lines, each starting with the time
+// the message was stored (not the time it is printed, which is later for
+// every message of --all and for any that waited on a slow terminal),
+// until msgs stops.
 func feed(ctx context.Context, msgs jetstream.MessagesContext, lines chan<- string) {
 	for {
 		m, err := msgs.Next()
@@ -67,8 +75,12 @@ func feed(ctx context.Context, msgs jetstream.MessagesContext, lines chan<- stri
 		if err != nil {
 			continue
 		}
+		stored := "????-??-?? ??:??:??.???"
+		if meta, err := m.Metadata(); err == nil {
+			stored = meta.Timestamp.Local().Format(watchTime)
+		}
 		select {
-		case lines <- render(m.Subject(), m.Data()):
+		case lines <- stored + " " + render(m.Subject(), m.Data()):
 		case <-ctx.Done():
 			return
 		}

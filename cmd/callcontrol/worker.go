@@ -12,7 +12,7 @@ import (
 
 // runWorker runs one worker replica against a NATS server and a gateway.
 func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("worker", stderr)
+	s := newSettings("worker", stdout)
 	var (
 		nf   natsFlags
 		lf   logFlags
@@ -22,8 +22,8 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		tf   traceFlags
 		gc   gcFlag
 	)
-	nf.register(s, "nats://127.0.0.1:4222")
-	nf.registerConnectWait(s)
+	nf.register(s, defaultNATSURL)
+	nf.registerRole(s)
 	lf.register(s, "json")
 	hf.register(s)
 	tf.register(s)
@@ -63,7 +63,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Warn().Dur("gateway_timeout", gcfg.RequestTimeout).Dur("lease_ttl", lease).
 			Msg("--gateway-timeout above 5/8 of --lease-ttl: a request that slow is cut off where the agent lease could lapse")
 	}
-	tp, stopTracing, err := tf.provider(stdout, "worker")
+	tp, stopTracing, err := tf.provider(stdout, "worker", log)
 	if err != nil {
 		return err
 	}
