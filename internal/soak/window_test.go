@@ -39,7 +39,7 @@ func TestWindows(t *testing.T) {
 	}
 	ms := time.Millisecond
 	got, err := Windows([]string{
-		page("worker-0 pid 10", 4*ms),            // an earlier page of pid 10
+		page("worker-0 pid 10", 4*ms),             // an earlier page of pid 10
 		page("worker-0 pid 10", 4*ms, 4*ms, 4*ms), // its last
 		page("worker-1 pid 11", 40*ms),
 		page("poller-0 pid 12", 400*ms), // not a worker
