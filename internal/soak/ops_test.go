@@ -254,6 +254,8 @@ func (r *runner) command(ctx context.Context, i int, o op) (Command, []byte) {
 // sessionGUID reads the agent's registered GUID (for a command's guid
 // override), "" when there is none.
 func (r *runner) sessionGUID(ctx context.Context, agent int) string {
+	ctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
+	defer cancel()
 	kv, err := r.js.KeyValue(ctx, events.BucketSessions)
 	if err != nil {
 		return ""
@@ -436,8 +438,16 @@ func (r *runner) signIn(ctx context.Context, agent int) error {
 		return fmt.Errorf("sign in agent %d: %w", agent, err)
 	}
 	r.addSecret(guid)
+	ctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
+	defer cancel()
 	return registerSession(ctx, r.js, agent, guid)
 }
+
+// natsOpTimeout bounds the generator's own NATS requests: the run's
+// context has a deadline (so nats.go adds no default timeout), and a
+// reply lost to a NATS restart blocked the generator until it (seed
+// 373494181: 11 minutes in a KeyValue lookup).
+const natsOpTimeout = 5 * time.Second
 
 func (r *runner) addSecret(s string) {
 	r.mu.Lock()
@@ -488,6 +498,8 @@ func (r *runner) forceLogout(ctx context.Context, agent int) {
 // `callcontrol signout` does.
 func (r *runner) signOut(ctx context.Context, agent int) {
 	r.forceLogout(ctx, agent)
+	ctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
+	defer cancel()
 	if kv, err := r.js.KeyValue(ctx, events.BucketSessions); err == nil {
 		_ = kv.Delete(ctx, strconv.Itoa(agent))
 	}
