@@ -369,7 +369,7 @@ func (c *checker) checkSameCall() {
 			case d.CallID == "":
 				c.violate(InvariantSameCall, r.id, "%sexecuted release at %s names no call", r.label(), stamp(d.At))
 			case want != "" && d.CallID != want && !d.CallBegan.IsZero() &&
-				d.CallBegan.After(d.At.Add(-c.opts.CheckWindow-c.opts.ClockTolerance)):
+				d.CallBegan.After(d.At.Add(-c.opts.CheckWindow-c.slowGateway(d.At)-c.opts.ClockTolerance)):
 				c.rep.InWindow = append(c.rep.InWindow, Violation{Invariant: InvariantSameCall, CommandID: r.id,
 					Detail: fmt.Sprintf("%sreleased a party of call %s%s, which began at %s, %s before the request reached the gateway at %s; the command's call is %s (%s)",
 						r.label(), d.CallID, redial, stamp(d.CallBegan), d.At.Sub(d.CallBegan), stamp(d.At), want, why)})
@@ -387,6 +387,31 @@ func (c *checker) checkSameCall() {
 			}
 		}
 	}
+}
+
+// slowGateway is how much a slow-gateway fault ("gateway_slow", target
+// "latency=<d>") widens the window no check closes for a request that
+// arrived at at: the call-info query's answer and the disconnect itself
+// each came that much later, so twice its latency when one was on within
+// that span before at (seed 57267020: a call began 750 ms before a
+// request arrived, under 800 ms of latency).
+func (c *checker) slowGateway(at time.Time) time.Duration {
+	var widest time.Duration
+	for _, f := range c.h.Faults {
+		lat, ok := strings.CutPrefix(f.Target, "latency=")
+		if f.Kind != "gateway_slow" || !ok {
+			continue
+		}
+		d, err := time.ParseDuration(lat)
+		if err != nil {
+			continue
+		}
+		span := c.opts.CheckWindow + 2*d
+		if !f.At.After(at) && (f.Until.IsZero() || f.Until.After(at.Add(-span))) {
+			widest = max(widest, 2*d)
+		}
+	}
+	return widest
 }
 
 func (c *checker) checkConfirmed() {

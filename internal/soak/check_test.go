@@ -494,6 +494,27 @@ func TestCheckListsTheWindow(t *testing.T) {
 	}
 }
 
+// A slow gateway widens the window by twice its latency (the call-info
+// query's answer and the disconnect each come that much later), while it
+// is on; a call that began earlier than that is still a violation.
+func TestCheckWindowUnderASlowGateway(t *testing.T) {
+	h := good()
+	i := findRequest(t, h, trace("B"), 1)
+	h.Requests[i].CallID, h.Requests[i].CallBegan = "call-2c", h.Requests[i].At.Add(-750*time.Millisecond)
+	if rep := Check(h); rep.OK() {
+		t.Fatalf("without a slow gateway a call that began 750 ms before is a violation:\n%s", rep.Table())
+	}
+	h.Faults = append(h.Faults, Fault{At: h.Requests[i].At.Add(-2 * time.Second), Kind: "gateway_slow", Target: "latency=800ms",
+		Until: h.Requests[i].At.Add(time.Second)})
+	if rep := Check(h); !rep.OK() || len(rep.InWindow) != 1 {
+		t.Fatalf("under 800 ms of latency it is in the window:\n%s", rep.Table())
+	}
+	h.Requests[i].CallBegan = h.Requests[i].At.Add(-3 * time.Second)
+	if rep := Check(h); rep.OK() {
+		t.Fatalf("a call that began 3 s before is a violation even then:\n%s", rep.Table())
+	}
+}
+
 func TestCheckWithOptions(t *testing.T) {
 	h := good()
 	h.Commands[findCommand(t, h, "A", "")].Deadline = at(100) // 10 ms late
