@@ -181,7 +181,7 @@ func (s *Sim) disconnect(id int, guid, number string) reply {
 			s.onRedial.Add(1)
 		}
 		rep.result = struct{}{}
-		rep.released = callRef{id: c.id, gen: c.gen, redial: c.redial, began: c.began}
+		rep.released = callRef{id: c.id, gen: c.gen, redial: c.redial, began: c.began, last: c.becameLast()}
 	}
 	return rep
 }

@@ -39,6 +39,7 @@ type call struct {
 	feature        int       // call type, see featureInbound
 	began          time.Time // when it was answered, by Config.Now
 	ended          time.Time // when it ended; zero while it lasts
+	lastSince      time.Time // when the call after it ended, making it the last call again; zero before
 	gen            int       // the customer's call generation; 0 for a help call
 	redial         bool      // started by a redial (automatic or Sim.Redial)
 
@@ -53,6 +54,15 @@ type call struct {
 type leg struct {
 	a *agent
 	c *call
+}
+
+// becameLast is when c became the agent's last call: when it began, or
+// when the call after it ended.
+func (c *call) becameLast() time.Time {
+	if c.lastSince.After(c.began) {
+		return c.lastSince
+	}
+	return c.began
 }
 
 func (c *call) has(number string) bool { return slices.Contains(c.parties, number) }

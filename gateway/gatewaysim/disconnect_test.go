@@ -72,6 +72,34 @@ func TestLastCallRuleTwoPartyHelp(t *testing.T) {
 	}
 }
 
+// A held call becomes the agent's last call again when the call after it
+// ends; the record of a release from it says when (CallLastSince), which
+// is what the soak's checker compares with the call check's window.
+func TestReleaseRecordsWhenTheCallBecameTheLast(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 3, 7, 41, 25, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	step := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	b, guid := callSetup(t, Config{Now: clock})
+	began := clock()
+	step(time.Second)
+	if err := b.sim.InnerHelp(101, 202, false); err != nil {
+		t.Fatal(err)
+	}
+	step(time.Second)
+	wantCode(t, "helper", b.disconnect(101, guid, "202"), "0")
+	helpEnded := clock()
+	step(200 * time.Millisecond)
+	wantCode(t, "held customer, now in the last call", b.disconnect(101, guid, "5550100"), "0")
+	recs := b.sim.Disconnects()
+	if got := recs[0].CallLastSince; !got.Equal(recs[0].CallBegan) {
+		t.Errorf("help call: last since %v, want its start %v", got, recs[0].CallBegan)
+	}
+	if got := recs[1]; !got.CallBegan.Equal(began) || !got.CallLastSince.Equal(helpEnded) {
+		t.Errorf("held call: began %v, last since %v; want %v and %v", got.CallBegan, got.CallLastSince, began, helpEnded)
+	}
+}
+
 func TestLastCallRuleHold(t *testing.T) {
 	b, guid := callSetup(t, Config{})
 	if err := b.sim.Hold(101); err != nil {

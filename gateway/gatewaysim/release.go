@@ -100,8 +100,12 @@ func (s *Sim) endLocked(a *agent, c *call, mayRedial bool) {
 		s.unlink(c)
 		s.endLocked(p.a, p.c, false)
 	}
+	wasLast := last(a) == c
 	a.calls = slices.DeleteFunc(a.calls, func(x *call) bool { return x == c })
 	c.ended = s.now()
+	if l := last(a); wasLast && l != nil {
+		l.lastSince = c.ended
+	}
 	a.lastEnded = c
 	s.pushLocked(a, EventCallRelease, c.id)
 	if mayRedial && len(a.calls) == 0 {

@@ -70,6 +70,7 @@ type callRef struct {
 	gen    int
 	redial bool
 	began  time.Time
+	last   time.Time // when it became the agent's last call
 }
 
 type envelope struct {

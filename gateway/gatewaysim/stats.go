@@ -27,11 +27,14 @@ type Disconnect struct {
 	// inner-help call), whether a redial started it (automatic or
 	// [Sim.Redial]) and when it was answered. With them a test proves that
 	// no party of a redialed call was released by a command meant for the
-	// call before it.
+	// call before it. CallLastSince is when that call became the agent's
+	// last call, the one a release applies to: when it began, or later,
+	// when the call after it (it held) ended.
 	CallID         string    `json:"call_id,omitempty"`
 	CallGeneration int       `json:"call_generation,omitempty"`
 	Redial         bool      `json:"redial,omitempty"`
 	CallBegan      time.Time `json:"call_began,omitzero"`
+	CallLastSince  time.Time `json:"call_last_since,omitzero"`
 }
 
 // recordArrival appends a record for a disconnect request and returns its
@@ -52,6 +55,7 @@ func (s *Sim) recordOutcome(i int, rep reply) {
 	if rep.executed {
 		c := rep.released
 		d.CallID, d.CallGeneration, d.Redial, d.CallBegan = c.id, c.gen, c.redial, c.began
+		d.CallLastSince = c.last
 	}
 }
 

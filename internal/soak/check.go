@@ -368,11 +368,11 @@ func (c *checker) checkSameCall() {
 			switch {
 			case d.CallID == "":
 				c.violate(InvariantSameCall, r.id, "%sexecuted release at %s names no call", r.label(), stamp(d.At))
-			case want != "" && d.CallID != want && !d.CallBegan.IsZero() &&
-				d.CallBegan.After(d.At.Add(-c.opts.CheckWindow-c.slowGateway(d.At)-c.opts.ClockTolerance)):
+			case want != "" && d.CallID != want && !becameLast(d).IsZero() &&
+				becameLast(d).After(d.At.Add(-c.opts.CheckWindow-c.slowGateway(d.At)-c.opts.ClockTolerance)):
 				c.rep.InWindow = append(c.rep.InWindow, Violation{Invariant: InvariantSameCall, CommandID: r.id,
-					Detail: fmt.Sprintf("%sreleased a party of call %s%s, which began at %s, %s before the request reached the gateway at %s; the command's call is %s (%s)",
-						r.label(), d.CallID, redial, stamp(d.CallBegan), d.At.Sub(d.CallBegan), stamp(d.At), want, why)})
+					Detail: fmt.Sprintf("%sreleased a party of call %s%s, which became the agent's last call at %s (it began at %s), %s before the request reached the gateway at %s; the command's call is %s (%s)",
+						r.label(), d.CallID, redial, stamp(becameLast(d)), stamp(d.CallBegan), d.At.Sub(becameLast(d)), stamp(d.At), want, why)})
 			case want != "" && d.CallID != want:
 				c.violate(InvariantSameCall, r.id, "%sreleased a party of another call: call %s%s, generation %d, at %s; the command's call is %s (%s)",
 					r.label(), d.CallID, redial, d.CallGeneration, stamp(d.At), want, why)
@@ -387,6 +387,18 @@ func (c *checker) checkSameCall() {
 			}
 		}
 	}
+}
+
+// becameLast is when the call a release was taken from became the
+// agent's last call, the one the gateway releases from: when it began,
+// or when the call after it ended (a held call under a call that ended
+// between the check and the request; seed 685979328). Histories from
+// before the simulator recorded it have only the start.
+func becameLast(d gatewaysim.Disconnect) time.Time {
+	if d.CallLastSince.After(d.CallBegan) {
+		return d.CallLastSince
+	}
+	return d.CallBegan
 }
 
 // slowGateway is how much a slow-gateway fault ("gateway_slow", target

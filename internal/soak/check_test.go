@@ -515,6 +515,25 @@ func TestCheckWindowUnderASlowGateway(t *testing.T) {
 	}
 }
 
+// A plain command pinned to a call that ends between the check and the
+// request: the gateway releases the number from the call under it (held,
+// the same customer) that just became the agent's last call. Seed
+// 685979328: call 3128 ended 158 ms before the request reached the
+// gateway, and held call 3117, which began 1.9 s before, was released.
+func TestCheckWindowWhenTheCallAboveEnded(t *testing.T) {
+	h := good()
+	i := findRequest(t, h, trace("B"), 1)
+	d := &h.Requests[i]
+	d.CallID, d.CallBegan, d.CallLastSince = "call-2held", d.At.Add(-2*time.Second), d.At.Add(-150*time.Millisecond)
+	if rep := Check(h); !rep.OK() || len(rep.InWindow) != 1 || !strings.Contains(rep.InWindow[0].Detail, "became the agent's last call") {
+		t.Fatalf("a held call that became the last call 150 ms before is in the window:\n%s", rep.Table())
+	}
+	d.CallLastSince = d.At.Add(-3 * time.Second)
+	if rep := Check(h); rep.OK() {
+		t.Fatalf("one that became the last call 3 s before is a violation:\n%s", rep.Table())
+	}
+}
+
 func TestCheckWithOptions(t *testing.T) {
 	h := good()
 	h.Commands[findCommand(t, h, "A", "")].Deadline = at(100) // 10 ms late

@@ -37,7 +37,7 @@ func (r Report) Table() string {
 		fmt.Fprintf(&b, "| %s | %d | %d |\n", inv, r.Checked[inv], counts[inv])
 	}
 	if n := len(r.InWindow); n > 0 {
-		fmt.Fprintf(&b, "\n%d release(s) in the window no call check closes (another call began less than the call state's trust, plus twice a slow gateway's latency, before the request reached the gateway; not violations):\n", n)
+		fmt.Fprintf(&b, "\n%d release(s) in the window no call check closes (another call became the agent's last call, by beginning or by the end of the call after it, less than the call state's trust, plus twice a slow gateway's latency, before the request reached the gateway; not violations):\n", n)
 		for i, v := range r.InWindow {
 			if i == MaxListed {
 				fmt.Fprintf(&b, "... %d more\n", n-MaxListed)
