@@ -33,12 +33,17 @@ const (
 // Pending is a disconnect that was accepted and awaits its release event,
 // stored under PendingKey in [BucketPending].
 type Pending struct {
-	CommandID     string    `json:"command_id"`
-	AgentID       int       `json:"agent_id"`
-	Number        string    `json:"number"`
-	CorrelationID string    `json:"correlation_id,omitempty"`
-	IssuedAt      time.Time `json:"issued_at"`
-	AcceptedAt    time.Time `json:"accepted_at"`
+	CommandID     string `json:"command_id"`
+	AgentID       int    `json:"agent_id"`
+	Number        string `json:"number"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+	// CallID is the call the command was scoped to (its call_id, or the
+	// call a plain command was pinned to, as its result names it): only a
+	// release of Number in that call confirms it. Empty (a worker with
+	// --skip-call-check, or an older one): a release in any call does.
+	CallID     string    `json:"call_id,omitempty"`
+	IssuedAt   time.Time `json:"issued_at"`
+	AcceptedAt time.Time `json:"accepted_at"`
 	// Deadline: without a matching release by then, the command is
 	// reported unconfirmed.
 	Deadline time.Time `json:"deadline"`

@@ -157,7 +157,7 @@ func fullConfirmation() Confirmation {
 
 func fullPending() Pending {
 	return Pending{
-		CommandID: "c-1", AgentID: 101, Number: "13800001234", CorrelationID: "case-1",
+		CommandID: "c-1", AgentID: 101, Number: "13800001234", CorrelationID: "case-1", CallID: "1767366245-101",
 		IssuedAt: schemaT0, AcceptedAt: schemaT0.Add(time.Second), Deadline: schemaT0.Add(16 * time.Second),
 		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 	}

@@ -55,7 +55,7 @@ func (c *confirmer) observe(_ context.Context, ev events.AgentEvent) {
 }
 
 // customerRelease confirms the oldest waiting command for the released
-// number, or keeps the release for the grace. A release of a number whose
+// number (scoped to that call, or to none), or keeps the release for the grace. A release of a number whose
 // release in that call already confirmed a command (through Call_Release)
 // is the same release and is ignored.
 func (c *confirmer) customerRelease(t *agentTrack, rel *releaseEvent) {
@@ -70,7 +70,7 @@ func (c *confirmer) customerRelease(t *agentTrack, rel *releaseEvent) {
 			return
 		}
 	}
-	if pc := t.oldestWaiting(rel.number); pc != nil {
+	if pc := t.oldestWaiting(rel.number, rel.callID); pc != nil {
 		rel.used = true
 		c.confirm(t, pc, rel)
 		return
@@ -93,7 +93,7 @@ func (c *confirmer) callRelease(t *agentTrack, rel *releaseEvent) {
 		if call.consumed[n] {
 			continue
 		}
-		if pc := t.oldestWaiting(n); pc != nil {
+		if pc := t.oldestWaiting(n, rel.callID); pc != nil {
 			c.confirm(t, pc, rel)
 		} else {
 			open = true
@@ -111,7 +111,7 @@ func (c *confirmer) matchKept(t *agentTrack, pc *pendingCmd, now time.Time) {
 	n := normalizeParty(pc.p.Number)
 	for _, typ := range []string{events.EventCustomerRelease, events.EventCallRelease} {
 		for _, rel := range t.releases {
-			if rel.typ != typ || rel.used || now.Sub(rel.seen) > c.grace {
+			if rel.typ != typ || rel.used || now.Sub(rel.seen) > c.grace || !sameCall(pc.p.CallID, rel.callID) {
 				continue
 			}
 			call := t.calls[rel.callID]

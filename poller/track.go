@@ -46,11 +46,12 @@ func (c *confirmer) track(agent int) *agentTrack {
 	return t
 }
 
-// oldestWaiting returns the earliest accepted undecided command for number.
-func (t *agentTrack) oldestWaiting(number string) *pendingCmd {
+// oldestWaiting returns the earliest accepted undecided command for number
+// that a release in callID may confirm.
+func (t *agentTrack) oldestWaiting(number, callID string) *pendingCmd {
 	var best *pendingCmd
 	for _, pc := range t.pending {
-		if pc.out != nil || normalizeParty(pc.p.Number) != number {
+		if pc.out != nil || normalizeParty(pc.p.Number) != number || !sameCall(pc.p.CallID, callID) {
 			continue
 		}
 		if best == nil || pc.p.AcceptedAt.Before(best.p.AcceptedAt) ||
@@ -59,6 +60,15 @@ func (t *agentTrack) oldestWaiting(number string) *pendingCmd {
 		}
 	}
 	return best
+}
+
+// sameCall reports whether a release in call released may confirm a
+// command scoped to call want: the same call, or either one unknown. The
+// call-info query and the events name a call by the same callid [I]
+// (cc-gateway.md, "correlate by callid taken from Talking/Ringing or from
+// calldata/{agentid}/callinfo before the disconnect").
+func sameCall(want, released string) bool {
+	return want == "" || released == "" || want == released
 }
 
 // call returns the parties of callID, remembering at most

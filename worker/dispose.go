@@ -168,7 +168,7 @@ func first(errs ...error) error {
 // not brought back.
 func (w *Worker) expectRelease(ctx context.Context, res *events.Result, ifNever bool) error {
 	p := events.Pending{
-		CommandID: res.CommandID, AgentID: res.AgentID, Number: res.Number, CorrelationID: res.CorrelationID,
+		CommandID: res.CommandID, AgentID: res.AgentID, Number: res.Number, CorrelationID: res.CorrelationID, CallID: res.CallID,
 		IssuedAt: res.IssuedAt, AcceptedAt: res.CompletedAt, Deadline: res.CompletedAt.Add(w.cfg.ConfirmWithin),
 		Traceparent: tracing.Traceparent(ctx),
 	}

@@ -440,8 +440,14 @@ func (c *checker) checkConfirmed() {
 			confs := c.confirmations[r.id]
 			switch len(confs) {
 			case 1:
-				if st := c.h.Confirmations[confs[0]].Value.Status; st != events.ConfirmationConfirmed && st != events.ConfirmationUnconfirmed {
+				cf := c.h.Confirmations[confs[0]].Value
+				if st := cf.Status; st != events.ConfirmationConfirmed && st != events.ConfirmationUnconfirmed {
 					c.violate(InvariantConfirmed, r.id, "%sconfirmation has status %q", r.label(), st)
+				}
+				if released := r.releasedCalls(c.h); cf.Status == events.ConfirmationConfirmed && cf.CallID != "" &&
+					len(released) > 0 && !slices.Contains(released, cf.CallID) {
+					c.violate(InvariantConfirmed, r.id, "%sconfirmation names call %s; the gateway released the number from call %s",
+						r.label(), cf.CallID, strings.Join(released, ", "))
 				}
 			case 0:
 				at := o.Value.CompletedAt

@@ -86,6 +86,18 @@ func (r *run) resultCallID(h History) string {
 	return ""
 }
 
+// releasedCalls returns the calls the run's executed requests released
+// the number from, in order.
+func (r *run) releasedCalls(h History) []string {
+	var out []string
+	for _, q := range r.reqs {
+		if d := h.Requests[q.i]; d.Executed && d.CallID != "" && !slices.Contains(out, d.CallID) {
+			out = append(out, d.CallID)
+		}
+	}
+	return out
+}
+
 // startOf is when a command started: stored, else published.
 func startOf(c Command) time.Time {
 	if !c.Stored.IsZero() {

@@ -343,6 +343,11 @@ func TestCheckFindsEachViolation(t *testing.T) {
 			i := findConfirmation(t, *h, "A")
 			h.Confirmations = slices.Delete(h.Confirmations, i, i+1)
 		}, []want{{InvariantConfirmed, "A", "no confirmation by the end"}}},
+		{"a confirmation naming another call than the release", func(t *testing.T, h *History) {
+			// Seed 685979328: a poller 25 s behind matched a release of the
+			// number from an earlier call, 16 s before the command.
+			h.Confirmations[findConfirmation(t, *h, "A")].Value.CallID = "call-earlier"
+		}, []want{{InvariantConfirmed, "A", "names call call-earlier; the gateway released the number from call call-1"}}},
 		{"two confirmations", func(t *testing.T, h *History) {
 			c := h.Confirmations[findConfirmation(t, *h, "B")]
 			c.Seq, c.Value.Status = 77, events.ConfirmationUnconfirmed
