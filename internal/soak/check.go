@@ -370,6 +370,7 @@ func (c *checker) checkSameCall() {
 				c.violate(InvariantSameCall, r.id, "%sexecuted release at %s names no call", r.label(), stamp(d.At))
 			case want != "" && d.CallID != want && !becameLast(d).IsZero() &&
 				becameLast(d).After(d.At.Add(-c.opts.CheckWindow-c.slowGateway(d.At)-c.opts.ClockTolerance)):
+				c.inWindow[r] = want
 				c.rep.InWindow = append(c.rep.InWindow, Violation{Invariant: InvariantSameCall, CommandID: r.id,
 					Detail: fmt.Sprintf("%sreleased a party of call %s%s, which became the agent's last call at %s (it began at %s), %s before the request reached the gateway at %s; the command's call is %s (%s)",
 						r.label(), d.CallID, redial, stamp(becameLast(d)), stamp(d.CallBegan), d.At.Sub(becameLast(d)), stamp(d.At), want, why)})
@@ -444,7 +445,13 @@ func (c *checker) checkConfirmed() {
 				if st := cf.Status; st != events.ConfirmationConfirmed && st != events.ConfirmationUnconfirmed {
 					c.violate(InvariantConfirmed, r.id, "%sconfirmation has status %q", r.label(), st)
 				}
-				if released := r.releasedCalls(c.h); cf.Status == events.ConfirmationConfirmed && cf.CallID != "" &&
+				// The calls released, or in the window the command's own
+				// call: its end, by whatever cause, is what its result names.
+				released := r.releasedCalls(c.h)
+				if w, ok := c.inWindow[r]; ok {
+					released = append(released, w)
+				}
+				if cf.Status == events.ConfirmationConfirmed && cf.CallID != "" &&
 					len(released) > 0 && !slices.Contains(released, cf.CallID) {
 					c.violate(InvariantConfirmed, r.id, "%sconfirmation names call %s; the gateway released the number from call %s",
 						r.label(), cf.CallID, strings.Join(released, ", "))

@@ -17,6 +17,9 @@ type checker struct {
 	rep  Report
 
 	runs []*run // in order of their first command in h.Commands
+	// inWindow holds, for each run with a release in the window no call
+	// check closes, the call it was scoped to (checkSameCall fills it).
+	inWindow map[*run]string
 	// firstStart is, per command_id, when its first copy started (stored,
 	// else published): a plain command is pinned by it, a replay too.
 	firstStart map[string]time.Time
@@ -114,6 +117,7 @@ func newChecker(h History, opts Options) *checker {
 			Checked: map[string]int{},
 		},
 		firstStart:    map[string]time.Time{},
+		inWindow:      map[*run]string{},
 		confirmations: map[string][]int{},
 	}
 	for _, inv := range Invariants() {

@@ -529,10 +529,19 @@ func TestCheckWindowWhenTheCallAboveEnded(t *testing.T) {
 	h := good()
 	i := findRequest(t, h, trace("B"), 1)
 	d := &h.Requests[i]
+	pinned := d.CallID
 	d.CallID, d.CallBegan, d.CallLastSince = "call-2held", d.At.Add(-2*time.Second), d.At.Add(-150*time.Millisecond)
+	// The pinned call's own end confirms it, as its result names it (seed
+	// 685979328 again: soak-011653).
+	h.Confirmations[findConfirmation(t, h, "B")].Value.CallID = pinned
 	if rep := Check(h); !rep.OK() || len(rep.InWindow) != 1 || !strings.Contains(rep.InWindow[0].Detail, "became the agent's last call") {
 		t.Fatalf("a held call that became the last call 150 ms before is in the window:\n%s", rep.Table())
 	}
+	h.Confirmations[findConfirmation(t, h, "B")].Value.CallID = "call-x"
+	if rep := Check(h); rep.OK() {
+		t.Fatalf("a confirmation naming neither call is a violation:\n%s", rep.Table())
+	}
+	h.Confirmations[findConfirmation(t, h, "B")].Value.CallID = pinned
 	d.CallLastSince = d.At.Add(-3 * time.Second)
 	if rep := Check(h); rep.OK() {
 		t.Fatalf("one that became the last call 3 s before is a violation:\n%s", rep.Table())
