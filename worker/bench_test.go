@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/rs/zerolog"
 )
 
@@ -38,7 +39,7 @@ func BenchmarkResultEncode(b *testing.B) {
 		if _, err := json.Marshal(res); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := json.Marshal(record{State: stateDone, Result: res}); err != nil {
+		if _, err := json.Marshal(ledger.Record{State: ledger.StateDone, Result: res}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,18 +77,21 @@ func (w *Worker) lastDelivery(ctx context.Context, j *job, out outcome) outcome 
 	if errors.Is(out.err, errStartedElsewhere) {
 		return out
 	}
-	rec, rev, err := w.ledger.get(ctx, j.cmd.CommandID)
-	switch {
-	case err != nil:
+	rec, rev, err := w.ledger.Get(ctx, j.cmd.CommandID)
+	if err != nil {
 		return out // Nak: the advisory decides
-	case rec != nil && rec.State == stateDone && rec.Result != nil:
+	}
+	switch ledger.Decide(rec) {
+	case ledger.Republish:
 		return w.replay(j, rec)
-	case rec != nil && rec.State == stateStarted && j.rev != 0:
-		// This delivery's own record, unless another took it over since
-		// (this one lost the agent): then the compare-and-set fails and
-		// the advisory decides.
-		rev = j.rev
-	case rec != nil && rec.State == stateStarted:
+	case ledger.Contended:
+		if j.rev != 0 {
+			// This delivery's own record, unless another took it over
+			// since (this one lost the agent): then the compare-and-set
+			// fails and the advisory decides.
+			rev = j.rev
+			break
+		}
 		held, err := w.leases.held(ctx, j.cmd.AgentID)
 		if err != nil {
 			return out
@@ -140,7 +144,7 @@ func (w *Worker) record(ctx context.Context, out outcome, payload []byte, replay
 	}
 	var err error
 	if out.store { // always over the revision the delivery read or wrote
-		err = w.ledger.doneAt(ctx, res, out.rev, out.seq)
+		err = w.ledger.DoneAt(ctx, res, out.rev, out.seq)
 	}
 	if err := first(err, g.Wait()); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -39,7 +40,7 @@ func TestRedeliveredReplayRestoresMissingPending(t *testing.T) {
 	}{{"lost-pending", 971}, {"settled-pending", 972}} {
 		res := events.Result{CommandID: c.id, AgentID: c.agent, Number: customer(c.agent), Status: events.StatusAccepted,
 			RetCode: "0", Attempts: 1, IssuedAt: now, CompletedAt: now, ExpiresAt: now.Add(time.Minute)}
-		rec, _ := json.Marshal(record{State: stateDone, Result: &res})
+		rec, _ := json.Marshal(ledger.Record{State: ledger.StateDone, Result: &res})
 		if _, err := ledgerKV.Put(ctx, c.id, rec); err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +141,7 @@ func TestLastDeliveryLetsTheLedgerDecide(t *testing.T) {
 	stored := events.Result{CommandID: "stored-elsewhere", AgentID: 991, Number: customer(991), Status: events.StatusAccepted, RetCode: "0"}
 
 	// Another delivery stored the outcome: replayed as it is.
-	rec, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	rec, _ := json.Marshal(ledger.Record{State: ledger.StateDone, Result: &stored})
 	if _, err := ledgerKV.Put(ctx, "stored-elsewhere", rec); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestLastDeliveryLetsTheLedgerDecide(t *testing.T) {
 		t.Fatalf("done elsewhere: outcome %+v, want the stored accepted result replayed, not stored again", out)
 	}
 	// A copy in flight: wait for it.
-	started, _ := json.Marshal(record{State: stateStarted, Owner: "other-worker"})
+	started, _ := json.Marshal(ledger.Record{State: ledger.StateStarted, Owner: "other-worker"})
 	if _, err := ledgerKV.Create(ctx, "in-flight-elsewhere", started); err != nil {
 		t.Fatal(err)
 	}
@@ -183,11 +184,11 @@ func TestLastDeliveryAfterTakeoverStoresOverItsOwnRevision(t *testing.T) {
 	b := setup(t, testConfig(), gatewaysim.Config{})
 	ctx := context.Background()
 	w := boundWorker(t, b.cfg, b.js, b.gw)
-	_, own, err := w.ledger.start(ctx, "taken-over", "this-worker", "")
+	_, own, err := w.ledger.Start(ctx, "taken-over", "this-worker", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := w.ledger.start(ctx, "taken-over", "successor", ""); err != nil { // the takeover
+	if _, _, err := w.ledger.Start(ctx, "taken-over", "successor", ""); err != nil { // the takeover
 		t.Fatal(err)
 	}
 	j := &job{cmd: events.DisconnectCommand{CommandID: "taken-over", AgentID: 995, Number: customer(995)}, valid: true,
@@ -196,7 +197,7 @@ func TestLastDeliveryAfterTakeoverStoresOverItsOwnRevision(t *testing.T) {
 	if out.res == nil || out.res.Status != events.StatusFailed || !out.store || out.rev != own {
 		t.Fatalf("outcome %+v, want failed stored over this delivery's revision %d", out, own)
 	}
-	if err := w.ledger.doneAt(ctx, out.res, out.rev, 0); err == nil {
+	if err := w.ledger.DoneAt(ctx, out.res, out.rev, 0); err == nil {
 		t.Fatal("stored over the successor's record")
 	}
 }

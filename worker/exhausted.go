@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -54,19 +55,19 @@ func (w *Worker) handleExhausted(ctx context.Context, msg jetstream.Msg, command
 		out = outcome{res: w.result(j, events.StatusRejected, err.Error(), "")}
 	} else {
 		j.valid, j.deadline = true, j.cmd.Deadline(raw.Time, w.cfg.DefaultTTL)
-		rec, rev, err := w.ledger.get(ctx, j.cmd.CommandID)
+		rec, rev, err := w.ledger.Get(ctx, j.cmd.CommandID)
 		if err != nil {
 			return err
 		}
-		switch {
-		case rec != nil && rec.State == stateDone && rec.Result != nil:
+		switch ledger.Decide(rec) {
+		case ledger.Republish:
 			// Published again: the delivery that stored it may have died
 			// before publishing, or before its pending record was written
 			// (the Nats-Msg-Id makes a second copy a no-op; the pending
 			// record is written only if none ever existed).
 			out = w.replay(j, rec)
 			out.ensurePending = true
-		case rec != nil && rec.State == stateStarted: // as in expired: wait out a delivery in flight
+		case ledger.Contended: // as in expired: wait out a delivery in flight
 			held, err := w.leases.held(ctx, j.cmd.AgentID)
 			if err != nil {
 				return err

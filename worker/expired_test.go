@@ -11,6 +11,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -86,7 +87,7 @@ func TestLastDeliveryOfDuplicateDefersToTheDeliveryInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got record
+	var got ledger.Record
 	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Result == nil || got.Result.Status != events.StatusAccepted {
 		t.Fatalf("ledger = %s, want the first copy's accepted outcome", e.Value())
 	}
@@ -103,7 +104,7 @@ func TestExpiredAfterAnAbandonedStartIsOutcomeUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	started, _ := json.Marshal(record{State: stateStarted, Owner: "dead-worker"})
+	started, _ := json.Marshal(ledger.Record{State: ledger.StateStarted, Owner: "dead-worker"})
 	if _, err := ledgerKV.Create(ctx, "abandoned", started); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestExpiredWhileWaitingKeepsFinishedOutcome(t *testing.T) {
 		return err == nil && info.NumAckPending == 1
 	})
 	stored := events.Result{CommandID: "raced", AgentID: 951, Number: customer(951), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
-	rec, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	rec, _ := json.Marshal(ledger.Record{State: ledger.StateDone, Result: &stored})
 	if _, err := ledgerKV.Put(ctx, "raced", rec); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestExpiredWhileWaitingKeepsFinishedOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got record
+	var got ledger.Record
 	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Result == nil || got.Result.Status != events.StatusAccepted {
 		t.Fatalf("ledger = %s, want the accepted outcome kept", e.Value())
 	}
@@ -237,7 +238,7 @@ func (b *bundle) copyInFlight(id string, agent int) *inFlight {
 	if _, err := c.leases.Create(ctx, "agent."+strconv.Itoa(agent), []byte("other-worker")); err != nil {
 		b.t.Fatal(err)
 	}
-	started, _ := json.Marshal(record{State: stateStarted, Owner: "other-worker"})
+	started, _ := json.Marshal(ledger.Record{State: ledger.StateStarted, Owner: "other-worker"})
 	if _, err := c.ledger.Create(ctx, id, started); err != nil {
 		b.t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func (c *inFlight) finish() {
 	c.b.t.Helper()
 	ctx := context.Background()
 	stored := events.Result{CommandID: c.id, AgentID: c.agent, Number: customer(c.agent), Status: events.StatusAccepted, RetCode: "0", Attempts: 1}
-	done, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	done, _ := json.Marshal(ledger.Record{State: ledger.StateDone, Result: &stored})
 	if _, err := c.ledger.Put(ctx, c.id, done); err != nil {
 		c.b.t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestNoSessionAfterAnAbandonedStartIsOutcomeUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	started, _ := json.Marshal(record{State: stateStarted, Owner: "dead-worker"})
+	started, _ := json.Marshal(ledger.Record{State: ledger.StateStarted, Owner: "dead-worker"})
 	if _, err := ledgerKV.Create(ctx, "nosess-taken-over", started); err != nil {
 		t.Fatal(err)
 	}

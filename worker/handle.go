@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -140,11 +141,11 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 	}
 	j.lease.Store(l)
 	pin := w.candidatePin(j)
-	rec, rev, err := w.ledger.start(ctx, j.cmd.CommandID, w.cfg.Instance, pin)
+	rec, rev, err := w.ledger.Start(ctx, j.cmd.CommandID, w.cfg.Instance, pin)
 	if err != nil {
 		return outcome{retry: time.Second, err: err}
 	}
-	if rec != nil && rec.State == stateDone {
+	if rec != nil && rec.State == ledger.StateDone {
 		return w.replay(j, rec)
 	}
 	j.maybeExecuted = rec != nil // an earlier delivery started sending
@@ -171,13 +172,14 @@ func (w *Worker) handle(ctx context.Context, j *job) outcome {
 // ledger instead. Past the deadline no request can start (execute checks
 // it), so a free agent means nothing of this command is in flight.
 func (w *Worker) expired(ctx context.Context, j *job, reason string) outcome {
-	rec, rev, err := w.ledger.get(ctx, j.cmd.CommandID)
-	switch {
-	case err != nil:
+	rec, rev, err := w.ledger.Get(ctx, j.cmd.CommandID)
+	if err != nil {
 		return outcome{retry: time.Second, err: err}
-	case rec != nil && rec.State == stateDone && rec.Result != nil:
+	}
+	switch ledger.Decide(rec) {
+	case ledger.Republish:
 		return w.replay(j, rec)
-	case rec != nil && rec.State == stateStarted:
+	case ledger.Contended:
 		held, err := w.leases.held(ctx, j.cmd.AgentID)
 		if err != nil {
 			return outcome{retry: time.Second, err: err}
@@ -218,7 +220,7 @@ func (w *Worker) final(j *job, s events.Status, reason, retcode string) outcome 
 // window, which no Nats-Msg-Id can cover) publishes nothing, so the
 // command keeps exactly one result message while the ledger remembers it
 // (DESIGN.md #9).
-func (w *Worker) replay(j *job, rec *record) outcome {
+func (w *Worker) replay(j *job, rec *ledger.Record) outcome {
 	out := outcome{res: rec.Result}
 	if rec.Seq != 0 && j.meta != nil && rec.Seq != j.meta.Sequence.Stream {
 		out.quiet = true

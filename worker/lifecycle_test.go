@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -119,7 +120,7 @@ func TestEveryDeliveryDiedAfterStoringPublishesTheStoredResult(t *testing.T) {
 	ctx := context.Background()
 	stored := events.Result{CommandID: "stored-then-died", AgentID: 902, Number: customer(902), Status: events.StatusAccepted,
 		RetCode: "0", Attempts: 1, CompletedAt: time.Now().UTC()}
-	rec, _ := json.Marshal(record{State: stateDone, Result: &stored})
+	rec, _ := json.Marshal(ledger.Record{State: ledger.StateDone, Result: &stored})
 	ledgerKV, _ := b.js.KeyValue(ctx, events.BucketLedger)
 	if _, err := ledgerKV.Put(ctx, "stored-then-died", rec); err != nil {
 		t.Fatal(err)

@@ -25,14 +25,14 @@ func TestConflictsOnReplicatedBuckets(t *testing.T) {
 	}
 	w := boundWorker(t, cfg, js, nil)
 
-	_, revA, err := w.ledger.start(ctx, "r3", "worker-a", "")
+	_, revA, err := w.ledger.Start(ctx, "r3", "worker-a", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := w.ledger.start(ctx, "r3", "worker-b", ""); err != nil {
+	if _, _, err := w.ledger.Start(ctx, "r3", "worker-b", ""); err != nil {
 		t.Fatalf("takeover on R3: %v", err)
 	}
-	if err := w.ledger.doneAt(ctx, &events.Result{CommandID: "r3", Status: events.StatusAccepted}, revA, 0); err == nil {
+	if err := w.ledger.DoneAt(ctx, &events.Result{CommandID: "r3", Status: events.StatusAccepted}, revA, 0); err == nil {
 		t.Fatal("stored over a record taken over")
 	}
 

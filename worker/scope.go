@@ -161,7 +161,7 @@ func stFind(st *events.CallState, id string) *events.Call {
 // pinCall records the call a plain command is scoped to in the delivery's
 // started record before its first request.
 func (w *Worker) pinCall(ctx context.Context, j *job, call string) error {
-	rev, err := w.ledger.pin(ctx, j.cmd.CommandID, w.cfg.Instance, call, j.rev)
+	rev, err := w.ledger.Pin(ctx, j.cmd.CommandID, w.cfg.Instance, call, j.rev)
 	if err != nil {
 		return err
 	}

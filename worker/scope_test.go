@@ -7,6 +7,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 )
 
 // The pure rules of the call scope: which call a plain command means, and
@@ -86,28 +87,28 @@ func TestLedgerTakeoverKeepsThePinnedCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := ledger{kv: kv}
-	if _, _, err := l.start(ctx, "pinned", "worker-a", "A"); err != nil {
+	l := ledger.New(kv)
+	if _, _, err := l.Start(ctx, "pinned", "worker-a", "A"); err != nil {
 		t.Fatal(err)
 	}
-	rec, _, err := l.start(ctx, "pinned", "worker-b", "B")
+	rec, _, err := l.Start(ctx, "pinned", "worker-b", "B")
 	if err != nil || rec == nil || rec.CallID != "A" {
 		t.Fatalf("takeover found %+v, %v; want the record pinned to A", rec, err)
 	}
-	got, _, err := l.get(ctx, "pinned")
+	got, _, err := l.Get(ctx, "pinned")
 	if err != nil || got.Owner != "worker-b" || got.CallID != "A" {
 		t.Fatalf("after the takeover: %+v, %v; want worker-b's record, still pinned to A", got, err)
 	}
 	// An unpinned record (the call was not known yet) takes the new pin.
-	_, rev, err := l.start(ctx, "late-pin", "worker-a", "")
+	_, rev, err := l.Start(ctx, "late-pin", "worker-a", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := l.pin(ctx, "late-pin", "worker-a", "A", rev)
+	next, err := l.Pin(ctx, "late-pin", "worker-a", "A", rev)
 	if err != nil || next <= rev {
 		t.Fatalf("pin: %d, %v", next, err)
 	}
-	if _, err := l.pin(ctx, "late-pin", "worker-a", "B", rev); err == nil {
+	if _, err := l.Pin(ctx, "late-pin", "worker-a", "B", rev); err == nil {
 		t.Fatal("a pin over a stale revision was stored")
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -43,7 +44,7 @@ type Worker struct {
 	gw       disconnecter
 	log      zerolog.Logger
 	fetchLog zerolog.Logger // sampled: every slot fails at once while NATS is away
-	ledger   ledger
+	ledger   ledger.Ledger
 	pending  jetstream.KeyValue
 	leases   *leases
 	sessions *sessions
@@ -147,7 +148,7 @@ func (w *Worker) bind(ctx context.Context) (bound, error) {
 			return b, fmt.Errorf("worker: bucket %s: %w", name, err)
 		}
 	}
-	w.ledger = ledger{kv: kvs[0]}
+	w.ledger = ledger.New(kvs[0])
 	w.leases = newLeases(kvs[1], w.cfg.Instance, w.cfg.LeaseTTL)
 	w.sessions = newSessions(kvs[2])
 	w.pending = kvs[3]

@@ -14,6 +14,7 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -167,7 +168,7 @@ func writeFloor(ctx context.Context, js jetstream.JetStream, n, conc int) (float
 			return 0, err
 		}
 	}
-	leases, ledger, pending := kv[0], kv[1], kv[2]
+	leases, led, pending := kv[0], kv[1], kv[2]
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_FLOOR", Subjects: []string{"bench.BENCH_FLOOR"}}); err != nil {
 		return 0, err
 	}
@@ -185,7 +186,7 @@ func writeFloor(ctx context.Context, js jetstream.JetStream, n, conc int) (float
 				if err != nil {
 					return err
 				}
-				if _, err := ledger.Create(gctx, id, []byte(`{"state":"started","owner":"bench"}`)); err != nil {
+				if _, err := led.Create(gctx, id, ledger.Started("bench", "")); err != nil {
 					return err
 				}
 				r := res
@@ -194,7 +195,7 @@ func writeFloor(ctx context.Context, js jetstream.JetStream, n, conc int) (float
 				if _, err := pending.Put(gctx, events.PendingKey(r.AgentID, id), data); err != nil {
 					return err
 				}
-				if _, err := ledger.Put(gctx, id, append([]byte(`{"state":"done","result":`), append(data, '}')...)); err != nil {
+				if _, err := led.Put(gctx, id, ledger.Done(&r, 0)); err != nil {
 					return err
 				}
 				m := nats.NewMsg("bench.BENCH_FLOOR")

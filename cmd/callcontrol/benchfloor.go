@@ -12,6 +12,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -233,7 +234,7 @@ func (f floor) execute(ctx context.Context, m jetstream.Msg) error {
 		return err
 	}
 	if f.ledger != nil {
-		if _, err := f.ledger.Create(ctx, cmd.CommandID, []byte(`{"state":"started","owner":"bench-floor"}`)); err != nil {
+		if _, err := f.ledger.Create(ctx, cmd.CommandID, ledger.Started("bench-floor", "")); err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}
 	}

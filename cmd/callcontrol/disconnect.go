@@ -158,7 +158,7 @@ func awaitResult(ctx context.Context, js jetstream.JetStream, results jetstream.
 	}()
 	go func() {
 		for {
-			if e, err := readLedger(ctx, js, id); err == nil && e != nil && e.State == ledgerDone && e.Result != nil {
+			if e, err := readLedger(ctx, js, id); err == nil && e != nil && e.Finished() {
 				found <- result{*e.Result, true}
 				return
 			}

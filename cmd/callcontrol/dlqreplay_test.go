@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -126,7 +127,7 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	deadLetter := func(id string, rec ledgerRecord) {
+	deadLetter := func(id string, rec ledger.Record) {
 		t.Helper()
 		if rec.State != "" {
 			b, _ := json.Marshal(rec)
@@ -145,11 +146,11 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadLetter("unknown-1", ledgerRecord{State: ledgerDone, Result: &events.Result{CommandID: "unknown-1", AgentID: 501,
+	deadLetter("unknown-1", ledger.Record{State: ledger.StateDone, Result: &events.Result{CommandID: "unknown-1", AgentID: 501,
 		Status: events.StatusFailed, Reason: events.ReasonOutcomeUnknown + ": timeout", IssuedAt: now, ExpiresAt: now.Add(time.Minute),
 		CallID: "1764691200-7"}})
-	deadLetter("started-1", ledgerRecord{State: ledgerStarted, Owner: "w1"})
-	deadLetter("777", ledgerRecord{State: ledgerStarted}) // a command_id of digits only
+	deadLetter("started-1", ledger.Record{State: ledger.StateStarted, Owner: "w1"})
+	deadLetter("777", ledger.Record{State: ledger.StateStarted}) // a command_id of digits only
 	if out, err := e.cli("dlq", "show", "777"); err != nil || !strings.Contains(out, "Callcontrol-Command-Id: 777") {
 		t.Fatalf("dlq show of a digits-only command_id: %v\n%s", err, out)
 	}
@@ -176,9 +177,9 @@ func TestDLQReplayRefusesUnknownOutcome(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadLetter("acc-1", ledgerRecord{})
+	deadLetter("acc-1", ledger.Record{})
 	publish(events.ResultSubject(events.StatusAccepted), "acc-1", events.Result{CommandID: "acc-1", Status: events.StatusAccepted})
-	deadLetter("conf-1", ledgerRecord{})
+	deadLetter("conf-1", ledger.Record{})
 	publish(events.ConfirmationSubject(events.ConfirmationConfirmed), "conf-1", events.Confirmation{CommandID: "conf-1", Status: events.ConfirmationConfirmed})
 	out, err = e.cli("dlq", "replay", "acc-1", "conf-1", "--force", "--ttl", "10s")
 	if err == nil {
@@ -224,7 +225,7 @@ func TestDLQReplayRefusesRepeatedKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	rec, _ := json.Marshal(ledgerRecord{State: ledgerDone, Result: &events.Result{CommandID: "dup-1", AgentID: 102,
+	rec, _ := json.Marshal(ledger.Record{State: ledger.StateDone, Result: &events.Result{CommandID: "dup-1", AgentID: 102,
 		Status: events.StatusFailed, Reason: "retries exhausted", IssuedAt: now, ExpiresAt: now.Add(time.Minute)}})
 	if _, err := kv.Put(ctx, "dup-1", rec); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -141,14 +142,14 @@ func (r *replayer) replay(ctx context.Context, d deadLetter) (replayed, error) {
 }
 
 // checkNotExecuted refuses a command that was (or is being) executed.
-func (r *replayer) checkNotExecuted(ctx context.Context, d deadLetter, led *ledgerEntry) error {
+func (r *replayer) checkNotExecuted(ctx context.Context, d deadLetter, led *ledger.Entry) error {
 	switch {
-	case led.accepted():
+	case led != nil && led.Accepted():
 		return fmt.Errorf("already accepted (ledger revision %d, %s): replaying would release the party again",
 			led.Revision, led.Result.CompletedAt.UTC().Format(time.RFC3339))
-	case led != nil && led.State == ledgerStarted:
+	case led != nil && led.State == ledger.StateStarted:
 		return fmt.Errorf("a worker is executing it now (ledger state %q, revision %d)", led.State, led.Revision)
-	case led != nil && led.State != ledgerDone:
+	case led != nil && led.State != ledger.StateDone:
 		return fmt.Errorf("unknown ledger state %q (revision %d): not touching it", led.State, led.Revision)
 	case led != nil:
 		return nil
@@ -182,7 +183,7 @@ func (r *replayer) checkNotExecuted(ctx context.Context, d deadLetter, led *ledg
 // previousResult returns the result the dead letter was written with: the
 // ledger's, else the result event published just before the dead letter
 // (nil when neither is left).
-func (r *replayer) previousResult(ctx context.Context, d deadLetter, led *ledgerEntry) (*events.Result, error) {
+func (r *replayer) previousResult(ctx context.Context, d deadLetter, led *ledger.Entry) (*events.Result, error) {
 	if led != nil && led.Result != nil {
 		return led.Result, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,7 +27,7 @@ const (
 // commandStatus is everything status knows about one command.
 type commandStatus struct {
 	CommandID    string                      `json:"command_id"`
-	Ledger       *ledgerEntry                `json:"ledger"`
+	Ledger       *ledger.Entry               `json:"ledger"`
 	ResultEvent  *found[events.Result]       `json:"result_event"`
 	Pending      *events.Pending             `json:"pending"`
 	Confirmation *found[events.Confirmation] `json:"confirmation"`

@@ -1,5 +1,5 @@
 /* The worker's exclusion and idempotency protocol, as a Promela model for
-   spin: the agent lease (worker/lease.go), the ledger (worker/ledger.go),
+   spin: the agent lease (worker/lease.go), the ledger (internal/ledger),
    execution (handle.go, execute.go), disposal and the last delivery
    (dispose.go) and the max-deliveries advisory (exhausted.go); and the
    call-scoping rule of DESIGN.md #8, modelled before the code follows it.
@@ -21,7 +21,7 @@
 
    One result message per command (DESIGN.md #9): the ledger's done record
    names the copy (stream message) whose delivery, or advisory, stored it
-   (recCopy; record.Seq in worker/ledger.go). A delivery or advisory that
+   (recCopy; Record.Seq in internal/ledger). A delivery or advisory that
    finds the command done publishes the stored result again only if it is
    of that copy (its delivery may have died between storing and
    publishing); one of another copy publishes nothing (worker/handle.go
@@ -347,6 +347,7 @@ release:
   goto finish;
 
 expired:
+  /* ledger.Decide: done -> Republish (replay), started -> Contended, none -> Store */
   atomic { r = rec; rv = recRev; ru = recUnk; rc = recCopy }
   if
   :: r == ACC || r == EXP || r == FAIL -> replay(r, ru, rc); goto finish
@@ -375,7 +376,8 @@ redeliver:
      :: waitElsewhere -> goto exhausted   /* no conversion: the advisory waits */
      :: else ->
         /* last delivery: a retry becomes failed max_deliveries, unless the
-           ledger is done (replay it) or a copy is in flight (defer) */
+           ledger is done (replay it) or a copy is in flight (defer);
+           ledger.Decide, as on the expired path and the advisory's */
 #ifdef OLD_LAST_DELIVERY
         atomic { rec = FAIL; recUnk = 1; recCopy = me; recRev++ }; publish(FAIL, 1); goto finish;
 #endif
@@ -402,7 +404,7 @@ redeliver:
      fi
   fi;
 exhausted:
-  /* the max-deliveries advisory: retried until the ledger is done or the agent free */
+  /* the max-deliveries advisory: retried until the ledger is done or the agent free (ledger.Decide) */
   do
 #ifdef OLD_EXHAUSTED
   :: atomic { rec == ACC || rec == EXP || rec == FAIL } -> break
