@@ -2,7 +2,9 @@
 // document decodes strictly into its API type (this file), and that the
 // objects are wired to one another, to the callcontrol binary (built by
 // binary_test.go) and to the NATS configuration of nats/ (the other
-// files). It has no code but its tests.
+// files); and the alert rules of prometheus/: their promtool-format unit
+// tests (alerts_test.go) and what they select and link to
+// (alertrules_test.go). It has no code but its tests.
 package deployments
 
 import (

@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +104,25 @@ func TestGatewayRequest(t *testing.T) {
 	m.GatewayRequest(OpDisconnect, time.Second, &gateway.Error{Op: "disconnect", StatusCode: 503})
 	if d := m.GatewayUnanswered(time.Now().Add(time.Minute)); d != 0 {
 		t.Fatalf("after an HTTP 503 answer: unanswered for %v, want 0", d)
+	}
+}
+
+// Names lists what New and RegisterDeadLetters register, histograms by
+// family name, and nothing else.
+func TestNames(t *testing.T) {
+	names, err := Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"callcontrol_commands_total", "callcontrol_dead_letter_messages",
+		"callcontrol_call_check_window_seconds", "callcontrol_gateway_last_answer_timestamp_seconds"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Names() lacks %s: %v", want, names)
+		}
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, Namespace+"_") || strings.HasSuffix(n, "_bucket") {
+			t.Errorf("Names() holds %s", n)
+		}
 	}
 }

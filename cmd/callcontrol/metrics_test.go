@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
-	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -174,77 +171,3 @@ func TestMetricsAfterDisconnect(t *testing.T) {
 }
 
 func eq(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
-
-// dashboard is deployments/grafana/callcontrol.json.
-const dashboard = "../../deployments/grafana/callcontrol.json"
-
-// The Grafana dashboard is valid JSON, every metric it queries exists in
-// the registry of a running worker or poller, and it shows every
-// callcontrol metric they export.
-func TestDashboardMetricsExist(t *testing.T) {
-	raw, err := os.ReadFile(dashboard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash any
-	if err := json.Unmarshal(raw, &dash); err != nil {
-		t.Fatalf("%s: %v", dashboard, err)
-	}
-	var exprs []string
-	collectExprs(dash, &exprs)
-	if len(exprs) < 10 {
-		t.Fatalf("%s: %d queries, want at least 10", dashboard, len(exprs))
-	}
-
-	rs := startRoles(t)
-	exported := map[string]bool{}
-	for _, addr := range []string{rs.worker, rs.poller} {
-		for name := range scrape(t, addr) {
-			exported[name] = true
-		}
-	}
-	queried := map[string]bool{}
-	name := regexp.MustCompile(`\b(?:callcontrol|go|process)_[a-z0-9_]+\b`)
-	for _, e := range exprs {
-		for _, n := range name.FindAllString(e, -1) {
-			family := n
-			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-				if !exported[family] && strings.HasSuffix(n, suffix) {
-					family = strings.TrimSuffix(n, suffix)
-				}
-			}
-			if !exported[family] {
-				t.Errorf("%s queries %s, which no running worker or poller exports (query: %s)", dashboard, n, e)
-			}
-			queried[family] = true
-		}
-	}
-	var names []string
-	for n := range exported {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if strings.HasPrefix(n, "callcontrol_") && !queried[n] {
-			t.Errorf("%s does not show %s", dashboard, n)
-		}
-	}
-}
-
-// collectExprs appends the value of every "expr" key in v.
-func collectExprs(v any, out *[]string) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			if s, ok := x.(string); ok && k == "expr" {
-				*out = append(*out, s)
-			} else {
-				collectExprs(x, out)
-			}
-		}
-	case []any:
-		for _, x := range v {
-			collectExprs(x, out)
-		}
-	}
-}

@@ -57,9 +57,7 @@ func (o *observability) bind(nc *nats.Conn, js jetstream.JetStream) (readiness, 
 	p := &streamProbe{js: js, streams: o.streams, every: probeEvery}
 	r := readiness{nc: nc, streams: p.check}
 	if slices.Contains(o.streams, events.StreamDeadLetter) {
-		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "dead_letter_messages",
-			Help: "Messages in the dead-letter stream " + events.StreamDeadLetter + " (from its stream info, at most 5 s old)."}, p.deadLetters)
-		if err := o.reg.Register(g); err != nil {
+		if err := metrics.RegisterDeadLetters(o.reg, p.deadLetters); err != nil {
 			return r, err
 		}
 	}
