@@ -15,9 +15,11 @@ import (
 // Config of a [Worker]. The zero value of each field takes the default
 // named in its comment; [Config.Validate] rejects values that cannot work.
 type Config struct {
-	// Concurrency is how many commands one worker executes at once; each
-	// slot holds one pull request for one message, so nothing is buffered
-	// ahead of processing. Default 64.
+	// Concurrency is how many commands one worker executes at once. The
+	// subscription keeps up to min(Concurrency/2, 32) further messages
+	// ready so that a slot that frees finds its next command without a
+	// round trip; a message waits there only until a slot frees, and its
+	// AckWait runs meanwhile. Default 64.
 	Concurrency int
 	// DefaultTTL is the lifetime of a command that carries neither
 	// expires_at nor ttl_ms, counted from issued_at (or the time JetStream
