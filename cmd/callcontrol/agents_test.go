@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/callcontrol/callcontrol/admin"
 	"os"
 	"slices"
 	"strings"
@@ -79,7 +80,7 @@ func TestAgentsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var views []agentView
+	var views []admin.Agent
 	var raw string
 	testenv.WaitFor(t, 30*time.Second, "agent 101's call listed", func() bool {
 		var b bytes.Buffer

@@ -38,7 +38,7 @@ func (e *benchEnv) signIn(ctx context.Context, agents []int, onCall bool) (map[i
 			if err != nil {
 				return fmt.Errorf("sign in agent %d: %w", a, err)
 			}
-			if err := registerSession(gctx, e.js, a, guid, e.sim.authMode); err != nil {
+			if err := newAdmin(e.js).RegisterSession(gctx, a, guid, e.sim.authMode); err != nil {
 				return err
 			}
 			mu.Lock()

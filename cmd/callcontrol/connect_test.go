@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/callcontrol/callcontrol/admin"
 	"io"
 	"net"
 	"net/http"
@@ -99,23 +100,23 @@ func TestWorkerWaitsForNATSAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := registerSession(ctx, js, agent, guid, 1); err != nil {
+	if err := newAdmin(js).RegisterSession(ctx, agent, guid, 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sim.StartCall(agent, number); err != nil {
 		t.Fatal(err)
 	}
-	results, err := tail(ctx, js, events.StreamResults, events.SubjectResults+".>", true)
+	results, err := newAdmin(js).Tail(ctx, events.StreamResults, events.SubjectResults+".>", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer results.Stop()
 	cmd := events.DisconnectCommand{CommandID: "late-nats-1", AgentID: agent, Number: number}
-	if err := publishCommand(ctx, js, cmd, ""); err != nil {
+	if err := newAdmin(js).Publish(ctx, cmd, ""); err != nil {
 		t.Fatal(err)
 	}
 	var res events.Result
-	if err := await(ctx, results, cmd.CommandID, &res); err != nil {
+	if err := admin.Await(ctx, results, cmd.CommandID, &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.Status != events.StatusAccepted {

@@ -275,7 +275,7 @@ func devGateway(sim *simServer, conns int) (*gateway.Client, error) {
 func seedAgents(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, sim *simServer, n int) error {
 	for id := 101; id < 101+n; id++ {
 		// A fresh simulator: nobody is signed in elsewhere, so no --force.
-		if err := signIn(ctx, js, gw, id, gateway.SignInRequest{}, sim.authMode, false); err != nil {
+		if err := newAdmin(js).SignIn(ctx, gw, id, gateway.SignInRequest{}, sim.authMode, false); err != nil {
 			return err
 		}
 		if _, err := sim.sim.StartCall(id, "5550"+strconv.Itoa(id)); err != nil {

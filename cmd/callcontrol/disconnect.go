@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/callcontrol/callcontrol/admin"
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/tracing"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Exit codes of `disconnect --wait`.
@@ -72,36 +70,26 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if !wait {
-		if err := publishCommand(ctx, js, cmd, traceparent); err != nil {
+		if err := newAdmin(js).Publish(ctx, cmd, traceparent); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "published command %s\n", cmd.CommandID)
 		return nil
 	}
-	return publishAndWait(ctx, js, cmd, traceparent, confirm, stdout)
+	return publishAndWait(ctx, newAdmin(js), cmd, traceparent, confirm, stdout)
 }
 
-// publishAndWait subscribes to results and confirmations first, so that
-// neither can be missed, then publishes and prints what arrives.
-func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.DisconnectCommand, traceparent string, confirm bool, stdout io.Writer) error {
-	results, err := tail(ctx, js, events.StreamResults, events.SubjectResults+".>", false)
+// publishAndWait follows results and confirmations first, so that neither
+// can be missed, then publishes and prints what arrives.
+func publishAndWait(ctx context.Context, c *admin.Client, cmd events.DisconnectCommand, traceparent string, confirm bool, stdout io.Writer) error {
+	sub, err := c.Submit(ctx, cmd, admin.SubmitOptions{Traceparent: traceparent, Confirm: confirm})
 	if err != nil {
 		return err
 	}
-	defer results.Stop()
-	var confirmations jetstream.MessagesContext
-	if confirm {
-		if confirmations, err = tail(ctx, js, events.StreamEvents, events.SubjectConfirmations+".>", false); err != nil {
-			return err
-		}
-		defer confirmations.Stop()
-	}
-	if err := publishCommand(ctx, js, cmd, traceparent); err != nil {
-		return err
-	}
+	defer sub.Close()
 	fmt.Fprintf(stdout, "published command %s: agent %d, number %s, trace %s (traceparent %s)\n",
 		cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number), traceID(traceparent), traceparent)
-	res, stored, err := awaitResult(ctx, js, results, cmd.CommandID)
+	res, _, err := sub.Result(ctx)
 	if err != nil {
 		return err
 	}
@@ -112,123 +100,15 @@ func publishAndWait(ctx context.Context, js jetstream.JetStream, cmd events.Disc
 	if !confirm {
 		return nil
 	}
-	var c events.Confirmation
-	if stored {
-		// Maybe the result of an earlier run of this command_id: so would
-		// be its confirmation, if it has one yet.
-		w := scanWindow{stream: events.StreamEvents, subject: events.SubjectConfirmations + ".>", from: res.CompletedAt.Add(-clockSlack)}
-		if f, err := findFirst[events.Confirmation](ctx, js, w, cmd.CommandID); err == nil && f != nil {
-			c = f.Value
-		}
+	conf, err := sub.Confirmation(ctx)
+	if err != nil {
+		return fmt.Errorf("%w (is a poller running?)", err)
 	}
-	if c.CommandID == "" {
-		if err := await(ctx, confirmations, cmd.CommandID, &c); err != nil {
-			return fmt.Errorf("%w (is a poller running?)", err)
-		}
-	}
-	fmt.Fprintln(stdout, formatConfirmation(c))
-	if c.Status != events.ConfirmationConfirmed {
+	fmt.Fprintln(stdout, formatConfirmation(conf))
+	if conf.Status != events.ConfirmationConfirmed {
 		return exitError(exitUnconfirmed)
 	}
 	return nil
-}
-
-// awaitResult returns the result of command id: the result message that
-// arrives on results, or the one the ledger already holds. A command_id
-// used before (published again after the de-duplication window) gets no
-// second result message while the ledger remembers it (DESIGN.md #9), so
-// the ledger is read too, every ledgerPoll; stored says the result came
-// from there.
-func awaitResult(ctx context.Context, js jetstream.JetStream, results jetstream.MessagesContext, id string) (res events.Result, stored bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		events.Result
-		stored bool
-	}
-	found := make(chan result, 2)
-	errc := make(chan error, 1)
-	go func() {
-		var r events.Result
-		if err := await(ctx, results, id, &r); err != nil {
-			errc <- err
-			return
-		}
-		found <- result{r, false}
-	}()
-	go func() {
-		for {
-			if e, err := readLedger(ctx, js, id); err == nil && e != nil && e.Finished() {
-				found <- result{*e.Result, true}
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(ledgerPoll):
-			}
-		}
-	}()
-	select {
-	case r := <-found:
-		return r.Result, r.stored, nil
-	case err := <-errc:
-		return events.Result{}, false, err
-	}
-}
-
-// ledgerPoll is how often awaitResult reads the ledger.
-const ledgerPoll = 500 * time.Millisecond
-
-// publishCommand publishes cmd with its command_id as Nats-Msg-Id and, when
-// traceparent is not empty, that trace context.
-func publishCommand(ctx context.Context, js jetstream.JetStream, cmd events.DisconnectCommand, traceparent string) error {
-	data, err := json.Marshal(cmd)
-	if err != nil {
-		return err
-	}
-	m := nats.NewMsg(events.SubjectDisconnect)
-	m.Data = data
-	m.Header.Set(events.HeaderMsgID, cmd.CommandID)
-	if traceparent != "" {
-		m.Header.Set(events.HeaderTraceparent, traceparent)
-	}
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("publish command: %w", err)
-	}
-	return nil
-}
-
-// tail opens an ordered consumer on stream for subject, from now or (all)
-// from the first stored message.
-func tail(ctx context.Context, js jetstream.JetStream, stream, subject string, all bool) (jetstream.MessagesContext, error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	if all {
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	}
-	cons, err := js.OrderedConsumer(ctx, stream, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	return cons.Messages()
-}
-
-// await decodes into v the first message of msgs about command id.
-func await(ctx context.Context, msgs jetstream.MessagesContext, id string, v any) error {
-	stop := context.AfterFunc(ctx, msgs.Stop)
-	defer stop()
-	for {
-		m, err := msgs.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("nothing arrived for command %s: %w", id, ctx.Err())
-			}
-			return err
-		}
-		if m.Headers().Get(events.HeaderCommandID) == id {
-			return json.Unmarshal(m.Data(), v)
-		}
-	}
 }
 
 // formatResult renders a result as one human-readable line.

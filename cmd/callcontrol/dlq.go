@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/callcontrol/callcontrol/admin"
 	"github.com/callcontrol/callcontrol/events"
 )
 
@@ -59,11 +60,11 @@ type deadLetterView struct {
 	Number    string    `json:"number,omitempty"`
 }
 
-func viewDeadLetter(d deadLetter, nm numberMasker) deadLetterView {
+func viewDeadLetter(d admin.DeadLetter, nm admin.Masker) deadLetterView {
 	v := deadLetterView{Seq: d.Seq, Time: d.Time.UTC(), CommandID: d.CommandID, Status: string(d.Status),
-		Reason: nm.text(d.Reason, d.Cmd.Number), AgentID: d.Cmd.AgentID}
+		Reason: nm.Text(d.Reason, d.Cmd.Number), AgentID: d.Cmd.AgentID}
 	if d.Cmd.Number != "" {
-		v.Number = nm.number(d.Cmd.Number)
+		v.Number = nm.Number(d.Cmd.Number)
 	}
 	return v
 }
@@ -95,11 +96,11 @@ func runDLQList(ctx context.Context, args []string, stdout io.Writer) error {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, inf.timeout)
 	defer cancel()
-	list, err := listDeadLetters(ctx, js, f)
+	list, err := newAdmin(js).DeadLetters(ctx, f)
 	if err != nil {
 		return err
 	}
-	nm := numberMasker{reveal: inf.reveal}
+	nm := admin.Masker{Reveal: inf.reveal}
 	views := make([]deadLetterView, 0, len(list))
 	for _, d := range list {
 		views = append(views, viewDeadLetter(d, nm))
@@ -128,7 +129,7 @@ func runDLQShow(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("dlq show: want exactly one argument, a command_id or a dead-letter sequence number, got %d", len(pos))
 	}
-	if err := checkRef(pos[0]); err != nil {
+	if err := admin.CheckRef(pos[0]); err != nil {
 		return fmt.Errorf("dlq show: %w", err)
 	}
 	nc, js, err := inf.nf.connect("cli")
@@ -138,17 +139,22 @@ func runDLQShow(ctx context.Context, args []string, stdout io.Writer) error {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, inf.timeout)
 	defer cancel()
-	list, err := findDeadLetters(ctx, js, pos[0])
+	list, err := newAdmin(js).FindDeadLetters(ctx, pos[0])
 	if err != nil {
 		return fmt.Errorf("dlq show %s: %w", pos[0], err)
 	}
-	d, nm := list[len(list)-1], numberMasker{reveal: inf.reveal}
-	payload, note := safePayload(d, nm)
+	return printDeadLetter(stdout, list, admin.Masker{Reveal: inf.reveal}, inf.asJSON)
+}
+
+// printDeadLetter prints the newest of list, a command's dead letters.
+func printDeadLetter(stdout io.Writer, list []admin.DeadLetter, nm admin.Masker, asJSON bool) error {
+	d := list[len(list)-1]
+	payload, note := d.SafePayload(nm)
 	headers := map[string]string{}
-	for _, k := range sortedHeaders(d.Header) {
-		headers[k] = nm.text(d.Header.Get(k), d.Cmd.Number)
+	for _, k := range d.HeaderNames() {
+		headers[k] = nm.Text(d.Header.Get(k), d.Cmd.Number)
 	}
-	if inf.asJSON {
+	if asJSON {
 		return writeJSON(stdout, struct {
 			deadLetterView
 			Headers     map[string]string `json:"headers"`
@@ -163,7 +169,7 @@ func runDLQShow(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "note: command %s has %d dead letters; this is the newest\n", d.CommandID, len(list))
 	}
 	fmt.Fprintln(stdout, "headers:")
-	for _, k := range sortedHeaders(d.Header) {
+	for _, k := range d.HeaderNames() {
 		fmt.Fprintf(stdout, "  %s: %s\n", k, headers[k])
 	}
 	if d.DecodeErr != nil {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/callcontrol/callcontrol/admin"
 	"strings"
 	"testing"
 	"time"
@@ -65,12 +66,12 @@ func (e *dlqEnv) cli(args ...string) (string, error) {
 }
 
 // status returns the command's status, or nil while it is not found.
-func (e *dlqEnv) status(id string) *commandStatus {
+func (e *dlqEnv) status(id string) *admin.CommandStatus {
 	out, err := e.cli("status", id, "--json", "--reveal-number")
 	if err != nil {
 		return nil
 	}
-	var st commandStatus
+	var st admin.CommandStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		e.t.Fatalf("status --json: %v\n%s", err, out)
 	}
@@ -78,9 +79,9 @@ func (e *dlqEnv) status(id string) *commandStatus {
 }
 
 // waitStatus polls status until the ledger holds a result with status s.
-func (e *dlqEnv) waitStatus(id string, s events.Status) *commandStatus {
+func (e *dlqEnv) waitStatus(id string, s events.Status) *admin.CommandStatus {
 	e.t.Helper()
-	var st *commandStatus
+	var st *admin.CommandStatus
 	testenv.WaitFor(e.t, 20*time.Second, "command "+id+" to be "+string(s), func() bool {
 		st = e.status(id)
 		return st != nil && st.Ledger != nil && st.Ledger.Result != nil && st.Ledger.Result.Status == s
@@ -95,7 +96,7 @@ func (e *dlqEnv) signIn(agent int, number string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := registerSession(context.Background(), e.js, agent, guid, 1); err != nil {
+	if err := newAdmin(e.js).RegisterSession(context.Background(), agent, guid, 1); err != nil {
 		e.t.Fatal(err)
 	}
 	e.call(agent, number)
@@ -116,7 +117,7 @@ func (e *dlqEnv) onCall(agent int, number string) (guid string) {
 
 func (e *dlqEnv) register(agent int, guid string) {
 	e.t.Helper()
-	if err := registerSession(context.Background(), e.js, agent, guid, 1); err != nil {
+	if err := newAdmin(e.js).RegisterSession(context.Background(), agent, guid, 1); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -125,7 +126,7 @@ func (e *dlqEnv) register(agent int, guid string) {
 func (e *dlqEnv) waitCall(agent int) {
 	e.t.Helper()
 	testenv.WaitFor(e.t, 20*time.Second, "the agent's call in the call state", func() bool {
-		st, err := readCallState(context.Background(), e.js, agent)
+		st, err := newAdmin(e.js).CallState(context.Background(), agent)
 		return err == nil && st != nil && st.Polling && st.LastCall() != nil
 	})
 }
@@ -139,7 +140,7 @@ func (e *dlqEnv) call(agent int, number string) {
 
 func (e *dlqEnv) publish(cmd events.DisconnectCommand) {
 	e.t.Helper()
-	if err := publishCommand(context.Background(), e.js, cmd, ""); err != nil {
+	if err := newAdmin(e.js).Publish(context.Background(), cmd, ""); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/callcontrol/callcontrol/admin"
 	"strings"
 	"testing"
 	"time"
@@ -51,11 +52,15 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	})
 
 	// A stale revision does not clear the record.
-	led, err := readLedger(context.Background(), e.js, ids[403])
+	l, err := ledger.Open(context.Background(), e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := l.Entry(context.Background(), ids[403])
 	if err != nil || led == nil {
 		t.Fatalf("ledger: %v %v", led, err)
 	}
-	if err := clearLedger(context.Background(), e.js, ids[403], led.Revision+1); err == nil {
+	if err := l.Clear(context.Background(), ids[403], led.Revision+1); err == nil {
 		t.Fatal("ledger cleared at a revision it is not at")
 	}
 
@@ -99,7 +104,7 @@ func TestDLQReplayAllAndRetriedReplay(t *testing.T) {
 	e.call(403, "13800004039")
 	e.publish(events.DisconnectCommand{CommandID: plain, AgentID: 403, Number: "13800004039", TTL: time.Minute})
 	e.waitStatus(plain, events.StatusAccepted)
-	var s *commandStatus
+	var s *admin.CommandStatus
 	testenv.WaitFor(t, 30*time.Second, "the result event and the confirmation", func() bool {
 		s = e.status(plain)
 		return s.ResultEvent != nil && s.Confirmation != nil
@@ -279,7 +284,7 @@ func TestDLQReplayRefusesAnEndedCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 20*time.Second, "the redialed call in the call state", func() bool {
-		cs, err := readCallState(context.Background(), e.js, agent)
+		cs, err := newAdmin(e.js).CallState(context.Background(), agent)
 		return err == nil && cs != nil && cs.LastCall() != nil && cs.LastCall().CallID != callA
 	})
 	testenv.WaitFor(t, 10*time.Second, "the dead letter", func() bool { _, err := e.cli("dlq", "show", id); return err == nil })

@@ -5,8 +5,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callcontrol/callcontrol/admin"
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/nats-io/nats.go/jetstream"
 )
+
+// newAdmin returns the operator API over js. connect never returns a nil
+// js, the only thing admin.New refuses: a panic here is a programming error.
+func newAdmin(js jetstream.JetStream) *admin.Client {
+	c, err := admin.New(js)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
 
 // inspectFlags are the settings of the inspection commands.
 type inspectFlags struct {
@@ -90,13 +102,13 @@ func (f *filterFlags) register(s *settings, defLimit int) {
 	s.fs.IntVar(&f.limit, "limit", defLimit, "at most this many (the newest), 1-100000")
 }
 
-func (f *filterFlags) filter() (deadLetterFilter, error) {
-	var out deadLetterFilter
+func (f *filterFlags) filter() (admin.DeadLetterFilter, error) {
+	var out admin.DeadLetterFilter
 	var err error
-	if out.statuses, err = parseStatuses(f.status); err != nil {
+	if out.Statuses, err = parseStatuses(f.status); err != nil {
 		return out, err
 	}
-	if out.since, err = parseSince(f.since, time.Now()); err != nil {
+	if out.Since, err = parseSince(f.since, time.Now()); err != nil {
 		return out, err
 	}
 	if f.agent != 0 && (f.agent < events.AgentIDMin || f.agent > events.AgentIDMax) {
@@ -105,6 +117,6 @@ func (f *filterFlags) filter() (deadLetterFilter, error) {
 	if f.limit < 1 || f.limit > 100000 {
 		return out, fmt.Errorf("--limit (CALLCONTROL_LIMIT): must be between 1 and 100000, got %d", f.limit)
 	}
-	out.agent, out.limit = f.agent, f.limit
+	out.Agent, out.Limit = f.agent, f.limit
 	return out, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/callcontrol/callcontrol/admin"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -40,7 +41,7 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := registerSession(ctx, js, agent, guid, 1); err != nil {
+	if err := newAdmin(js).RegisterSession(ctx, agent, guid, 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sim.StartCall(agent, number); err != nil {
@@ -61,7 +62,7 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	}
 	first, firstLogs := start()
 	cmd := events.DisconnectCommand{CommandID: "kill-9", AgentID: agent, Number: number}
-	if err := publishCommand(ctx, js, cmd, ""); err != nil {
+	if err := newAdmin(js).Publish(ctx, cmd, ""); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 15*time.Second, "the POST to be executed", func() bool { return sim.Executed() == 1 })
@@ -71,14 +72,14 @@ func TestWorkerProcessKilledMidPOST(t *testing.T) {
 	_ = first.Wait()
 	sim.SetFaults(gatewaysim.Faults{})
 
-	results, err := tail(ctx, js, events.StreamResults, events.SubjectResults+".>", true)
+	results, err := newAdmin(js).Tail(ctx, events.StreamResults, events.SubjectResults+".>", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer results.Stop()
 	_, secondLogs := start()
 	var res events.Result
-	if err := await(ctx, results, cmd.CommandID, &res); err != nil {
+	if err := admin.Await(ctx, results, cmd.CommandID, &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.Status != events.StatusAccepted {

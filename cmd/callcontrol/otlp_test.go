@@ -206,7 +206,7 @@ func firstTraceparent(t *testing.T, js jetstream.JetStream, stream, subject stri
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	msgs, err := tail(ctx, js, stream, subject, true)
+	msgs, err := newAdmin(js).Tail(ctx, stream, subject, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/callcontrol/callcontrol/admin"
 	"github.com/callcontrol/callcontrol/events"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // replayFlags are the settings of dlq replay.
@@ -45,7 +45,7 @@ func (f *replayFlags) check(pos []string) error {
 		return fmt.Errorf("--ttl (CALLCONTROL_TTL): must be between 1ms and %s, got %s", events.MaxTTL, f.ttl)
 	}
 	for _, ref := range pos {
-		if err := checkRef(ref); err != nil {
+		if err := admin.CheckRef(ref); err != nil {
 			return fmt.Errorf("dlq replay: %w", err)
 		}
 	}
@@ -64,8 +64,8 @@ type replayReport struct {
 	Refused   string    `json:"refused,omitempty"`
 }
 
-// runDLQReplay republishes dead-lettered commands (see [replayer]). It
-// exits 1 when any of them was not replayed, after reporting each.
+// runDLQReplay republishes dead-lettered commands (see [admin.Client.Replay]).
+// It exits 1 when any of them was not replayed, after reporting each.
 func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("dlq replay", stdout)
 	var f replayFlags
@@ -88,29 +88,36 @@ func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, f.inf.timeout)
 	defer cancel()
-	targets, err := replayTargets(ctx, js, pos, f.all, filter)
+	c := newAdmin(js)
+	targets, err := replayTargets(ctx, c, pos, f.all, filter)
 	if err != nil {
 		return err
 	}
-	r := &replayer{js: js, nm: numberMasker{reveal: f.inf.reveal}, force: f.force, ttl: f.ttl, now: time.Now}
+	opts := admin.ReplayOptions{Force: f.force, TTL: f.ttl, Masker: admin.Masker{Reveal: f.inf.reveal}}
+	return replayAll(ctx, c, targets, opts, f.inf.asJSON, stdout)
+}
+
+// replayAll replays each target, reporting each, and fails when any was
+// not replayed.
+func replayAll(ctx context.Context, c *admin.Client, targets []admin.DeadLetter, opts admin.ReplayOptions, asJSON bool, stdout io.Writer) error {
 	reports, refused := make([]replayReport, 0, len(targets)), 0
 	for _, d := range targets {
 		rep := replayReport{CommandID: d.CommandID, DLQSeq: d.Seq}
-		res, err := r.replay(ctx, d)
+		res, err := c.Replay(ctx, d, opts)
 		if err != nil {
 			rep.Refused, refused = err.Error(), refused+1
 		} else {
-			rep.Replayed, rep.MsgID, rep.Duplicate, rep.Notes = true, res.msgID, res.duplicate, res.notes
-			if !res.duplicate {
-				rep.Deadline = res.deadline.UTC()
+			rep.Replayed, rep.MsgID, rep.Duplicate, rep.Notes = true, res.MsgID, res.Duplicate, res.Notes
+			if !res.Duplicate {
+				rep.Deadline = res.Deadline.UTC()
 			}
 		}
 		reports = append(reports, rep)
-		if !f.inf.asJSON {
-			printReplay(stdout, rep, d, r.nm)
+		if !asJSON {
+			printReplay(stdout, rep, d, opts.Masker)
 		}
 	}
-	if f.inf.asJSON {
+	if asJSON {
 		if err := writeJSON(stdout, reports); err != nil {
 			return err
 		}
@@ -124,9 +131,9 @@ func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 // replayTargets resolves the arguments (or --all) to dead letters. A
 // command_id stands for its newest dead letter; --all replays each command
 // once, from its newest dead letter.
-func replayTargets(ctx context.Context, js jetstream.JetStream, pos []string, all bool, f deadLetterFilter) ([]deadLetter, error) {
+func replayTargets(ctx context.Context, c *admin.Client, pos []string, all bool, f admin.DeadLetterFilter) ([]admin.DeadLetter, error) {
 	if all {
-		list, err := listDeadLetters(ctx, js, f)
+		list, err := c.DeadLetters(ctx, f)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +141,7 @@ func replayTargets(ctx context.Context, js jetstream.JetStream, pos []string, al
 		for i, d := range list {
 			newest[d.CommandID] = i
 		}
-		var out []deadLetter
+		var out []admin.DeadLetter
 		for i, d := range list {
 			if newest[d.CommandID] == i {
 				out = append(out, d)
@@ -145,9 +152,9 @@ func replayTargets(ctx context.Context, js jetstream.JetStream, pos []string, al
 		}
 		return out, nil
 	}
-	var out []deadLetter
+	var out []admin.DeadLetter
 	for _, ref := range pos {
-		list, err := findDeadLetters(ctx, js, ref)
+		list, err := c.FindDeadLetters(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("dlq replay %s: %w", ref, err)
 		}
@@ -156,7 +163,7 @@ func replayTargets(ctx context.Context, js jetstream.JetStream, pos []string, al
 	return out, nil
 }
 
-func printReplay(w io.Writer, rep replayReport, d deadLetter, nm numberMasker) {
+func printReplay(w io.Writer, rep replayReport, d admin.DeadLetter, nm admin.Masker) {
 	if rep.Refused != "" {
 		fmt.Fprintf(w, "%-11s command=%s dlq_seq=%d: %s\n", "refused", dash(rep.CommandID), rep.DLQSeq, rep.Refused)
 		return
@@ -167,7 +174,7 @@ func printReplay(w io.Writer, rep replayReport, d deadLetter, nm numberMasker) {
 		rep.Notes = append(rep.Notes, "an earlier attempt of this replay was stored already (same Nats-Msg-Id): not stored twice")
 	}
 	fmt.Fprintf(w, "%-11s command=%s dlq_seq=%d agent=%d number=%s msg_id=%s deadline=%s\n", "replayed", rep.CommandID, rep.DLQSeq,
-		d.Cmd.AgentID, nm.number(d.Cmd.Number), rep.MsgID, deadline)
+		d.Cmd.AgentID, nm.Number(d.Cmd.Number), rep.MsgID, deadline)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}

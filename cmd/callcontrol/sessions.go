@@ -1,120 +1,16 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/callcontrol/callcontrol/admin"
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
-
-// registerSession stores agent's GUID in the session registry, where the
-// pollers pick the agent up and the workers find its GUID, and publishes a
-// "registered" session event (without the GUID; the pollers announce the
-// same change under the same Nats-Msg-Id, see publishSessionEvent).
-func registerSession(ctx context.Context, js jetstream.JetStream, agent int, guid string, authMode int) error {
-	kv, err := js.KeyValue(ctx, events.BucketSessions)
-	if err != nil {
-		return fmt.Errorf("session registry: %w", err)
-	}
-	sess := events.Session{GUID: guid, AuthMode: authMode, State: events.SessionActive, UpdatedAt: time.Now().UTC()}
-	if i := strings.LastIndexByte(guid, '.'); i >= 0 {
-		sess.Node = guid[i+1:]
-	}
-	b, err := json.Marshal(sess)
-	if err != nil {
-		return err
-	}
-	rev, err := kv.Put(ctx, strconv.Itoa(agent), b)
-	if err != nil {
-		return fmt.Errorf("session registry: %w", err)
-	}
-	return publishSessionEvent(ctx, js, events.SessionEvent{AgentID: agent, Kind: events.SessionRegistered, At: sess.UpdatedAt}, rev)
-}
-
-// storedSession returns agent's session in the registry, or nil.
-func storedSession(ctx context.Context, js jetstream.JetStream, agent int) (*events.Session, error) {
-	kv, err := js.KeyValue(ctx, events.BucketSessions)
-	if err != nil {
-		return nil, fmt.Errorf("session registry: %w", err)
-	}
-	e, err := kv.Get(ctx, strconv.Itoa(agent))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("session registry: %w", err)
-	}
-	var sess events.Session
-	if err := json.Unmarshal(e.Value(), &sess); err != nil {
-		return &events.Session{}, nil // undecodable: there is no GUID to use
-	}
-	return &sess, nil
-}
-
-// removeSession deletes agent from the registry and publishes "signed_out"
-// (the pollers announce the same change under the same Nats-Msg-Id).
-func removeSession(ctx context.Context, js jetstream.JetStream, agent int, reason string) error {
-	// A KV delete is a publish of a delete marker on $KV.<bucket>.<key>;
-	// made directly, its ack tells the revision (kv.Delete does not).
-	del := nats.NewMsg("$KV." + events.BucketSessions + "." + strconv.Itoa(agent))
-	del.Header.Set("KV-Operation", "DEL")
-	ack, err := js.PublishMsg(ctx, del)
-	if err != nil {
-		return fmt.Errorf("session registry: %w", err)
-	}
-	ev := events.SessionEvent{AgentID: agent, Kind: events.SessionSignedOut, Reason: reason, At: time.Now().UTC()}
-	return publishSessionEvent(ctx, js, ev, ack.Sequence)
-}
-
-// publishSessionEvent announces the session change stored at revision rev
-// of the registry, under the Nats-Msg-Id the pollers give the same change
-// ("session-<agent>-<rev>"), so that it is stored once whoever publishes
-// it first.
-func publishSessionEvent(ctx context.Context, js jetstream.JetStream, ev events.SessionEvent, rev uint64) error {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	m := nats.NewMsg(events.SessionEventSubject(ev.AgentID, ev.Kind))
-	m.Header.Set(events.HeaderMsgID, "session-"+strconv.Itoa(ev.AgentID)+"-"+strconv.FormatUint(rev, 10))
-	m.Data = b
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("session event: %w", err)
-	}
-	return nil
-}
-
-// errSignedInElsewhere: the gateway answered 100-002 and --force was not given.
-var errSignedInElsewhere = errors.New("already signed in elsewhere (gateway retcode 100-002); " +
-	"--force takes the session over with forcelogin, which signs the other client out")
-
-// signIn signs agent in at the gateway and registers the GUID. When the
-// gateway answers 100-002 (signed in elsewhere) it takes the session over
-// with forcelogin only if force is set; otherwise it fails with
-// errSignedInElsewhere and changes nothing.
-func signIn(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, agent int, req gateway.SignInRequest, authMode int, force bool) error {
-	guid, err := gw.SignIn(ctx, agent, req, false)
-	if gateway.RetCodeOf(err) == "100-002" {
-		if !force {
-			return fmt.Errorf("sign in agent %d: %w", agent, errSignedInElsewhere)
-		}
-		guid, err = gw.SignIn(ctx, agent, req, true)
-	}
-	if err != nil {
-		return fmt.Errorf("sign in agent %d: %w", agent, err)
-	}
-	return registerSession(ctx, js, agent, guid, authMode)
-}
 
 // sessionFlags are the flags of signin, signout and register.
 type sessionFlags struct {
@@ -170,7 +66,7 @@ func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	if err := signIn(ctx, js, gw, f.agent, req, f.authMode, force); err != nil {
+	if err := newAdmin(js).SignIn(ctx, gw, f.agent, req, f.authMode, force); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent %d signed in and registered\n", f.agent)
@@ -201,7 +97,7 @@ func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	if err := registerSession(ctx, js, f.agent, guid, f.authMode); err != nil {
+	if err := newAdmin(js).RegisterSession(ctx, f.agent, guid, f.authMode); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent %d registered\n", f.agent)
@@ -230,49 +126,29 @@ func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	sess, err := storedSession(ctx, js, f.agent)
+	var gw *gateway.Client
+	defer func() {
+		if gw != nil {
+			gw.Close()
+		}
+	}()
+	var open func() (admin.Logouter, error)
+	if f.gcfg.BaseURL != "" {
+		open = func() (admin.Logouter, error) {
+			var err error
+			if gw, err = gateway.New(f.gcfg); err != nil {
+				return nil, s.explain(err)
+			}
+			return gw, nil
+		}
+	}
+	loggedOut, err := newAdmin(js).SignOut(ctx, f.agent, open)
 	switch {
 	case err != nil:
 		return err
-	case sess == nil:
-		return fmt.Errorf("agent %d is not signed in: no session registered", f.agent)
-	}
-	const reason = "signed out by callcontrol signout"
-	if !sess.Usable() {
-		if err := removeSession(ctx, js, f.agent, reason); err != nil {
-			return err
-		}
-		why := "it has no GUID"
-		if sess.State == events.SessionInvalid {
-			why = "the gateway had rejected its GUID (" + cmp.Or(sess.Reason, "session error") + ")"
-		}
-		return fmt.Errorf("agent %d was not signed in: its session was invalid, %s; removed from the registry", f.agent, why)
-	}
-	if f.gcfg.BaseURL == "" {
-		if err := removeSession(ctx, js, f.agent, reason); err != nil {
-			return err
-		}
+	case !loggedOut:
 		fmt.Fprintf(stdout, "agent %d removed from the registry; not logged out at the gateway (no --gateway-url)\n", f.agent)
 		return nil
-	}
-	gw, err := gateway.New(f.gcfg)
-	if err != nil {
-		return s.explain(err)
-	}
-	defer gw.Close()
-	lerr := gw.Logout(ctx, f.agent, sess.GUID)
-	switch gateway.Classify(lerr) {
-	case gateway.ClassSuccess:
-	case gateway.ClassSession:
-		if err := removeSession(ctx, js, f.agent, reason); err != nil {
-			return err
-		}
-		return fmt.Errorf("agent %d was not signed in at the gateway, which rejected its GUID (%w); removed from the registry", f.agent, lerr)
-	default:
-		return fmt.Errorf("agent %d not signed out: the gateway refused or did not answer the logout (%w); its session is still registered", f.agent, lerr)
-	}
-	if err := removeSession(ctx, js, f.agent, reason); err != nil {
-		return fmt.Errorf("agent %d logged out at the gateway, but not removed from the registry: %w", f.agent, err)
 	}
 	fmt.Fprintf(stdout, "agent %d signed out\n", f.agent)
 	return nil

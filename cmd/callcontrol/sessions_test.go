@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/callcontrol/callcontrol/admin"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func TestSessionCommands(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err := run(ctx, readme("callcontrol signin --agent 101  "), &out)
-	if !errors.Is(err, errSignedInElsewhere) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), "100-002") {
+	if !errors.Is(err, admin.ErrSignedInElsewhere) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), "100-002") {
 		t.Fatalf("signin of an agent signed in elsewhere = %v, want errSignedInElsewhere", err)
 	}
 	if _, ok := session("101"); ok {

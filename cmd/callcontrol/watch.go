@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
+	"github.com/callcontrol/callcontrol/admin"
 	"github.com/callcontrol/callcontrol/events"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // runWatch prints results and confirmations (and, with --events, every
@@ -31,30 +30,10 @@ func runWatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	lines := make(chan string)
-	feeds := []struct{ stream, subject string }{
-		{events.StreamResults, events.SubjectResults + ".>"},
-		{events.StreamEvents, events.SubjectConfirmations + ".>"},
-	}
-	if withEvents {
-		feeds = append(feeds, struct{ stream, subject string }{events.StreamEvents, events.SubjectAgentEvents + ".>"})
-	}
-	for _, f := range feeds {
-		msgs, err := tail(ctx, js, f.stream, f.subject, all)
-		if err != nil {
-			return err
-		}
-		defer msgs.Stop()
-		go feed(ctx, msgs, lines)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case l := <-lines:
-			fmt.Fprintln(stdout, l)
-		}
-	}
+	opts := admin.WatchOptions{FromStart: all, Events: withEvents}
+	return newAdmin(js).Watch(ctx, opts, func(m admin.Message) {
+		fmt.Fprintln(stdout, watchLine(m))
+	})
 }
 
 // watchTime is the layout of the time watch prints: when JetStream stored
@@ -62,29 +41,15 @@ func runWatch(ctx context.Context, args []string, stdout io.Writer) error {
 // with --all a message may be days old.
 const watchTime = "2006-01-02 15:04:05.000"
 
-// feed renders the messages of msgs as lines, each starting with the time
-// the message was stored (not the time it is printed, which is later for
-// every message of --all and for any that waited on a slow terminal),
-// until msgs stops.
-func feed(ctx context.Context, msgs jetstream.MessagesContext, lines chan<- string) {
-	for {
-		m, err := msgs.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			continue
-		}
-		stored := "????-??-?? ??:??:??.???"
-		if meta, err := m.Metadata(); err == nil {
-			stored = meta.Timestamp.Local().Format(watchTime)
-		}
-		select {
-		case lines <- stored + " " + render(m.Subject(), m.Data()):
-		case <-ctx.Done():
-			return
-		}
+// watchLine renders m as a line starting with the time the message was
+// stored (not the time it is printed, which is later for every message of
+// --all and for any that waited on a slow terminal).
+func watchLine(m admin.Message) string {
+	stored := "????-??-?? ??:??:??.???"
+	if !m.Stored.IsZero() {
+		stored = m.Stored.Local().Format(watchTime)
 	}
+	return stored + " " + render(m.Subject, m.Data)
 }
 
 // render turns a result, confirmation or agent event into one line.

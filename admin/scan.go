@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -81,8 +81,9 @@ func scan(ctx context.Context, js jetstream.JetStream, w scanWindow, fn func(jet
 	return nil
 }
 
-// found is a message of a stream about one command, decoded.
-type found[T any] struct {
+// Found is a message of a stream about one command, decoded: where it is
+// stored (sequence, subject, time) and its value.
+type Found[T any] struct {
 	Seq     uint64    `json:"stream_seq"`
 	Subject string    `json:"subject"`
 	Time    time.Time `json:"time"`
@@ -91,25 +92,25 @@ type found[T any] struct {
 
 // findLast returns the last message of w whose Callcontrol-Command-Id
 // header is id, decoded into T, or nil.
-func findLast[T any](ctx context.Context, js jetstream.JetStream, w scanWindow, id string) (*found[T], error) {
+func findLast[T any](ctx context.Context, js jetstream.JetStream, w scanWindow, id string) (*Found[T], error) {
 	return find[T](ctx, js, w, id, false)
 }
 
 // findFirst is findLast for messages there is at most one of: it stops at
 // the first match.
-func findFirst[T any](ctx context.Context, js jetstream.JetStream, w scanWindow, id string) (*found[T], error) {
+func findFirst[T any](ctx context.Context, js jetstream.JetStream, w scanWindow, id string) (*Found[T], error) {
 	return find[T](ctx, js, w, id, true)
 }
 
-func find[T any](ctx context.Context, js jetstream.JetStream, w scanWindow, id string, first bool) (*found[T], error) {
-	var last *found[T]
+func find[T any](ctx context.Context, js jetstream.JetStream, w scanWindow, id string, first bool) (*Found[T], error) {
+	var last *Found[T]
 	var decodeErr error
 	err := scan(ctx, js, w, func(m jetstream.Msg) bool {
 		if m.Headers().Get(events.HeaderCommandID) != id {
 			return true
 		}
 		meta, _ := m.Metadata()
-		f := &found[T]{Seq: meta.Sequence.Stream, Subject: m.Subject(), Time: meta.Timestamp}
+		f := &Found[T]{Seq: meta.Sequence.Stream, Subject: m.Subject(), Time: meta.Timestamp}
 		if decodeErr = json.Unmarshal(m.Data(), &f.Value); decodeErr == nil {
 			last = f
 		}
