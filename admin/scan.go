@@ -84,10 +84,10 @@ func scan(ctx context.Context, js jetstream.JetStream, w scanWindow, fn func(jet
 // Found is a message of a stream about one command, decoded: where it is
 // stored (sequence, subject, time) and its value.
 type Found[T any] struct {
-	Seq     uint64    `json:"stream_seq"`
-	Subject string    `json:"subject"`
-	Time    time.Time `json:"time"`
-	Value   T         `json:"event"`
+	Seq     uint64    `json:"stream_seq"` // stream sequence
+	Subject string    `json:"subject"`    // the subject it was stored on
+	Time    time.Time `json:"time"`       // when it was stored
+	Value   T         `json:"event"`      // its decoded payload
 }
 
 // findLast returns the last message of w whose Callcontrol-Command-Id
