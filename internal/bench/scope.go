@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -125,12 +125,12 @@ type scopeMeasure struct {
 	// ranges with call state counts from the state the bench wrote before
 	// the run: only AfterCheck says something there.
 	Window, AfterCheck [scopeKinds]metrics.Histogram
-	Segments           []scopeSegment
+	Segments           []ScopeSegment
 }
 
-// scopeSegment is one segment of a scoped run, in results.json so that a
+// ScopeSegment is one segment of a scoped run, in results.json so that a
 // segment that stalls (one slow command, or all of them) shows which.
-type scopeSegment struct {
+type ScopeSegment struct {
 	Range   string        `json:"range"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Slowest time.Duration `json:"slowest_command_ns"` // publish to result
@@ -140,7 +140,7 @@ type scopeSegment struct {
 func slowest(seen map[string]time.Time, agents []int, sent []time.Time) time.Duration {
 	var d time.Duration
 	for i, a := range agents {
-		if t, ok := seen[benchCommandID("run", a)]; ok {
+		if t, ok := seen[CommandID("run", a)]; ok {
 			d = max(d, t.Sub(sent[i]))
 		}
 	}
@@ -178,7 +178,7 @@ func (e *benchEnv) seedCallStates(ctx context.Context, agents []int) (map[int]st
 	for _, a := range agents {
 		g.Go(func() error {
 			st := events.CallState{AgentID: a, Owner: "bench", Polling: true, ObservedAt: now,
-				Calls: []events.Call{{CallID: ids[a], Parties: []string{benchCustomer(a)}, Phase: events.CallTalking,
+				Calls: []events.Call{{CallID: ids[a], Parties: []string{Customer(a)}, Phase: events.CallTalking,
 					Since: now.Add(-time.Second)}},
 				LastEvent: "AgentEvent_Talking", LastEventAt: now.Add(-time.Second)}
 			data, err := json.Marshal(st)
@@ -199,7 +199,7 @@ func (e *benchEnv) seedCallStates(ctx context.Context, agents []int) (map[int]st
 func (e *benchEnv) callIDs(agents []int) (map[int]string, error) {
 	ids := make(map[int]string, len(agents))
 	for _, a := range agents {
-		calls := e.sim.sim.Calls(a)
+		calls := e.sim.Sim.Calls(a)
 		if len(calls) == 0 {
 			return nil, fmt.Errorf("agent %d has no call", a)
 		}
@@ -302,7 +302,7 @@ func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string,
 		}
 		m.Window[k] = m.Window[k].Add(win1.Sub(win0))
 		m.AfterCheck[k] = m.AfterCheck[k].Add(after1.Sub(after0))
-		m.Segments = append(m.Segments, scopeSegment{Range: scopeNames[k], Elapsed: elapsed, Slowest: slowest(results.seen(), rng[lo:hi], sent)})
+		m.Segments = append(m.Segments, ScopeSegment{Range: scopeNames[k], Elapsed: elapsed, Slowest: slowest(results.seen(), rng[lo:hi], sent)})
 		m.Elapsed[k] += elapsed
 		m.Self[k] += self
 		m.CPU[k] += s1.CPU - s0.CPU
@@ -319,9 +319,9 @@ func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string,
 	return m, nil
 }
 
-// scopeResult is what the call check costs in one scenario, in the
+// ScopeResult is what the call check costs in one scenario, in the
 // scenario's figure: throughput (ceiling) or p99 latency (latency).
-type scopeResult struct {
+type ScopeResult struct {
 	Unit     string  `json:"unit"`
 	Plain    float64 `json:"plain"`     // (a) plain commands, fresh call state
 	CallID   float64 `json:"call_id"`   // (b) commands with call_id, fresh call state
@@ -334,37 +334,37 @@ type scopeResult struct {
 	RatioCallInfo float64 `json:"ratio_call_info"`
 }
 
-func newScopeResult(unit string, plain, callID, skip, callInfo float64) *scopeResult {
-	return &scopeResult{Unit: unit, Plain: plain, CallID: callID, Skip: skip, CallInfo: callInfo,
+func newScopeResult(unit string, plain, callID, skip, callInfo float64) *ScopeResult {
+	return &ScopeResult{Unit: unit, Plain: plain, CallID: callID, Skip: skip, CallInfo: callInfo,
 		RatioCallID: callID / skip, RatioPlain: plain / skip, RatioCallInfo: callInfo / skip}
 }
 
-// checkWindow is the window no call check closes (README "Call scope"),
+// CheckWindow is the window no call check closes (README "Call scope"),
 // as the checked worker observed it in the latency scenario: upper
 // bounds of its histograms' buckets.
-type checkWindow struct {
+type CheckWindow struct {
 	// CallInfo: commands without call state, from the sending of the
 	// call-info query to the disconnect's answer.
-	CallInfo windowQuantiles `json:"call_info"`
+	CallInfo WindowQuantiles `json:"call_info"`
 	// AfterCheck: commands with fresh call state (plain and call_id),
 	// from the check to the disconnect's answer; their whole window adds
 	// the age of the state at the check (at most --call-state-max-age; the
 	// bench runs no poller, the soak measures it).
-	AfterCheck windowQuantiles `json:"after_check"`
+	AfterCheck WindowQuantiles `json:"after_check"`
 }
 
-type windowQuantiles struct {
+type WindowQuantiles struct {
 	N   uint64        `json:"n"`
 	P50 time.Duration `json:"p50_le_ns"`
 	P99 time.Duration `json:"p99_le_ns"`
 	Max time.Duration `json:"max_le_ns"`
 }
 
-func quantilesOf(h metrics.Histogram) windowQuantiles {
-	return windowQuantiles{N: h.Count, P50: h.Quantile(0.5), P99: h.Quantile(0.99), Max: h.Quantile(1)}
+func quantilesOf(h metrics.Histogram) WindowQuantiles {
+	return WindowQuantiles{N: h.Count, P50: h.Quantile(0.5), P99: h.Quantile(0.99), Max: h.Quantile(1)}
 }
 
-func newCheckWindow(m scopeMeasure) *checkWindow {
-	return &checkWindow{CallInfo: quantilesOf(m.Window[scopeCallInfo]),
+func newCheckWindow(m scopeMeasure) *CheckWindow {
+	return &CheckWindow{CallInfo: quantilesOf(m.Window[scopeCallInfo]),
 		AfterCheck: quantilesOf(m.AfterCheck[scopePlain].Add(m.AfterCheck[scopeCallID]))}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"fmt"
@@ -8,39 +8,39 @@ import (
 )
 
 // table turns the measurements into rows: value, baseline, ratio, target.
-func (r *benchReport) table() []benchRow {
-	var rows []benchRow
+func (r *Report) table() []Row {
+	var rows []Row
 	met := func(ok bool) *bool { return &ok }
 	if c := r.Ceiling; c != nil {
 		rows = append(rows,
-			benchRow{Measure: fmt.Sprintf("ceiling, %d in flight: pipeline vs bare HTTP POST loop", c.Concurrency),
+			Row{Measure: fmt.Sprintf("ceiling, %d in flight: pipeline vs bare HTTP POST loop", c.Concurrency),
 				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioHTTP, Target: ">= 0.5", Met: met(c.RatioHTTP >= 0.5)},
-			benchRow{Measure: "ceiling: pipeline vs raw JetStream consume+ack",
+			Row{Measure: "ceiling: pipeline vs raw JetStream consume+ack",
 				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.RawJetStream, "msg/s"), Ratio: c.RatioJetStream},
-			benchRow{Measure: "ceiling: pipeline vs the worker's 6 JetStream writes per command alone (no gateway)",
+			Row{Measure: "ceiling: pipeline vs the worker's 6 JetStream writes per command alone (no gateway)",
 				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.Writes, "cmd/s"), Ratio: c.RatioWrites},
-			benchRow{Measure: "ceiling bound: the least any worker does (consume, POST, result, ack; no lease, no ledger) vs bare HTTP POST loop",
+			Row{Measure: "ceiling bound: the least any worker does (consume, POST, result, ack; no lease, no ledger) vs bare HTTP POST loop",
 				Value: rate(c.ExecuteOnly, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioExecute},
-			benchRow{Measure: "ceiling bound: the same plus one ledger write before the POST (the least that never sends twice after a crash) vs bare HTTP POST loop",
+			Row{Measure: "ceiling bound: the same plus one ledger write before the POST (the least that never sends twice after a crash) vs bare HTTP POST loop",
 				Value: rate(c.ExecuteLedger, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioLedger},
-			benchRow{Measure: "ceiling: CPU per command, worker process", Value: fmt.Sprintf("%d µs", c.WorkerCPU)},
-			benchRow{Measure: "ceiling: CPU per command, NATS server + simulator + publisher", Value: fmt.Sprintf("%d µs", c.ServerCPU)},
+			Row{Measure: "ceiling: CPU per command, worker process", Value: fmt.Sprintf("%d µs", c.WorkerCPU)},
+			Row{Measure: "ceiling: CPU per command, NATS server + simulator + publisher", Value: fmt.Sprintf("%d µs", c.ServerCPU)},
 		)
 		if cc := c.CallCheck; cc != nil {
 			rows = append(rows,
-				benchRow{Measure: "ceiling, call check: commands with call_id (fresh call state) vs --skip-call-check (call_scoped_ratio)",
+				Row{Measure: "ceiling, call check: commands with call_id (fresh call state) vs --skip-call-check (call_scoped_ratio)",
 					Value: rate(cc.CallID, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallID, Target: ">= 0.9", Met: met(cc.RatioCallID >= 0.9)},
-				benchRow{Measure: "ceiling, call check: plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_ratio)",
+				Row{Measure: "ceiling, call check: plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_ratio)",
 					Value: rate(cc.Plain, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioPlain},
-				benchRow{Measure: "ceiling, call check: plain commands, no call state (call-info query per attempt) vs --skip-call-check (call_info_ratio)",
+				Row{Measure: "ceiling, call check: plain commands, no call state (call-info query per attempt) vs --skip-call-check (call_info_ratio)",
 					Value: rate(cc.CallInfo, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallInfo},
-				benchRow{Measure: "ceiling, call check: worker CPU per command, plain / call_id / no call state / --skip-call-check",
+				Row{Measure: "ceiling, call check: worker CPU per command, plain / call_id / no call state / --skip-call-check",
 					Value: fmt.Sprintf("%d / %d / %d / %d µs", c.WorkerCPU, c.WorkerCPUCallID, c.WorkerCPUCallInfo, c.WorkerCPUSkip)},
 			)
 		}
 	}
 	for _, p := range r.Pipelining {
-		row := benchRow{Measure: fmt.Sprintf("pipelining, %v gateway, %d in flight (steady state)", r.Sizes.SlowGateway, p.InFlight),
+		row := Row{Measure: fmt.Sprintf("pipelining, %v gateway, %d in flight (steady state)", r.Sizes.SlowGateway, p.InFlight),
 			Value: rate(p.PerS, "cmd/s"), Baseline: rate(p.Ideal, "cmd/s ideal"), Ratio: p.Ratio}
 		if p.InFlight == maxLevel(r.Pipelining) {
 			row.Target, row.Met = ">= 0.9", met(p.Ratio >= 0.9)
@@ -49,57 +49,57 @@ func (r *benchReport) table() []benchRow {
 	}
 	if n := len(r.Pipelining); n > 0 {
 		p := r.Pipelining[n-1]
-		rows = append(rows, benchRow{Measure: fmt.Sprintf("pipelining, %d in flight: worker vs bare HTTP POSTs, %d in flight (steady state)", p.InFlight, p.InFlight),
+		rows = append(rows, Row{Measure: fmt.Sprintf("pipelining, %d in flight: worker vs bare HTTP POSTs, %d in flight (steady state)", p.InFlight, p.InFlight),
 			Value: rate(p.PerS, "cmd/s"), Baseline: rate(p.BareHTTP, "req/s"), Ratio: p.RatioHTTP})
 		if p.ExecuteOnly > 0 {
 			rows = append(rows,
-				benchRow{Measure: fmt.Sprintf("pipelining bound, %d in flight: the least any worker does (consume, POST, result, ack)", p.InFlight),
+				Row{Measure: fmt.Sprintf("pipelining bound, %d in flight: the least any worker does (consume, POST, result, ack)", p.InFlight),
 					Value: rate(p.ExecuteOnly, "cmd/s"), Baseline: rate(p.Ideal, "cmd/s ideal"), Ratio: p.ExecuteOnly / p.Ideal},
-				benchRow{Measure: fmt.Sprintf("pipelining bound, %d in flight: the same plus one ledger write before the POST", p.InFlight),
+				Row{Measure: fmt.Sprintf("pipelining bound, %d in flight: the same plus one ledger write before the POST", p.InFlight),
 					Value: rate(p.ExecuteLedger, "cmd/s"), Baseline: rate(p.Ideal, "cmd/s ideal"), Ratio: p.ExecuteLedger / p.Ideal})
 		}
-		rows = append(rows, benchRow{Measure: fmt.Sprintf("worker memory at %d in flight (peak RSS)", p.InFlight), Value: mib(p.PeakRSS)})
+		rows = append(rows, Row{Measure: fmt.Sprintf("worker memory at %d in flight (peak RSS)", p.InFlight), Value: mib(p.PeakRSS)})
 	}
 	if l := r.Latency; l != nil {
 		rows = append(rows,
-			benchRow{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p50", l.Rate), Value: ms(l.Worker.P50),
+			Row{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p50", l.Rate), Value: ms(l.Worker.P50),
 				Baseline: ms(l.Raw.P50) + " raw publish->consume", Ratio: l.RatioP50},
-			benchRow{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p99", l.Rate), Value: ms(l.Worker.P99),
+			Row{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p99", l.Rate), Value: ms(l.Worker.P99),
 				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: l.RatioP99, Target: "<= 3", Met: met(l.RatioP99 <= 3)},
-			benchRow{Measure: "latency bound: the least any worker does (no round trip before the POST): p99", Value: ms(l.Floor.P99),
+			Row{Measure: "latency bound: the least any worker does (no round trip before the POST): p99", Value: ms(l.Floor.P99),
 				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: float64(l.Floor.P99) / float64(l.Raw.P99)},
-			benchRow{Measure: "latency bound: the same plus one ledger write before the POST: p99", Value: ms(l.FloorLedger.P99),
+			Row{Measure: "latency bound: the same plus one ledger write before the POST: p99", Value: ms(l.FloorLedger.P99),
 				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: float64(l.FloorLedger.P99) / float64(l.Raw.P99)},
 		)
 		if cc := l.CallCheckP99; cc != nil {
-			vs := func(p percentiles) string { return fmt.Sprintf("%s (p50 %s)", ms(p.P99), ms(p.P50)) }
+			vs := func(p Percentiles) string { return fmt.Sprintf("%s (p50 %s)", ms(p.P99), ms(p.P50)) }
 			rows = append(rows,
-				benchRow{Measure: "latency, call check: p99 of commands with call_id (fresh call state) vs --skip-call-check (call_scoped_p99_ratio)",
+				Row{Measure: "latency, call check: p99 of commands with call_id (fresh call state) vs --skip-call-check (call_scoped_p99_ratio)",
 					Value: vs(l.CallID), Baseline: vs(l.Skip), Ratio: cc.RatioCallID},
-				benchRow{Measure: "latency, call check: p99 of plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_p99_ratio)",
+				Row{Measure: "latency, call check: p99 of plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_p99_ratio)",
 					Value: vs(l.Worker), Baseline: vs(l.Skip), Ratio: cc.RatioPlain},
-				benchRow{Measure: "latency, call check: p99 of plain commands, no call state (call-info query) vs --skip-call-check (call_info_p99_ratio)",
+				Row{Measure: "latency, call check: p99 of plain commands, no call state (call-info query) vs --skip-call-check (call_info_p99_ratio)",
 					Value: vs(l.CallInfo), Baseline: vs(l.Skip), Ratio: cc.RatioCallInfo},
 			)
 		}
 		if w := l.CheckWindow; w != nil {
-			q := func(w windowQuantiles) string {
+			q := func(w WindowQuantiles) string {
 				return fmt.Sprintf("p50 ≤ %v, p99 ≤ %v, max ≤ %v (%d)", w.P50, w.P99, w.Max, w.N)
 			}
 			rows = append(rows,
-				benchRow{Measure: "latency, the window no call check closes: no call state, from the call-info query's sending to the disconnect's answer",
+				Row{Measure: "latency, the window no call check closes: no call state, from the call-info query's sending to the disconnect's answer",
 					Value: q(w.CallInfo)},
-				benchRow{Measure: "latency, the window no call check closes: fresh call state, from the check to the disconnect's answer (plus the state's age, at most --call-state-max-age)",
+				Row{Measure: "latency, the window no call check closes: fresh call state, from the check to the disconnect's answer (plus the state's age, at most --call-state-max-age)",
 					Value: q(w.AfterCheck)},
 			)
 		}
 	}
 	if c := r.Confirm; c != nil {
 		rows = append(rows,
-			benchRow{Measure: fmt.Sprintf("confirmation, %d agents polled: release event -> confirmation p50", c.Agents), Value: ms(c.Latency.P50)},
-			benchRow{Measure: "confirmation: p99", Value: ms(c.Latency.P99), Target: "<= " + ms(c.Target),
+			Row{Measure: fmt.Sprintf("confirmation, %d agents polled: release event -> confirmation p50", c.Agents), Value: ms(c.Latency.P50)},
+			Row{Measure: "confirmation: p99", Value: ms(c.Latency.P99), Target: "<= " + ms(c.Target),
 				Met: met(c.Latency.N > 0 && c.Latency.P99 <= c.Target)},
-			benchRow{Measure: "confirmation: confirmed / disconnects", Value: fmt.Sprintf("%d / %d", c.Confirmed, c.Agents),
+			Row{Measure: "confirmation: confirmed / disconnects", Value: fmt.Sprintf("%d / %d", c.Confirmed, c.Agents),
 				Target: "all", Met: met(c.Confirmed == c.Agents)},
 		)
 	}
@@ -109,18 +109,18 @@ func (r *benchReport) table() []benchRow {
 			g = fmt.Sprint(p.Stats.Goroutines)
 		}
 		rows = append(rows,
-			benchRow{Measure: fmt.Sprintf("poller, %d agents idle-polled: CPU", p.Agents), Value: fmt.Sprintf("%.2f cores", p.Cores),
+			Row{Measure: fmt.Sprintf("poller, %d agents idle-polled: CPU", p.Agents), Value: fmt.Sprintf("%.2f cores", p.Cores),
 				Target: "< 1", Met: met(p.Cores < 1)},
-			benchRow{Measure: "poller: RSS", Value: mib(p.Stats.RSS), Target: "< 1 GiB", Met: met(p.Stats.RSS < 1<<30)},
-			benchRow{Measure: "poller: goroutines / threads / sockets", Value: fmt.Sprintf("%s / %d / %d", g, p.Stats.Threads, p.Stats.Sockets)},
-			benchRow{Measure: fmt.Sprintf("poller: agents polled again within %v", p.Window.Round(100*time.Millisecond)),
+			Row{Measure: "poller: RSS", Value: mib(p.Stats.RSS), Target: "< 1 GiB", Met: met(p.Stats.RSS < 1<<30)},
+			Row{Measure: "poller: goroutines / threads / sockets", Value: fmt.Sprintf("%s / %d / %d", g, p.Stats.Threads, p.Stats.Sockets)},
+			Row{Measure: fmt.Sprintf("poller: agents polled again within %v", p.Window.Round(100*time.Millisecond)),
 				Value: fmt.Sprintf("%.1f%%", 100*p.PolledEveryHold), Target: "100%", Met: met(p.PolledEveryHold == 1)},
 		)
 	}
 	return rows
 }
 
-func maxLevel(ps []pipeResult) int {
+func maxLevel(ps []PipeResult) int {
 	m := 0
 	for _, p := range ps {
 		m = max(m, p.InFlight)
@@ -132,8 +132,8 @@ func rate(v float64, unit string) string { return fmt.Sprintf("%.0f %s", v, unit
 func mib(b int64) string                 { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 func ms(d time.Duration) string          { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
-// markdown is the table as printed and committed.
-func (r *benchReport) markdown() string {
+// Markdown is the table as printed and committed (docs/bench/results.md).
+func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "callcontrol bench %s, %s, %d CPUs, %s\n\n", r.Version, r.GoVersion, r.CPUs, r.Started.Format(time.RFC3339))
 	b.WriteString("| measure | value | baseline (same run) | ratio | target | met |\n|---|---|---|---|---|---|\n")
@@ -156,9 +156,9 @@ func (r *benchReport) markdown() string {
 // The chart's size and margin, in pixels.
 const svgWidth, svgHeight, svgPad = 880, 340, 56
 
-// svg draws two panels: throughput against commands in flight with a slow
+// SVG draws two panels: throughput against commands in flight with a slow
 // gateway (measured and ideal), and latency percentiles.
-func (r *benchReport) svg() string {
+func (r *Report) SVG() string {
 	const w, h, pad = svgWidth, svgHeight, svgPad
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
@@ -174,7 +174,7 @@ func (r *benchReport) svg() string {
 
 // throughputPanel draws throughput against commands in flight (log2 x,
 // linear y): the worker, the bare POST loop and the ideal.
-func (r *benchReport) throughputPanel(b *strings.Builder, x0, y0, pw, ph float64) {
+func (r *Report) throughputPanel(b *strings.Builder, x0, y0, pw, ph float64) {
 	fmt.Fprintf(b, `<text x="%.0f" y="%d">throughput vs in flight (gateway %v per request)</text>`+"\n", x0, svgPad-14, r.Sizes.SlowGateway)
 	axes(b, x0, y0, pw, ph)
 	if ps := r.Pipelining; len(ps) > 0 {
@@ -190,16 +190,16 @@ func (r *benchReport) throughputPanel(b *strings.Builder, x0, y0, pw, ph float64
 			return x0 + (math.Log2(float64(m))-lo)/(hi-lo)*pw
 		}
 		y := func(v float64) float64 { return y0 - v/top*ph }
-		line := func(val func(pipeResult) float64, style string) {
+		line := func(val func(PipeResult) float64, style string) {
 			var pts []string
 			for _, p := range ps {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.InFlight), y(val(p))))
 			}
 			fmt.Fprintf(b, `<polyline fill="none" %s points="%s"/>`+"\n", style, strings.Join(pts, " "))
 		}
-		line(func(p pipeResult) float64 { return p.Ideal }, `stroke="#999" stroke-dasharray="4 3"`)
-		line(func(p pipeResult) float64 { return p.BareHTTP }, `stroke="#ff7f0e" stroke-dasharray="6 2"`)
-		line(func(p pipeResult) float64 { return p.PerS }, `stroke="#1f77b4" stroke-width="2"`)
+		line(func(p PipeResult) float64 { return p.Ideal }, `stroke="#999" stroke-dasharray="4 3"`)
+		line(func(p PipeResult) float64 { return p.BareHTTP }, `stroke="#ff7f0e" stroke-dasharray="6 2"`)
+		line(func(p PipeResult) float64 { return p.PerS }, `stroke="#1f77b4" stroke-width="2"`)
 		for _, p := range ps {
 			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3" fill="#1f77b4"/>`+"\n", x(p.InFlight), y(p.PerS))
 			fmt.Fprintf(b, `<text x="%.1f" y="%.0f" text-anchor="middle">%d</text>`+"\n", x(p.InFlight), y0+16, p.InFlight)
@@ -213,12 +213,12 @@ func (r *benchReport) throughputPanel(b *strings.Builder, x0, y0, pw, ph float64
 }
 
 // latencyPanel draws the latency percentiles (p50 and p99 bars, log scale).
-func (r *benchReport) latencyPanel(b *strings.Builder, x0, y0, pw, ph float64) {
+func (r *Report) latencyPanel(b *strings.Builder, x0, y0, pw, ph float64) {
 	fmt.Fprintf(b, `<text x="%.0f" y="%d">latency percentiles (ms, log scale)</text>`+"\n", x0, svgPad-14)
 	axes(b, x0, y0, pw, ph)
 	type bar struct {
 		label string
-		p     percentiles
+		p     Percentiles
 	}
 	var bars []bar
 	if l := r.Latency; l != nil {
