@@ -10,45 +10,63 @@ import (
 // table turns the measurements into rows: value, baseline, ratio, target.
 func (r *Report) table() []Row {
 	var rows []Row
-	met := func(ok bool) *bool { return &ok }
-	if c := r.Ceiling; c != nil {
-		rows = append(rows,
-			Row{Measure: fmt.Sprintf("ceiling, %d in flight: pipeline vs bare HTTP POST loop", c.Concurrency),
-				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioHTTP, Target: ">= 0.5", Met: met(c.RatioHTTP >= 0.5)},
-			Row{Measure: "ceiling: pipeline vs raw JetStream consume+ack",
-				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.RawJetStream, "msg/s"), Ratio: c.RatioJetStream},
-			Row{Measure: "ceiling: pipeline vs the worker's 6 JetStream writes per command alone (no gateway)",
-				Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.Writes, "cmd/s"), Ratio: c.RatioWrites},
-			Row{Measure: "ceiling bound: the least any worker does (consume, POST, result, ack; no lease, no ledger) vs bare HTTP POST loop",
-				Value: rate(c.ExecuteOnly, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioExecute},
-			Row{Measure: "ceiling bound: the same plus one ledger write before the POST (the least that never sends twice after a crash) vs bare HTTP POST loop",
-				Value: rate(c.ExecuteLedger, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioLedger},
-			Row{Measure: "ceiling: CPU per command, worker process", Value: fmt.Sprintf("%d µs", c.WorkerCPU)},
-			Row{Measure: "ceiling: CPU per command, NATS server + simulator + publisher", Value: fmt.Sprintf("%d µs", c.ServerCPU)},
-		)
-		if cc := c.CallCheck; cc != nil {
-			rows = append(rows,
-				Row{Measure: "ceiling, call check: commands with call_id (fresh call state) vs --skip-call-check (call_scoped_ratio)",
-					Value: rate(cc.CallID, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallID, Target: ">= 0.9", Met: met(cc.RatioCallID >= 0.9)},
-				Row{Measure: "ceiling, call check: plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_ratio)",
-					Value: rate(cc.Plain, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioPlain},
-				Row{Measure: "ceiling, call check: plain commands, no call state (call-info query per attempt) vs --skip-call-check (call_info_ratio)",
-					Value: rate(cc.CallInfo, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallInfo},
-				Row{Measure: "ceiling, call check: worker CPU per command, plain / call_id / no call state / --skip-call-check",
-					Value: fmt.Sprintf("%d / %d / %d / %d µs", c.WorkerCPU, c.WorkerCPUCallID, c.WorkerCPUCallInfo, c.WorkerCPUSkip)},
-			)
-		}
+	rows = append(rows, ceilingRows(r.Ceiling)...)
+	rows = append(rows, pipeRows(r.Sizes.SlowGateway, r.Pipelining)...)
+	rows = append(rows, latencyRows(r.Latency)...)
+	rows = append(rows, confirmRows(r.Confirm)...)
+	return append(rows, pollerRows(r.Poller)...)
+}
+
+func met(ok bool) *bool { return &ok }
+
+// ceilingRows are the ceiling's rows (none without c).
+func ceilingRows(c *CeilingResult) []Row {
+	if c == nil {
+		return nil
 	}
-	for _, p := range r.Pipelining {
-		row := Row{Measure: fmt.Sprintf("pipelining, %v gateway, %d in flight (steady state)", r.Sizes.SlowGateway, p.InFlight),
+	var rows []Row
+	rows = append(rows,
+		Row{Measure: fmt.Sprintf("ceiling, %d in flight: pipeline vs bare HTTP POST loop", c.Concurrency),
+			Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioHTTP, Target: ">= 0.5", Met: met(c.RatioHTTP >= 0.5)},
+		Row{Measure: "ceiling: pipeline vs raw JetStream consume+ack",
+			Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.RawJetStream, "msg/s"), Ratio: c.RatioJetStream},
+		Row{Measure: "ceiling: pipeline vs the worker's 6 JetStream writes per command alone (no gateway)",
+			Value: rate(c.Pipeline, "cmd/s"), Baseline: rate(c.Writes, "cmd/s"), Ratio: c.RatioWrites},
+		Row{Measure: "ceiling bound: the least any worker does (consume, POST, result, ack; no lease, no ledger) vs bare HTTP POST loop",
+			Value: rate(c.ExecuteOnly, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioExecute},
+		Row{Measure: "ceiling bound: the same plus one ledger write before the POST (the least that never sends twice after a crash) vs bare HTTP POST loop",
+			Value: rate(c.ExecuteLedger, "cmd/s"), Baseline: rate(c.BareHTTP, "req/s"), Ratio: c.RatioLedger},
+		Row{Measure: "ceiling: CPU per command, worker process", Value: fmt.Sprintf("%d µs", c.WorkerCPU)},
+		Row{Measure: "ceiling: CPU per command, NATS server + simulator + publisher", Value: fmt.Sprintf("%d µs", c.ServerCPU)},
+	)
+	if cc := c.CallCheck; cc != nil {
+		rows = append(rows,
+			Row{Measure: "ceiling, call check: commands with call_id (fresh call state) vs --skip-call-check (call_scoped_ratio)",
+				Value: rate(cc.CallID, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallID, Target: ">= 0.9", Met: met(cc.RatioCallID >= 0.9)},
+			Row{Measure: "ceiling, call check: plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_ratio)",
+				Value: rate(cc.Plain, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioPlain},
+			Row{Measure: "ceiling, call check: plain commands, no call state (call-info query per attempt) vs --skip-call-check (call_info_ratio)",
+				Value: rate(cc.CallInfo, "cmd/s"), Baseline: rate(cc.Skip, "cmd/s"), Ratio: cc.RatioCallInfo},
+			Row{Measure: "ceiling, call check: worker CPU per command, plain / call_id / no call state / --skip-call-check",
+				Value: fmt.Sprintf("%d / %d / %d / %d µs", c.WorkerCPU, c.WorkerCPUCallID, c.WorkerCPUCallInfo, c.WorkerCPUSkip)},
+		)
+	}
+	return rows
+}
+
+// pipeRows are the pipelining levels' rows, with a gateway slow by slow.
+func pipeRows(slow time.Duration, ps []PipeResult) []Row {
+	var rows []Row
+	for _, p := range ps {
+		row := Row{Measure: fmt.Sprintf("pipelining, %v gateway, %d in flight (steady state)", slow, p.InFlight),
 			Value: rate(p.PerS, "cmd/s"), Baseline: rate(p.Ideal, "cmd/s ideal"), Ratio: p.Ratio}
-		if p.InFlight == maxLevel(r.Pipelining) {
+		if p.InFlight == maxLevel(ps) {
 			row.Target, row.Met = ">= 0.9", met(p.Ratio >= 0.9)
 		}
 		rows = append(rows, row)
 	}
-	if n := len(r.Pipelining); n > 0 {
-		p := r.Pipelining[n-1]
+	if n := len(ps); n > 0 {
+		p := ps[n-1]
 		rows = append(rows, Row{Measure: fmt.Sprintf("pipelining, %d in flight: worker vs bare HTTP POSTs, %d in flight (steady state)", p.InFlight, p.InFlight),
 			Value: rate(p.PerS, "cmd/s"), Baseline: rate(p.BareHTTP, "req/s"), Ratio: p.RatioHTTP})
 		if p.ExecuteOnly > 0 {
@@ -60,63 +78,84 @@ func (r *Report) table() []Row {
 		}
 		rows = append(rows, Row{Measure: fmt.Sprintf("worker memory at %d in flight (peak RSS)", p.InFlight), Value: mib(p.PeakRSS)})
 	}
-	if l := r.Latency; l != nil {
-		rows = append(rows,
-			Row{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p50", l.Rate), Value: ms(l.Worker.P50),
-				Baseline: ms(l.Raw.P50) + " raw publish->consume", Ratio: l.RatioP50},
-			Row{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p99", l.Rate), Value: ms(l.Worker.P99),
-				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: l.RatioP99, Target: "<= 3", Met: met(l.RatioP99 <= 3)},
-			Row{Measure: "latency bound: the least any worker does (no round trip before the POST): p99", Value: ms(l.Floor.P99),
-				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: float64(l.Floor.P99) / float64(l.Raw.P99)},
-			Row{Measure: "latency bound: the same plus one ledger write before the POST: p99", Value: ms(l.FloorLedger.P99),
-				Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: float64(l.FloorLedger.P99) / float64(l.Raw.P99)},
-		)
-		if cc := l.CallCheckP99; cc != nil {
-			vs := func(p Percentiles) string { return fmt.Sprintf("%s (p50 %s)", ms(p.P99), ms(p.P50)) }
-			rows = append(rows,
-				Row{Measure: "latency, call check: p99 of commands with call_id (fresh call state) vs --skip-call-check (call_scoped_p99_ratio)",
-					Value: vs(l.CallID), Baseline: vs(l.Skip), Ratio: cc.RatioCallID},
-				Row{Measure: "latency, call check: p99 of plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_p99_ratio)",
-					Value: vs(l.Worker), Baseline: vs(l.Skip), Ratio: cc.RatioPlain},
-				Row{Measure: "latency, call check: p99 of plain commands, no call state (call-info query) vs --skip-call-check (call_info_p99_ratio)",
-					Value: vs(l.CallInfo), Baseline: vs(l.Skip), Ratio: cc.RatioCallInfo},
-			)
-		}
-		if w := l.CheckWindow; w != nil {
-			q := func(w WindowQuantiles) string {
-				return fmt.Sprintf("p50 ≤ %v, p99 ≤ %v, max ≤ %v (%d)", w.P50, w.P99, w.Max, w.N)
-			}
-			rows = append(rows,
-				Row{Measure: "latency, the window no call check closes: no call state, from the call-info query's sending to the disconnect's answer",
-					Value: q(w.CallInfo)},
-				Row{Measure: "latency, the window no call check closes: fresh call state, from the check to the disconnect's answer (plus the state's age, at most --call-state-max-age)",
-					Value: q(w.AfterCheck)},
-			)
-		}
+	return rows
+}
+
+// latencyRows are the latency scenario's rows (none without l).
+func latencyRows(l *LatencyResult) []Row {
+	if l == nil {
+		return nil
 	}
-	if c := r.Confirm; c != nil {
+	var rows []Row
+	rows = append(rows,
+		Row{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p50", l.Rate), Value: ms(l.Worker.P50),
+			Baseline: ms(l.Raw.P50) + " raw publish->consume", Ratio: l.RatioP50},
+		Row{Measure: fmt.Sprintf("latency at %d cmd/s, publish -> POST: p99", l.Rate), Value: ms(l.Worker.P99),
+			Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: l.RatioP99, Target: "<= 3", Met: met(l.RatioP99 <= 3)},
+		Row{Measure: "latency bound: the least any worker does (no round trip before the POST): p99", Value: ms(l.Floor.P99),
+			Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: float64(l.Floor.P99) / float64(l.Raw.P99)},
+		Row{Measure: "latency bound: the same plus one ledger write before the POST: p99", Value: ms(l.FloorLedger.P99),
+			Baseline: ms(l.Raw.P99) + " raw publish->consume", Ratio: float64(l.FloorLedger.P99) / float64(l.Raw.P99)},
+	)
+	if cc := l.CallCheckP99; cc != nil {
+		vs := func(p Percentiles) string { return fmt.Sprintf("%s (p50 %s)", ms(p.P99), ms(p.P50)) }
 		rows = append(rows,
-			Row{Measure: fmt.Sprintf("confirmation, %d agents polled: release event -> confirmation p50", c.Agents), Value: ms(c.Latency.P50)},
-			Row{Measure: "confirmation: p99", Value: ms(c.Latency.P99), Target: "<= " + ms(c.Target),
-				Met: met(c.Latency.N > 0 && c.Latency.P99 <= c.Target)},
-			Row{Measure: "confirmation: confirmed / disconnects", Value: fmt.Sprintf("%d / %d", c.Confirmed, c.Agents),
-				Target: "all", Met: met(c.Confirmed == c.Agents)},
+			Row{Measure: "latency, call check: p99 of commands with call_id (fresh call state) vs --skip-call-check (call_scoped_p99_ratio)",
+				Value: vs(l.CallID), Baseline: vs(l.Skip), Ratio: cc.RatioCallID},
+			Row{Measure: "latency, call check: p99 of plain commands (fresh call state) vs --skip-call-check (call_scoped_plain_p99_ratio)",
+				Value: vs(l.Worker), Baseline: vs(l.Skip), Ratio: cc.RatioPlain},
+			Row{Measure: "latency, call check: p99 of plain commands, no call state (call-info query) vs --skip-call-check (call_info_p99_ratio)",
+				Value: vs(l.CallInfo), Baseline: vs(l.Skip), Ratio: cc.RatioCallInfo},
 		)
 	}
-	if p := r.Poller; p != nil {
-		g := "n/a"
-		if p.Stats.Goroutines >= 0 {
-			g = fmt.Sprint(p.Stats.Goroutines)
+	if w := l.CheckWindow; w != nil {
+		q := func(w WindowQuantiles) string {
+			return fmt.Sprintf("p50 ≤ %v, p99 ≤ %v, max ≤ %v (%d)", w.P50, w.P99, w.Max, w.N)
 		}
 		rows = append(rows,
-			Row{Measure: fmt.Sprintf("poller, %d agents idle-polled: CPU", p.Agents), Value: fmt.Sprintf("%.2f cores", p.Cores),
-				Target: "< 1", Met: met(p.Cores < 1)},
-			Row{Measure: "poller: RSS", Value: mib(p.Stats.RSS), Target: "< 1 GiB", Met: met(p.Stats.RSS < 1<<30)},
-			Row{Measure: "poller: goroutines / threads / sockets", Value: fmt.Sprintf("%s / %d / %d", g, p.Stats.Threads, p.Stats.Sockets)},
-			Row{Measure: fmt.Sprintf("poller: agents polled again within %v", p.Window.Round(100*time.Millisecond)),
-				Value: fmt.Sprintf("%.1f%%", 100*p.PolledEveryHold), Target: "100%", Met: met(p.PolledEveryHold == 1)},
+			Row{Measure: "latency, the window no call check closes: no call state, from the call-info query's sending to the disconnect's answer",
+				Value: q(w.CallInfo)},
+			Row{Measure: "latency, the window no call check closes: fresh call state, from the check to the disconnect's answer (plus the state's age, at most --call-state-max-age)",
+				Value: q(w.AfterCheck)},
 		)
 	}
+	return rows
+}
+
+// confirmRows are the confirmation scenario's rows (none without c).
+func confirmRows(c *ConfirmResult) []Row {
+	if c == nil {
+		return nil
+	}
+	var rows []Row
+	rows = append(rows,
+		Row{Measure: fmt.Sprintf("confirmation, %d agents polled: release event -> confirmation p50", c.Agents), Value: ms(c.Latency.P50)},
+		Row{Measure: "confirmation: p99", Value: ms(c.Latency.P99), Target: "<= " + ms(c.Target),
+			Met: met(c.Latency.N > 0 && c.Latency.P99 <= c.Target)},
+		Row{Measure: "confirmation: confirmed / disconnects", Value: fmt.Sprintf("%d / %d", c.Confirmed, c.Agents),
+			Target: "all", Met: met(c.Confirmed == c.Agents)},
+	)
+	return rows
+}
+
+// pollerRows are the poller scenario's rows (none without p).
+func pollerRows(p *PollerResult) []Row {
+	if p == nil {
+		return nil
+	}
+	var rows []Row
+	g := "n/a"
+	if p.Stats.Goroutines >= 0 {
+		g = fmt.Sprint(p.Stats.Goroutines)
+	}
+	rows = append(rows,
+		Row{Measure: fmt.Sprintf("poller, %d agents idle-polled: CPU", p.Agents), Value: fmt.Sprintf("%.2f cores", p.Cores),
+			Target: "< 1", Met: met(p.Cores < 1)},
+		Row{Measure: "poller: RSS", Value: mib(p.Stats.RSS), Target: "< 1 GiB", Met: met(p.Stats.RSS < 1<<30)},
+		Row{Measure: "poller: goroutines / threads / sockets", Value: fmt.Sprintf("%s / %d / %d", g, p.Stats.Threads, p.Stats.Sockets)},
+		Row{Measure: fmt.Sprintf("poller: agents polled again within %v", p.Window.Round(100*time.Millisecond)),
+			Value: fmt.Sprintf("%.1f%%", 100*p.PolledEveryHold), Target: "100%", Met: met(p.PolledEveryHold == 1)},
+	)
 	return rows
 }
 
