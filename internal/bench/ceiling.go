@@ -93,18 +93,7 @@ func benchCeiling(ctx context.Context, rn *runner) error {
 		return err
 	}
 	least := [2]float64{perSecond(floors[0].Start, floors[0].Done), perSecond(floors[1].Start, floors[1].Done)}
-	var profile func(*child) func()
-	if rn.cfg.ProfileDir != "" {
-		profile = func(w *child) func() {
-			profiled := make(chan struct{})
-			go func() {
-				defer close(profiled)
-				w.profile(filepath.Join(rn.cfg.ProfileDir, "worker-ceiling.pprof"), 5*time.Second)
-			}()
-			return func() { <-profiled } // the runs may be shorter than the profile: keep the worker up
-		}
-	}
-	m, err := env.scopedRuns(ctx, prog, "ceiling", results, conc, 0, scope, profile)
+	m, err := env.scopedRuns(ctx, prog, "ceiling", results, conc, 0, scope, ceilingProfile(rn.cfg.ProfileDir))
 	if err != nil {
 		return err
 	}
@@ -119,6 +108,22 @@ func benchCeiling(ctx context.Context, rn *runner) error {
 		WorkerCPUCallID: perCmd(m.CPU[scopeCallID]), WorkerCPUSkip: perCmd(m.CPU[scopeSkip]), WorkerCPUCallInfo: perCmd(m.CPU[scopeCallInfo]),
 		ServerCPUCallInfo: perCmd(m.Self[scopeCallInfo]), ServerCPUSkip: perCmd(m.Self[scopeSkip]), CallCheckSegments: m.Segments}
 	return nil
+}
+
+// ceilingProfile is scopedRuns' checked for Config.ProfileDir: a 5 s CPU
+// profile of the first checked worker into dir (nil: dir is "").
+func ceilingProfile(dir string) func(*child) func() {
+	if dir == "" {
+		return nil
+	}
+	return func(w *child) func() {
+		profiled := make(chan struct{})
+		go func() {
+			defer close(profiled)
+			w.profile(filepath.Join(dir, "worker-ceiling.pprof"), 5*time.Second)
+		}()
+		return func() { <-profiled } // the runs may be shorter than the profile: keep the worker up
+	}
 }
 
 // bareHTTPLoop POSTs one disconnect per agent from conc goroutines straight

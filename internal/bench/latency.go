@@ -82,11 +82,9 @@ func benchLatency(ctx context.Context, rn *runner) error {
 	if err != nil {
 		return err
 	}
-	var floor [2][]time.Duration
-	for i, run := range floors {
-		if floor[i], err = toGateway(env.sim.Sim, run.Agents, run.Sent); err != nil {
-			return err
-		}
+	floor, err := floorLatencies(env.sim.Sim, floors)
+	if err != nil {
+		return err
 	}
 	m, err := env.scopedRuns(ctx, prog, fmt.Sprintf("latency at %d/s", sz.Rate), results, conc, every, scope, nil)
 	if err != nil {
@@ -110,6 +108,18 @@ func benchLatency(ctx context.Context, rn *runner) error {
 	r.CheckWindow = newCheckWindow(m)
 	rep.Latency = r
 	return nil
+}
+
+// floorLatencies are the publish -> POST latencies of the floor's runs.
+func floorLatencies(sim *gatewaysim.Sim, floors [2]floorRun) ([2][]time.Duration, error) {
+	var floor [2][]time.Duration
+	for i, run := range floors {
+		var err error
+		if floor[i], err = toGateway(sim, run.Agents, run.Sent); err != nil {
+			return floor, err
+		}
+	}
+	return floor, nil
 }
 
 // toGateway returns, for each of agents, the time from sent[i] to the
