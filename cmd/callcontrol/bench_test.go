@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/callcontrol/callcontrol/internal/bench"
 	"github.com/callcontrol/callcontrol/worker"
 )
 
@@ -26,7 +29,7 @@ func TestBenchQuick(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench --quick: %v\n%s", err, out)
 	}
-	var rep benchReport
+	var rep bench.Report
 	b, err := os.ReadFile(jsonOut)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +37,7 @@ func TestBenchQuick(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	sz := quickSizes
+	sz := bench.QuickSizes()
 	switch c := rep.Ceiling; {
 	case c == nil:
 		t.Fatal("no ceiling")
@@ -47,9 +50,9 @@ func TestBenchQuick(t *testing.T) {
 			c.WorkerCPUCallID <= 0 || c.WorkerCPUSkip <= 0 || c.WorkerCPUCallInfo <= 0 {
 			t.Errorf("ceiling call check = %+v (CPU %d/%d/%d µs), want every range measured", cc, c.WorkerCPUCallID, c.WorkerCPUSkip, c.WorkerCPUCallInfo)
 		}
-		if segs := c.CallCheckSegments; len(segs) != len(scopeRound)*sz.ScopeRounds || segs[0].Elapsed <= 0 || segs[0].Slowest <= 0 ||
+		if segs := c.CallCheckSegments; len(segs) != sz.CallCheckSegments() || segs[0].Elapsed <= 0 || segs[0].Slowest <= 0 ||
 			segs[0].Slowest > segs[0].Elapsed {
-			t.Errorf("ceiling call check segments = %+v, want %d, each with its elapsed time and slowest command", segs, len(scopeRound)*sz.ScopeRounds)
+			t.Errorf("ceiling call check segments = %+v, want %d, each with its elapsed time and slowest command", segs, sz.CallCheckSegments())
 		}
 	}
 	// The call check's figures, top level as the issue names them: every
@@ -151,31 +154,22 @@ func TestBenchSkipCallCheckFlag(t *testing.T) {
 	}
 }
 
-// The call check's ranges run in segments whose positions average alike
-// (a steady drift of the machine's load weighs on each alike), 2×rounds
-// of each, and a new worker process wherever checked and unchecked
-// alternate.
-func TestBenchScopeSegments(t *testing.T) {
-	for _, rounds := range []int{1, 2, 3} {
-		seq, proc, procs := scopeSegments(rounds)
-		var sum, count [scopeKinds]int
-		for i, k := range seq {
-			sum[k] += i
-			count[k]++
-			if i > 0 && (proc[i] != proc[i-1]) != ((k == scopeSkip) != (seq[i-1] == scopeSkip)) {
-				t.Errorf("rounds %d: segment %d (%v) on process %d after %d", rounds, i, k, proc[i], proc[i-1])
-			}
-		}
-		for k := range scopeKinds {
-			if count[k] != 2*rounds || sum[k]*count[0] != sum[0]*count[k] {
-				t.Errorf("rounds %d: range %d: %d segments at mean position %d/%d, want %d at range 0's", rounds, k, count[k], sum[k], count[k], 2*rounds)
-			}
-		}
-		if procs != 2*rounds+1 || proc[len(proc)-1] != procs-1 {
-			t.Errorf("rounds %d: %d worker processes, want %d", rounds, procs, 2*rounds+1)
-		}
-		if a := scopeAgentsFrom(101, 10, 4, rounds); len(a.all()) != scopeAgentCount(10, 4, rounds) || len(a.Warm) != procs {
-			t.Errorf("rounds %d: %d agents laid out, want %d", rounds, len(a.all()), scopeAgentCount(10, 4, rounds))
-		}
+// httpOK reports whether url answers 200 OK.
+func httpOK(url string) (bool, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false, err
 	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// freePort returns a loopback address that was free a moment ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/bench"
 	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
@@ -27,10 +28,7 @@ func TestBenchFloorExecutesEachCommand(t *testing.T) {
 			sim, gwURL, ca := testGateway(t, gatewaysim.Config{AuthMode: 1})
 			ctx := t.Context()
 			const stream = "BENCH_EXEC_TEST"
-			if _, err := scratchConsumer(ctx, js, stream); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream + "_RESULTS", Subjects: []string{"bench." + stream + "_RESULTS"}}); err != nil {
+			if err := bench.ProvisionFloor(ctx, js, stream); err != nil {
 				t.Fatal(err)
 			}
 			agents := []int{101, 102, 103}
@@ -41,12 +39,12 @@ func TestBenchFloorExecutesEachCommand(t *testing.T) {
 					t.Fatal(err)
 				}
 				guids[a] = guid
-				if _, err := sim.StartCall(a, benchCustomer(a)); err != nil {
+				if _, err := sim.StartCall(a, bench.Customer(a)); err != nil {
 					t.Fatal(err)
 				}
 			}
 			file := filepath.Join(t.TempDir(), "guids.json")
-			if err := writeGUIDs(file, guids, agents); err != nil {
+			if err := bench.WriteGUIDs(file, guids, agents); err != nil {
 				t.Fatal(err)
 			}
 			port, err := freePort()
@@ -67,7 +65,7 @@ func TestBenchFloorExecutesEachCommand(t *testing.T) {
 				}
 			})
 			for _, a := range agents {
-				data, _ := json.Marshal(events.DisconnectCommand{CommandID: benchCommandID("t", a), AgentID: a, Number: benchCustomer(a), TTL: time.Minute})
+				data, _ := json.Marshal(events.DisconnectCommand{CommandID: bench.CommandID("t", a), AgentID: a, Number: bench.Customer(a), TTL: time.Minute})
 				if _, err := js.Publish(ctx, "bench."+stream, data); err != nil {
 					t.Fatal(err)
 				}
@@ -96,7 +94,7 @@ func TestBenchFloorExecutesEachCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, a := range agents {
-				_, err := ledger.Get(ctx, benchCommandID("t", a))
+				_, err := ledger.Get(ctx, bench.CommandID("t", a))
 				if withLedger && err != nil {
 					t.Errorf("ledger record of agent %d: %v", a, err)
 				}

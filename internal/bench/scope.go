@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -125,12 +125,12 @@ type scopeMeasure struct {
 	// ranges with call state counts from the state the bench wrote before
 	// the run: only AfterCheck says something there.
 	Window, AfterCheck [scopeKinds]metrics.Histogram
-	Segments           []scopeSegment
+	Segments           []ScopeSegment
 }
 
-// scopeSegment is one segment of a scoped run, in results.json so that a
+// ScopeSegment is one segment of a scoped run, in results.json so that a
 // segment that stalls (one slow command, or all of them) shows which.
-type scopeSegment struct {
+type ScopeSegment struct {
 	Range   string        `json:"range"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Slowest time.Duration `json:"slowest_command_ns"` // publish to result
@@ -140,7 +140,7 @@ type scopeSegment struct {
 func slowest(seen map[string]time.Time, agents []int, sent []time.Time) time.Duration {
 	var d time.Duration
 	for i, a := range agents {
-		if t, ok := seen[benchCommandID("run", a)]; ok {
+		if t, ok := seen[CommandID("run", a)]; ok {
 			d = max(d, t.Sub(sent[i]))
 		}
 	}
@@ -178,7 +178,7 @@ func (e *benchEnv) seedCallStates(ctx context.Context, agents []int) (map[int]st
 	for _, a := range agents {
 		g.Go(func() error {
 			st := events.CallState{AgentID: a, Owner: "bench", Polling: true, ObservedAt: now,
-				Calls: []events.Call{{CallID: ids[a], Parties: []string{benchCustomer(a)}, Phase: events.CallTalking,
+				Calls: []events.Call{{CallID: ids[a], Parties: []string{Customer(a)}, Phase: events.CallTalking,
 					Since: now.Add(-time.Second)}},
 				LastEvent: "AgentEvent_Talking", LastEventAt: now.Add(-time.Second)}
 			data, err := json.Marshal(st)
@@ -199,7 +199,7 @@ func (e *benchEnv) seedCallStates(ctx context.Context, agents []int) (map[int]st
 func (e *benchEnv) callIDs(agents []int) (map[int]string, error) {
 	ids := make(map[int]string, len(agents))
 	for _, a := range agents {
-		calls := e.sim.sim.Calls(a)
+		calls := e.sim.Sim.Calls(a)
 		if len(calls) == 0 {
 			return nil, fmt.Errorf("agent %d has no call", a)
 		}
@@ -216,7 +216,8 @@ func (e *benchEnv) callIDs(agents []int) (map[int]string, error) {
 // accepted.
 func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string, results *tap, conc int, every time.Duration,
 	agents scopeAgents, checked func(*child) func()) (scopeMeasure, error) {
-	var m scopeMeasure
+	r := &scopedRun{e: e, prog: prog, label: label, results: results, conc: conc, every: every, agents: agents,
+		checked: checked, wait: func() {}}
 	seq, proc, _ := scopeSegments(agents.Rounds)
 	var checkedWarm []int
 	for i, k := range seq {
@@ -224,104 +225,139 @@ func (e *benchEnv) scopedRuns(ctx context.Context, prog *progress, label string,
 			checkedWarm = append(checkedWarm, agents.Warm[proc[i]]...)
 		}
 	}
-	ids, err := e.seedCallStates(ctx, slices.Concat(agents.Ranges[scopePlain], agents.Ranges[scopeCallID], checkedWarm))
-	if err != nil {
-		return m, err
+	var err error
+	if r.ids, err = e.seedCallStates(ctx, slices.Concat(agents.Ranges[scopePlain], agents.Ranges[scopeCallID], checkedWarm)); err != nil {
+		return r.m, err
 	}
 	for k := range scopeKinds {
-		m.Sent[k] = make([]time.Time, len(agents.Ranges[k]))
+		r.m.Sent[k] = make([]time.Time, len(agents.Ranges[k]))
 	}
-	var (
-		w        *child
-		wait     = func() {}
-		profiled bool
-	)
-	start := func(p int, skip bool) error {
-		if w != nil {
-			wait()
-			w.stop() // one worker at a time: they share the consumer
-		}
-		args, name := []string{"--concurrency", strconv.Itoa(conc)}, fmt.Sprintf("worker-%d-checked", p+1)
-		if skip {
-			args, name = append(args, "--skip-call-check"), fmt.Sprintf("worker-%d-skip-call-check", p+1)
-		} else {
-			args = append(args, "--call-state-max-age", benchCallStateMaxAge.String())
-		}
-		prog.set(fmt.Sprintf("%s: starting %s", label, name), 0, 0)
-		if w, err = e.startNamed(ctx, name, "worker", args...); err != nil {
-			return err
-		}
-		if err := e.warmUp(ctx, results, agents.Warm[p]); err != nil {
-			return err
-		}
-		wait = func() {}
-		if !skip && checked != nil && !profiled {
-			wait, profiled = checked(w), true
-		}
-		return nil
-	}
-	parts := 2 * agents.Rounds
 	next := [scopeKinds]int{} // the next segment of each range
 	for i, k := range seq {
 		if i == 0 || proc[i] != proc[i-1] {
-			if err := start(proc[i], k == scopeSkip); err != nil {
-				return m, err
+			if err := r.start(ctx, proc[i], k == scopeSkip); err != nil {
+				return r.m, err
 			}
 		}
-		rng, j := agents.Ranges[k], next[k]
-		lo, hi := j*len(rng)/parts, (j+1)*len(rng)/parts
+		if err := r.segment(ctx, k, next[k]); err != nil {
+			return r.m, err
+		}
 		next[k]++
-		var calls map[int]string
-		if k == scopeCallID {
-			calls = ids
-		}
-		s0, err := w.stats()
-		if err != nil {
-			return m, err
-		}
-		win0, after0, err := checkHistograms(w)
-		if err != nil {
-			return m, err
-		}
-		self0 := selfCPU()
-		acc0 := results.status(string(events.StatusAccepted))
-		sent := m.Sent[k][lo:hi]
-		elapsed, err := e.pipeline(ctx, prog, fmt.Sprintf("%s: %s (%d/%d)", label, scopeNames[k], j+1, parts), results, rng[lo:hi], calls, every,
-			func(j int, t time.Time) { sent[j] = t })
-		if err != nil {
-			return m, err
-		}
-		self := selfCPU() - self0
-		s1, err := w.stats()
-		if err != nil {
-			return m, err
-		}
-		win1, after1, err := checkHistograms(w)
-		if err != nil {
-			return m, err
-		}
-		m.Window[k] = m.Window[k].Add(win1.Sub(win0))
-		m.AfterCheck[k] = m.AfterCheck[k].Add(after1.Sub(after0))
-		m.Segments = append(m.Segments, scopeSegment{Range: scopeNames[k], Elapsed: elapsed, Slowest: slowest(results.seen(), rng[lo:hi], sent)})
-		m.Elapsed[k] += elapsed
-		m.Self[k] += self
-		m.CPU[k] += s1.CPU - s0.CPU
-		m.Accepted[k] += results.status(string(events.StatusAccepted)) - acc0
 	}
-	wait()
-	w.stop()
+	r.wait()
+	r.w.stop()
 	for k := range scopeKinds {
-		if m.Accepted[k] != len(agents.Ranges[k]) {
-			return m, fmt.Errorf("%s: %s: %d of %d commands accepted; see the workers' logs in %s", label, scopeNames[k],
-				m.Accepted[k], len(agents.Ranges[k]), e.dir)
+		if r.m.Accepted[k] != len(agents.Ranges[k]) {
+			return r.m, fmt.Errorf("%s: %s: %d of %d commands accepted; see the workers' logs in %s", label, scopeNames[k],
+				r.m.Accepted[k], len(agents.Ranges[k]), e.dir)
 		}
 	}
-	return m, nil
+	return r.m, nil
 }
 
-// scopeResult is what the call check costs in one scenario, in the
+// scopedRun is one scopedRuns: its arguments, the worker process of the
+// current segment and what was measured so far.
+type scopedRun struct {
+	e        *benchEnv
+	prog     *progress
+	label    string
+	results  *tap
+	conc     int
+	every    time.Duration
+	agents   scopeAgents
+	checked  func(*child) func()
+	ids      map[int]string // call IDs of the agents with call state
+	m        scopeMeasure
+	w        *child
+	wait     func() // what checked returned, for the current worker
+	profiled bool   // checked was called
+}
+
+// start stops the current worker, if any, and starts worker process p
+// (checked, or with --skip-call-check) and warms it up.
+func (r *scopedRun) start(ctx context.Context, p int, skip bool) error {
+	if r.w != nil {
+		r.wait()
+		r.w.stop() // one worker at a time: they share the consumer
+	}
+	args, name := []string{"--concurrency", strconv.Itoa(r.conc)}, fmt.Sprintf("worker-%d-checked", p+1)
+	if skip {
+		args, name = append(args, "--skip-call-check"), fmt.Sprintf("worker-%d-skip-call-check", p+1)
+	} else {
+		args = append(args, "--call-state-max-age", benchCallStateMaxAge.String())
+	}
+	r.prog.set(fmt.Sprintf("%s: starting %s", r.label, name), 0, 0)
+	var err error
+	if r.w, err = r.e.startNamed(ctx, name, "worker", args...); err != nil {
+		return err
+	}
+	if err := r.e.warmUp(ctx, r.results, r.agents.Warm[p]); err != nil {
+		return err
+	}
+	r.wait = func() {}
+	if !skip && r.checked != nil && !r.profiled {
+		r.wait, r.profiled = r.checked(r.w), true
+	}
+	return nil
+}
+
+// workerSample is what a segment reads of the worker before and after.
+type workerSample struct {
+	stats         ProcStats
+	window, after metrics.Histogram
+}
+
+func sampleWorker(w *child) (workerSample, error) {
+	var s workerSample
+	var err error
+	if s.stats, err = w.stats(); err != nil {
+		return s, err
+	}
+	s.window, s.after, err = checkHistograms(w)
+	return s, err
+}
+
+// segment runs segment j of range k on the current worker and adds what
+// it measured.
+func (r *scopedRun) segment(ctx context.Context, k scopeKind, j int) error {
+	parts := 2 * r.agents.Rounds
+	rng := r.agents.Ranges[k]
+	lo, hi := j*len(rng)/parts, (j+1)*len(rng)/parts
+	var calls map[int]string
+	if k == scopeCallID {
+		calls = r.ids
+	}
+	s0, err := sampleWorker(r.w)
+	if err != nil {
+		return err
+	}
+	self0 := selfCPU()
+	acc0 := r.results.status(string(events.StatusAccepted))
+	sent := r.m.Sent[k][lo:hi]
+	elapsed, err := r.e.pipeline(ctx, r.prog, fmt.Sprintf("%s: %s (%d/%d)", r.label, scopeNames[k], j+1, parts), r.results, rng[lo:hi],
+		calls, r.every, func(j int, t time.Time) { sent[j] = t })
+	if err != nil {
+		return err
+	}
+	self := selfCPU() - self0
+	s1, err := sampleWorker(r.w)
+	if err != nil {
+		return err
+	}
+	m := &r.m
+	m.Window[k] = m.Window[k].Add(s1.window.Sub(s0.window))
+	m.AfterCheck[k] = m.AfterCheck[k].Add(s1.after.Sub(s0.after))
+	m.Segments = append(m.Segments, ScopeSegment{Range: scopeNames[k], Elapsed: elapsed, Slowest: slowest(r.results.seen(), rng[lo:hi], sent)})
+	m.Elapsed[k] += elapsed
+	m.Self[k] += self
+	m.CPU[k] += s1.stats.CPU - s0.stats.CPU
+	m.Accepted[k] += r.results.status(string(events.StatusAccepted)) - acc0
+	return nil
+}
+
+// ScopeResult is what the call check costs in one scenario, in the
 // scenario's figure: throughput (ceiling) or p99 latency (latency).
-type scopeResult struct {
+type ScopeResult struct {
 	Unit     string  `json:"unit"`
 	Plain    float64 `json:"plain"`     // (a) plain commands, fresh call state
 	CallID   float64 `json:"call_id"`   // (b) commands with call_id, fresh call state
@@ -334,37 +370,37 @@ type scopeResult struct {
 	RatioCallInfo float64 `json:"ratio_call_info"`
 }
 
-func newScopeResult(unit string, plain, callID, skip, callInfo float64) *scopeResult {
-	return &scopeResult{Unit: unit, Plain: plain, CallID: callID, Skip: skip, CallInfo: callInfo,
+func newScopeResult(unit string, plain, callID, skip, callInfo float64) *ScopeResult {
+	return &ScopeResult{Unit: unit, Plain: plain, CallID: callID, Skip: skip, CallInfo: callInfo,
 		RatioCallID: callID / skip, RatioPlain: plain / skip, RatioCallInfo: callInfo / skip}
 }
 
-// checkWindow is the window no call check closes (README "Call scope"),
+// CheckWindow is the window no call check closes (README "Call scope"),
 // as the checked worker observed it in the latency scenario: upper
 // bounds of its histograms' buckets.
-type checkWindow struct {
+type CheckWindow struct {
 	// CallInfo: commands without call state, from the sending of the
 	// call-info query to the disconnect's answer.
-	CallInfo windowQuantiles `json:"call_info"`
+	CallInfo WindowQuantiles `json:"call_info"`
 	// AfterCheck: commands with fresh call state (plain and call_id),
 	// from the check to the disconnect's answer; their whole window adds
 	// the age of the state at the check (at most --call-state-max-age; the
 	// bench runs no poller, the soak measures it).
-	AfterCheck windowQuantiles `json:"after_check"`
+	AfterCheck WindowQuantiles `json:"after_check"`
 }
 
-type windowQuantiles struct {
+type WindowQuantiles struct {
 	N   uint64        `json:"n"`
 	P50 time.Duration `json:"p50_le_ns"`
 	P99 time.Duration `json:"p99_le_ns"`
 	Max time.Duration `json:"max_le_ns"`
 }
 
-func quantilesOf(h metrics.Histogram) windowQuantiles {
-	return windowQuantiles{N: h.Count, P50: h.Quantile(0.5), P99: h.Quantile(0.99), Max: h.Quantile(1)}
+func quantilesOf(h metrics.Histogram) WindowQuantiles {
+	return WindowQuantiles{N: h.Count, P50: h.Quantile(0.5), P99: h.Quantile(0.99), Max: h.Quantile(1)}
 }
 
-func newCheckWindow(m scopeMeasure) *checkWindow {
-	return &checkWindow{CallInfo: quantilesOf(m.Window[scopeCallInfo]),
+func newCheckWindow(m scopeMeasure) *CheckWindow {
+	return &CheckWindow{CallInfo: quantilesOf(m.Window[scopeCallInfo]),
 		AfterCheck: quantilesOf(m.AfterCheck[scopePlain].Add(m.AfterCheck[scopeCallID]))}
 }

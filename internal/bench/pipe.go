@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 )
 
-type pipeResult struct {
+type PipeResult struct {
 	InFlight  int     `json:"in_flight"`
 	Commands  int     `json:"commands"`
 	PerS      float64 `json:"cmd_per_s"`       // steady state: see steadyRate
@@ -56,9 +56,10 @@ func seenAt(seen map[string]time.Time, ids []string) []time.Time {
 // benchPipelining runs each level in turn against a 50 ms simulator: a
 // fresh worker with that many slots, then the bare POST loop on the same
 // agents.
-func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
+func benchPipelining(ctx context.Context, rn *runner) error {
+	sz, prog, rep := rn.cfg.Sizes, rn.prog, rn.rep
 	maxLevel := slices.Max(sz.Levels)
-	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 1, Latency: sz.SlowGateway}, maxLevel)
+	env, err := newBenchEnv(ctx, rn.cfg, gatewaysim.Config{AuthMode: 1, Latency: sz.SlowGateway}, maxLevel)
 	if err != nil {
 		return err
 	}
@@ -104,52 +105,52 @@ func benchPipelining(ctx context.Context, sz benchSizes, prog *progress, rep *be
 
 // pipelineLevel measures one level: m slots, one command per agent.
 func pipelineLevel(ctx context.Context, env *benchEnv, prog *progress, results *tap, m int, warm, agents []int,
-	guids map[int]string) (pipeResult, error) {
+	guids map[int]string) (PipeResult, error) {
 	n := len(agents)
 	// The measured agents' call state is fresh, as live pollers keep it
 	// (see seedCallStates): the worker checks each command's call against
 	// it, with no gateway round trip.
 	w, err := env.start(ctx, "worker", "--concurrency", strconv.Itoa(m), "--call-state-max-age", "1h")
 	if err != nil {
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	defer w.stop()
 	if err := env.warmUp(ctx, results, warm); err != nil {
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	if err := env.callAll(warm); err != nil { // back on a call for the next level
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	if _, err := env.seedCallStates(ctx, agents); err != nil {
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	s0, err := w.stats()
 	if err != nil {
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	elapsed, err := env.pipeline(ctx, prog, fmt.Sprintf("pipelining: %d in flight", m), results, agents, nil, 0, nil)
 	if err != nil {
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	s1, err := w.stats()
 	if err != nil {
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	w.stop() // idle from here on, but out of the baseline's way
 	ids := make([]string, n)
 	for i, a := range agents {
-		ids[i] = benchCommandID("run", a)
+		ids[i] = CommandID("run", a)
 	}
-	r := pipeResult{InFlight: m, Commands: n, PerS: steadyRate(seenAt(results.seen(), ids)), Whole: float64(n) / elapsed.Seconds(),
+	r := PipeResult{InFlight: m, Commands: n, PerS: steadyRate(seenAt(results.seen(), ids)), Whole: float64(n) / elapsed.Seconds(),
 		PeakRSS: s1.PeakRSS, WorkerCPU: (s1.CPU - s0.CPU).Microseconds() / int64(n)}
 
 	prog.set(fmt.Sprintf("pipelining: bare HTTP, %d in flight", m), 0, 0)
 	if err := env.callAll(agents); err != nil { // back on a call for the baseline
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	_, done, err := bareHTTPLoop(ctx, env.gw, guids, agents, m)
 	if err != nil {
-		return pipeResult{}, err
+		return PipeResult{}, err
 	}
 	r.BareHTTP = steadyRate(done)
 	r.RatioHTTP = r.PerS / r.BareHTTP

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-type percentiles struct {
+type Percentiles struct {
 	N   int           `json:"n"`
 	P50 time.Duration `json:"p50_ns"`
 	P90 time.Duration `json:"p90_ns"`
@@ -21,40 +21,41 @@ type percentiles struct {
 	Max time.Duration `json:"max_ns"`
 }
 
-func percentilesOf(d []time.Duration) percentiles {
+func percentilesOf(d []time.Duration) Percentiles {
 	if len(d) == 0 {
-		return percentiles{}
+		return Percentiles{}
 	}
 	slices.Sort(d)
 	at := func(q int) time.Duration { return d[min(len(d)-1, len(d)*q/100)] }
-	return percentiles{N: len(d), P50: at(50), P90: at(90), P99: at(99), Max: d[len(d)-1]}
+	return Percentiles{N: len(d), P50: at(50), P90: at(90), P99: at(99), Max: d[len(d)-1]}
 }
 
-type latencyResult struct {
+type LatencyResult struct {
 	Rate     int         `json:"rate_per_s"`
-	Worker   percentiles `json:"publish_to_post"`
-	Raw      percentiles `json:"raw_publish_to_consume"`
+	Worker   Percentiles `json:"publish_to_post"`
+	Raw      Percentiles `json:"raw_publish_to_consume"`
 	RatioP50 float64     `json:"ratio_p50"`
 	RatioP99 float64     `json:"ratio_p99"`
 	// The least a worker does (executeFloor) at the same rate: with no
 	// round trip of its own before the POST, and with one (a ledger write).
-	Floor       percentiles `json:"execute_only_publish_to_post"`
-	FloorLedger percentiles `json:"execute_with_ledger_publish_to_post"`
+	Floor       Percentiles `json:"execute_only_publish_to_post"`
+	FloorLedger Percentiles `json:"execute_with_ledger_publish_to_post"`
 	// Worker is plain commands with fresh call state; beside it the other
-	// ranges of the call check (see benchscope.go), and their p99s set
+	// ranges of the call check (see scope.go), and their p99s set
 	// against the worker without the check.
-	CallID       percentiles  `json:"call_id_publish_to_post"`
-	Skip         percentiles  `json:"skip_call_check_publish_to_post"`
-	CallInfo     percentiles  `json:"call_info_publish_to_post"`
-	CallCheckP99 *scopeResult `json:"call_check_p99"`
-	CheckWindow  *checkWindow `json:"call_check_window"`
+	CallID       Percentiles  `json:"call_id_publish_to_post"`
+	Skip         Percentiles  `json:"skip_call_check_publish_to_post"`
+	CallInfo     Percentiles  `json:"call_info_publish_to_post"`
+	CallCheckP99 *ScopeResult `json:"call_check_p99"`
+	CheckWindow  *CheckWindow `json:"call_check_window"`
 }
 
-func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
+func benchLatency(ctx context.Context, rn *runner) error {
+	sz, prog, rep := rn.cfg.Sizes, rn.prog, rn.rep
 	const conc = 64
 	n := int(float64(sz.Rate) * sz.RateFor.Seconds())
 	every := time.Second / time.Duration(sz.Rate)
-	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 1}, 8)
+	env, err := newBenchEnv(ctx, rn.cfg, gatewaysim.Config{AuthMode: 1}, 8)
 	if err != nil {
 		return err
 	}
@@ -81,34 +82,44 @@ func benchLatency(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	if err != nil {
 		return err
 	}
-	var floor [2][]time.Duration
-	for i, run := range floors {
-		if floor[i], err = toGateway(env.sim.sim, run.Agents, run.Sent); err != nil {
-			return err
-		}
+	floor, err := floorLatencies(env.sim.Sim, floors)
+	if err != nil {
+		return err
 	}
 	m, err := env.scopedRuns(ctx, prog, fmt.Sprintf("latency at %d/s", sz.Rate), results, conc, every, scope, nil)
 	if err != nil {
 		return err
 	}
-	var lat [scopeKinds]percentiles
+	var lat [scopeKinds]Percentiles
 	for k := range scopeKinds {
-		d, err := toGateway(env.sim.sim, scope.Ranges[k], m.Sent[k])
+		d, err := toGateway(env.sim.Sim, scope.Ranges[k], m.Sent[k])
 		if err != nil {
 			return fmt.Errorf("%s: %w", scopeNames[k], err)
 		}
 		lat[k] = percentilesOf(d)
 	}
-	r := &latencyResult{Rate: sz.Rate, Worker: lat[scopePlain], Raw: percentilesOf(raw),
+	r := &LatencyResult{Rate: sz.Rate, Worker: lat[scopePlain], Raw: percentilesOf(raw),
 		Floor: percentilesOf(floor[0]), FloorLedger: percentilesOf(floor[1]),
 		CallID: lat[scopeCallID], Skip: lat[scopeSkip], CallInfo: lat[scopeCallInfo]}
 	r.RatioP50 = float64(r.Worker.P50) / float64(r.Raw.P50)
 	r.RatioP99 = float64(r.Worker.P99) / float64(r.Raw.P99)
-	p99 := func(p percentiles) float64 { return float64(p.P99) / float64(time.Millisecond) }
+	p99 := func(p Percentiles) float64 { return float64(p.P99) / float64(time.Millisecond) }
 	r.CallCheckP99 = newScopeResult("ms p99", p99(r.Worker), p99(r.CallID), p99(r.Skip), p99(r.CallInfo))
 	r.CheckWindow = newCheckWindow(m)
 	rep.Latency = r
 	return nil
+}
+
+// floorLatencies are the publish -> POST latencies of the floor's runs.
+func floorLatencies(sim *gatewaysim.Sim, floors [2]floorRun) ([2][]time.Duration, error) {
+	var floor [2][]time.Duration
+	for i, run := range floors {
+		var err error
+		if floor[i], err = toGateway(sim, run.Agents, run.Sent); err != nil {
+			return floor, err
+		}
+	}
+	return floor, nil
 }
 
 // toGateway returns, for each of agents, the time from sent[i] to the

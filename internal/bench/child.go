@@ -1,11 +1,10 @@
-package main
+package bench
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/callcontrol/callcontrol/metrics"
 	"io"
 	"net"
 	"net/http"
@@ -16,17 +15,20 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/callcontrol/callcontrol/metrics"
 )
 
-// child is a worker or poller process of this binary.
+// child is a worker, poller or floor process of Config.Executable.
 type child struct {
 	role   string
 	cmd    *exec.Cmd
 	health string // host:port of its health endpoint
 	done   chan struct{}
+	out    io.Writer // where profile reports its failure
 }
 
-// start runs `<this binary> role args...` with its NATS and gateway flags
+// start runs `<Config.Executable> role args...` with its NATS and gateway flags
 // and waits until its health endpoint answers /readyz.
 func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*child, error) {
 	return e.startNamed(ctx, role, role, args...)
@@ -35,10 +37,6 @@ func (e *benchEnv) start(ctx context.Context, role string, args ...string) (*chi
 // startNamed is start with the child's log in name.log (for a second
 // child of a role).
 func (e *benchEnv) startNamed(ctx context.Context, name, role string, args ...string) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -47,9 +45,10 @@ func (e *benchEnv) startNamed(ctx context.Context, name, role string, args ...st
 	if err != nil {
 		return nil, err
 	}
-	base := []string{role, "--nats-url", e.nf.url, "--gateway-url", e.sim.url, "--gateway-ca", e.caFile,
+	base := []string{role, "--nats-url", e.url, "--gateway-url", e.sim.URL, "--gateway-ca", e.caFile,
 		"--health-listen", port, "--log-level", "info", "--pprof"}
-	c := &child{role: name, health: port, done: make(chan struct{}), cmd: exec.Command(exe, append(base, args...)...)}
+	c := &child{role: name, health: port, done: make(chan struct{}), out: e.cfg.Progress,
+		cmd: exec.Command(e.cfg.Executable, append(base, args...)...)}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.Env = append(os.Environ(), "CALLCONTROL_BENCH_CHILD=1")
 	if err := c.cmd.Start(); err != nil {
@@ -113,12 +112,12 @@ func (c *child) profile(path string, d time.Duration) {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "bench: profile of %s: %v\n", c.role, err)
+		fmt.Fprintf(c.out, "bench: profile of %s: %v\n", c.role, err)
 	}
 }
 
-// procStats is what the kernel and the Go runtime say about a child.
-type procStats struct {
+// ProcStats is what the kernel and the Go runtime say about a child.
+type ProcStats struct {
 	CPU        time.Duration `json:"cpu_ns"`
 	RSS        int64         `json:"rss_bytes"`
 	PeakRSS    int64         `json:"peak_rss_bytes"`
@@ -128,9 +127,9 @@ type procStats struct {
 }
 
 // stats reads /proc/<pid> and the child's /metrics.
-func (c *child) stats() (procStats, error) {
+func (c *child) stats() (ProcStats, error) {
 	pid := c.cmd.Process.Pid
-	st := procStats{Goroutines: -1}
+	st := ProcStats{Goroutines: -1}
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return st, err

@@ -1,10 +1,11 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/callcontrol/callcontrol/admin"
 	"maps"
 	"strconv"
 	"strings"
@@ -19,15 +20,19 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// The load the scenarios of `callcontrol bench` share (bench*.go, one file
+// The load the scenarios of `callcontrol bench` share (one file
 // per scenario; each builds its own benchEnv, so that no run inherits
 // another's streams, buckets or connections): sign-ins, command publishing,
 // taps on subjects and scratch consumers for the baselines.
 
 // signIn signs agents in and registers their sessions, 32 at a time, and
-// (when onCall) puts each on a call with benchCustomer(agent). It returns
+// (when onCall) puts each on a call with Customer(agent). It returns
 // the GUIDs, for the bare HTTP baseline only.
 func (e *benchEnv) signIn(ctx context.Context, agents []int, onCall bool) (map[int]string, error) {
+	reg, err := admin.New(e.js)
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	guids := make(map[int]string, len(agents))
 	g, gctx := errgroup.WithContext(ctx)
@@ -38,7 +43,7 @@ func (e *benchEnv) signIn(ctx context.Context, agents []int, onCall bool) (map[i
 			if err != nil {
 				return fmt.Errorf("sign in agent %d: %w", a, err)
 			}
-			if err := newAdmin(e.js).RegisterSession(gctx, a, guid, e.sim.authMode); err != nil {
+			if err := reg.RegisterSession(gctx, a, guid, e.auth); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -77,7 +82,7 @@ func (e *benchEnv) pipeline(ctx context.Context, prog *progress, label string, r
 	return elapsed, errors.Join(err, <-errc)
 }
 
-func benchCommandID(tag string, agent int) string { return tag + "-" + strconv.Itoa(agent) }
+func CommandID(tag string, agent int) string { return tag + "-" + strconv.Itoa(agent) }
 
 // publish sends one disconnect per agent (with the agent's call_id from
 // calls, if there) and waits for the publish acks.
@@ -100,7 +105,7 @@ func (e *benchEnv) publishCalls(ctx context.Context, subject, tag string, agents
 				time.Sleep(d) // pacing the offered load
 			}
 		}
-		cmd := events.DisconnectCommand{CommandID: benchCommandID(tag, a), AgentID: a, Number: benchCustomer(a), CallID: calls[a], TTL: time.Minute}
+		cmd := events.DisconnectCommand{CommandID: CommandID(tag, a), AgentID: a, Number: Customer(a), CallID: calls[a], TTL: time.Minute}
 		data, err := json.Marshal(cmd)
 		if err != nil {
 			return err
@@ -130,7 +135,7 @@ func (e *benchEnv) allPolled(ctx context.Context, prog *progress, label string, 
 	return waitProgress(ctx, prog, label, 3*time.Minute, len(agents), func() int {
 		n := 0
 		for _, a := range agents {
-			if e.sim.sim.Polls(a) > 0 {
+			if e.sim.Sim.Polls(a) > 0 {
 				n++
 			}
 		}

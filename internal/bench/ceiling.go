@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-type ceilingResult struct {
+type CeilingResult struct {
 	Commands       int     `json:"commands"`
 	Concurrency    int     `json:"concurrency"`
 	Pipeline       float64 `json:"pipeline_cmd_per_s"`
@@ -39,9 +39,9 @@ type ceilingResult struct {
 	Accepted       int     `json:"accepted"`
 	// The pipeline figures above are those of plain commands with fresh
 	// call state; CallCheck sets them against a worker without the check
-	// (see benchscope.go), with CPU per command of each range.
-	CallCheck         *scopeResult   `json:"call_check"`
-	CallCheckSegments []scopeSegment `json:"call_check_segments"`
+	// (see scope.go), with CPU per command of each range.
+	CallCheck         *ScopeResult   `json:"call_check"`
+	CallCheckSegments []ScopeSegment `json:"call_check_segments"`
 	WorkerCPUCallID   int64          `json:"worker_cpu_us_per_cmd_call_id"`
 	WorkerCPUSkip     int64          `json:"worker_cpu_us_per_cmd_skip_call_check"`
 	WorkerCPUCallInfo int64          `json:"worker_cpu_us_per_cmd_call_info"`
@@ -49,9 +49,10 @@ type ceilingResult struct {
 	ServerCPUCallInfo int64          `json:"nats_and_gateway_cpu_us_per_cmd_call_info"`
 }
 
-func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
+func benchCeiling(ctx context.Context, rn *runner) error {
+	sz, prog, rep := rn.cfg.Sizes, rn.prog, rn.rep
 	n, conc := sz.CeilingN, sz.CeilingConc
-	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 1}, conc)
+	env, err := newBenchEnv(ctx, rn.cfg, gatewaysim.Config{AuthMode: 1}, conc)
 	if err != nil {
 		return err
 	}
@@ -92,24 +93,13 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		return err
 	}
 	least := [2]float64{perSecond(floors[0].Start, floors[0].Done), perSecond(floors[1].Start, floors[1].Done)}
-	var profile func(*child) func()
-	if sz.profile != "" {
-		profile = func(w *child) func() {
-			profiled := make(chan struct{})
-			go func() {
-				defer close(profiled)
-				w.profile(filepath.Join(sz.profile, "worker-ceiling.pprof"), 5*time.Second)
-			}()
-			return func() { <-profiled } // the runs may be shorter than the profile: keep the worker up
-		}
-	}
-	m, err := env.scopedRuns(ctx, prog, "ceiling", results, conc, 0, scope, profile)
+	m, err := env.scopedRuns(ctx, prog, "ceiling", results, conc, 0, scope, ceilingProfile(rn.cfg.ProfileDir))
 	if err != nil {
 		return err
 	}
 	perCmd := func(d time.Duration) int64 { return d.Microseconds() / int64(n) }
 	pipe := m.perS(scopePlain, n)
-	rep.Ceiling = &ceilingResult{Commands: n, Concurrency: conc, Pipeline: pipe, BareHTTP: bare, RawJetStream: raw,
+	rep.Ceiling = &CeilingResult{Commands: n, Concurrency: conc, Pipeline: pipe, BareHTTP: bare, RawJetStream: raw,
 		RatioHTTP: pipe / bare, RatioJetStream: pipe / raw, Writes: floor, RatioWrites: pipe / floor,
 		ExecuteOnly: least[0], RatioExecute: least[0] / bare, ExecuteLedger: least[1], RatioLedger: least[1] / bare,
 		WorkerCPU: perCmd(m.CPU[scopePlain]), ServerCPU: perCmd(m.Self[scopePlain]),
@@ -118,6 +108,22 @@ func benchCeiling(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 		WorkerCPUCallID: perCmd(m.CPU[scopeCallID]), WorkerCPUSkip: perCmd(m.CPU[scopeSkip]), WorkerCPUCallInfo: perCmd(m.CPU[scopeCallInfo]),
 		ServerCPUCallInfo: perCmd(m.Self[scopeCallInfo]), ServerCPUSkip: perCmd(m.Self[scopeSkip]), CallCheckSegments: m.Segments}
 	return nil
+}
+
+// ceilingProfile is scopedRuns' checked for Config.ProfileDir: a 5 s CPU
+// profile of the first checked worker into dir (nil: dir is "").
+func ceilingProfile(dir string) func(*child) func() {
+	if dir == "" {
+		return nil
+	}
+	return func(w *child) func() {
+		profiled := make(chan struct{})
+		go func() {
+			defer close(profiled)
+			w.profile(filepath.Join(dir, "worker-ceiling.pprof"), 5*time.Second)
+		}()
+		return func() { <-profiled } // the runs may be shorter than the profile: keep the worker up
+	}
 }
 
 // bareHTTPLoop POSTs one disconnect per agent from conc goroutines straight
@@ -138,7 +144,7 @@ func bareHTTPLoop(ctx context.Context, gw *gateway.Client, guids map[int]string,
 		g.Go(func() error {
 			for i := int(next.Add(1) - 1); i < len(agents); i = int(next.Add(1) - 1) {
 				a := agents[i]
-				if err := gw.Disconnect(gctx, a, benchCustomer(a), guids[a]); err != nil {
+				if err := gw.Disconnect(gctx, a, Customer(a), guids[a]); err != nil {
 					return fmt.Errorf("bare HTTP: %w", err)
 				}
 				done[i] = time.Now()
@@ -172,7 +178,7 @@ func writeFloor(ctx context.Context, js jetstream.JetStream, n, conc int) (float
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_FLOOR", Subjects: []string{"bench.BENCH_FLOOR"}}); err != nil {
 		return 0, err
 	}
-	res := events.Result{AgentID: 59999, Number: benchCustomer(59999), Status: events.StatusAccepted, RetCode: "0",
+	res := events.Result{AgentID: 59999, Number: Customer(59999), Status: events.StatusAccepted, RetCode: "0",
 		Attempts: 1, IssuedAt: time.Now(), CompletedAt: time.Now(), ExpiresAt: time.Now()}
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)

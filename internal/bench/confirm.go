@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -11,26 +11,27 @@ import (
 	"github.com/callcontrol/callcontrol/poller"
 )
 
-type confirmResult struct {
+type ConfirmResult struct {
 	Agents      int           `json:"agents"`
 	Confirmed   int           `json:"confirmed"`
 	Unconfirmed int           `json:"unconfirmed"`
-	Latency     percentiles   `json:"event_to_confirmation"`
+	Latency     Percentiles   `json:"event_to_confirmation"`
 	Target      time.Duration `json:"target_p99_ns"`
 }
 
-type pollerResult struct {
+type PollerResult struct {
 	Agents          int           `json:"agents"`
 	Hold            time.Duration `json:"hold_ns"`
 	Window          time.Duration `json:"window_ns"`
 	Cores           float64       `json:"cpu_cores"`
-	Stats           procStats     `json:"process"`
+	Stats           ProcStats     `json:"process"`
 	PolledEveryHold float64       `json:"polled_every_hold"` // fraction of agents polled in the window
 }
 
-func benchConfirm(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
+func benchConfirm(ctx context.Context, rn *runner) error {
+	sz, prog, rep := rn.cfg.Sizes, rn.prog, rn.rep
 	n := sz.ConfirmAgents
-	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 2}, 8)
+	env, err := newBenchEnv(ctx, rn.cfg, gatewaysim.Config{AuthMode: 2}, 8)
 	if err != nil {
 		return err
 	}
@@ -66,24 +67,25 @@ func benchConfirm(ctx context.Context, sz benchSizes, prog *progress, rep *bench
 	if err := waitProgress(ctx, prog, "confirmation: confirmations", 2*time.Minute, n, confs.count); err != nil {
 		return err
 	}
-	arrived := firstArrivals(env.sim.sim)
+	arrived := firstArrivals(env.sim.Sim)
 	seen := confs.seen()
 	lat := make([]time.Duration, 0, n)
 	for _, a := range agents {
-		if t, ok := seen[benchCommandID("run", a)]; ok {
+		if t, ok := seen[CommandID("run", a)]; ok {
 			lat = append(lat, t.Sub(arrived[a]))
 		}
 	}
 	gap := poller.DefaultConfig().PollGap
-	rep.Confirm = &confirmResult{Agents: n, Confirmed: confs.status(string(events.ConfirmationConfirmed)),
+	rep.Confirm = &ConfirmResult{Agents: n, Confirmed: confs.status(string(events.ConfirmationConfirmed)),
 		Unconfirmed: confs.count() - confs.status(string(events.ConfirmationConfirmed)),
 		Latency:     percentilesOf(lat), Target: 50*time.Millisecond + gap}
 	return nil
 }
 
-func benchPoller(ctx context.Context, sz benchSizes, prog *progress, rep *benchReport) error {
+func benchPoller(ctx context.Context, rn *runner) error {
+	sz, prog, rep := rn.cfg.Sizes, rn.prog, rn.rep
 	n := sz.PollAgents
-	env, err := newBenchEnv(ctx, gatewaysim.Config{AuthMode: 2, PollHold: sz.PollHold}, 64)
+	env, err := newBenchEnv(ctx, rn.cfg, gatewaysim.Config{AuthMode: 2, PollHold: sz.PollHold}, 64)
 	if err != nil {
 		return err
 	}
@@ -106,7 +108,7 @@ func benchPoller(ctx context.Context, sz benchSizes, prog *progress, rep *benchR
 	polls := func() []int64 {
 		c := make([]int64, n)
 		for i, a := range agents {
-			c[i] = env.sim.sim.Polls(a)
+			c[i] = env.sim.Sim.Polls(a)
 		}
 		return c
 	}
@@ -132,7 +134,7 @@ func benchPoller(ctx context.Context, sz benchSizes, prog *progress, rep *benchR
 			again++
 		}
 	}
-	rep.Poller = &pollerResult{Agents: n, Hold: sz.PollHold, Window: elapsed,
+	rep.Poller = &PollerResult{Agents: n, Hold: sz.PollHold, Window: elapsed,
 		Cores: (s1.CPU - s0.CPU).Seconds() / elapsed.Seconds(), Stats: s1, PolledEveryHold: float64(again) / float64(n)}
 	return nil
 }

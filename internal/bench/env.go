@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway"
@@ -24,64 +23,69 @@ import (
 // and poller as child processes of this binary, so that their CPU, memory,
 // goroutines and connections are their own.
 type benchEnv struct {
+	cfg    Config
 	dir    string
 	ns     *server.Server
-	nf     natsFlags
+	url    string // of the NATS server
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	ajs    jetstream.JetStream // for the commands: room for every async publish in flight
-	sim    *simServer
+	sim    *Gateway
+	auth   int // the simulator's AUTHMODE
 	caFile string
 	gw     *gateway.Client // for sign-ins and the bare HTTP baseline
-	stop   func() error    // stops the simulator
 	kids   []*child
 }
 
-// newBenchEnv starts NATS and a simulator with cfg, and provisions the
+// newBenchEnv starts NATS and a simulator with sim, and provisions the
 // streams and buckets.
-func newBenchEnv(ctx context.Context, cfg gatewaysim.Config, conns int) (*benchEnv, error) {
+func newBenchEnv(ctx context.Context, cfg Config, sim gatewaysim.Config, conns int) (*benchEnv, error) {
 	dir, err := os.MkdirTemp("", "callcontrol-bench-")
 	if err != nil {
 		return nil, err
 	}
-	e := &benchEnv{dir: dir, stop: func() error { return nil }}
-	if e.ns, err = startNATS("127.0.0.1:0", filepath.Join(dir, "jetstream")); err != nil {
+	e := &benchEnv{cfg: cfg, dir: dir, auth: sim.AuthMode}
+	if err := e.startNATS(ctx); err != nil {
 		e.close()
 		return nil, err
 	}
-	e.nf = natsFlags{url: e.ns.ClientURL(), replicas: 1}
-	if e.nc, e.js, err = e.nf.connect("bench"); err != nil {
-		e.close()
-		return nil, err
-	}
-	if e.ajs, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(1<<16)); err != nil {
-		e.close()
-		return nil, err
-	}
-	topo := worker.Topology{Replicas: 1, PollLeaseTTL: poller.DefaultConfig().LeaseTTL}
-	if err := worker.Provision(ctx, e.js, topo, worker.DefaultConfig()); err != nil {
-		e.close()
-		return nil, err
-	}
-	sf := simFlags{listen: "127.0.0.1:0", cfg: cfg}
-	if e.sim, err = sf.start(); err != nil {
-		e.close()
-		return nil, err
-	}
-	simCtx, stopSim := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.sim.serve(simCtx) }()
-	e.stop = sync.OnceValue(func() error { stopSim(); return <-done })
-	e.caFile = filepath.Join(dir, "gateway-ca.pem")
-	if err := os.WriteFile(e.caFile, e.sim.certPE, 0o600); err != nil {
-		e.close()
-		return nil, err
-	}
-	if e.gw, err = devGateway(e.sim, conns); err != nil {
+	if err := e.startGateway(sim, conns); err != nil {
 		e.close()
 		return nil, err
 	}
 	return e, nil
+}
+
+// startNATS starts the server, connects and provisions.
+func (e *benchEnv) startNATS(ctx context.Context) error {
+	var err error
+	if e.ns, err = e.cfg.StartNATS("127.0.0.1:0", filepath.Join(e.dir, "jetstream")); err != nil {
+		return err
+	}
+	e.url = e.ns.ClientURL()
+	if e.nc, e.js, err = e.cfg.Connect(e.url); err != nil {
+		return err
+	}
+	if e.ajs, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(1<<16)); err != nil {
+		return err
+	}
+	topo := worker.Topology{Replicas: 1, PollLeaseTTL: poller.DefaultConfig().LeaseTTL}
+	return worker.Provision(ctx, e.js, topo, worker.DefaultConfig())
+}
+
+// startGateway starts the simulator, writes its certificate for the
+// children and opens the bench's own client with conns connections.
+func (e *benchEnv) startGateway(cfg gatewaysim.Config, conns int) error {
+	var err error
+	if e.sim, err = e.cfg.StartGateway(cfg); err != nil {
+		return err
+	}
+	e.caFile = filepath.Join(e.dir, "gateway-ca.pem")
+	if err := os.WriteFile(e.caFile, e.sim.CertPEM, 0o600); err != nil {
+		return err
+	}
+	e.gw, err = e.sim.client(conns)
+	return err
 }
 
 // close stops the children, the simulator and NATS, and removes the storage.
@@ -92,7 +96,9 @@ func (e *benchEnv) close() {
 	if e.gw != nil {
 		e.gw.Close()
 	}
-	_ = e.stop()
+	if e.sim != nil {
+		_ = e.sim.Stop()
+	}
 	if e.nc != nil {
 		e.nc.Close()
 	}
@@ -105,7 +111,7 @@ func (e *benchEnv) close() {
 
 // call puts agent on a call with customer(agent) unless it is on one.
 func (e *benchEnv) call(agent int) error {
-	if _, err := e.sim.sim.StartCall(agent, benchCustomer(agent)); err != nil && !strings.Contains(err.Error(), "already") {
+	if _, err := e.sim.Sim.StartCall(agent, Customer(agent)); err != nil && !strings.Contains(err.Error(), "already") {
 		return fmt.Errorf("call for agent %d: %w", agent, err)
 	}
 	return nil
@@ -121,7 +127,7 @@ func (e *benchEnv) callAll(agents []int) error {
 	return nil
 }
 
-func benchCustomer(agent int) string { return "5550" + strconv.Itoa(agent) }
+func Customer(agent int) string { return "5550" + strconv.Itoa(agent) }
 
 func agentRange(first, n int) []int {
 	a := make([]int, n)
