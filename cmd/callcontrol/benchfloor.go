@@ -12,6 +12,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/health"
 	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
@@ -173,7 +174,7 @@ func runBenchFloor(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := json.Unmarshal(b, &guids); err != nil {
 		return fmt.Errorf("--guids: %w", err)
 	}
-	obs, err := newObservability(nil, 0)
+	obs, err := health.NewObservability(nil, 0)
 	if err != nil {
 		return err
 	}
