@@ -9,7 +9,9 @@
 // as it is to what the worker and the poller publish. With a recording
 // provider each span gets a span ID of its own, in the same trace.
 //
-// It does not log and does not configure exporters; cmd/ does.
+// [NewProvider] sets up the recording provider a role runs with (the
+// stdout or OTLP/HTTP exporter, the service resource); the package does
+// not log: what OpenTelemetry reports goes to [ProviderConfig.OnError].
 package tracing
 
 import (

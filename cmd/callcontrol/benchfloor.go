@@ -8,6 +8,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/bench"
+	"github.com/callcontrol/callcontrol/internal/health"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -49,7 +50,7 @@ func runBenchFloor(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--guids: %w", err)
 	}
-	obs, err := newObservability(nil, 0)
+	obs, err := health.NewObservability(nil, 0)
 	if err != nil {
 		return err
 	}

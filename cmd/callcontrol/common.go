@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/health"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -198,7 +199,7 @@ var stderr io.Writer = os.Stderr
 // provisions the shared streams and buckets and the role's own
 // (provision), then runs the role until ctx ends. On the way out it drains
 // the NATS connection.
-func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf *healthFlags, obs *observability, gcfg gateway.Config,
+func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf *healthFlags, obs *health.Observability, gcfg gateway.Config,
 	provision func(context.Context, jetstream.JetStream, worker.Topology) error,
 	run func(context.Context, jetstream.JetStream, *gateway.Client) error) error {
 	gw, err := gateway.New(gcfg)

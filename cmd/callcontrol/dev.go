@@ -16,6 +16,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/health"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats-server/v2/server"
@@ -33,7 +34,7 @@ type devSettings struct {
 	pcfg                poller.Config
 	hf                  healthFlags
 	tf                  traceFlags
-	obs                 *observability
+	obs                 *health.Observability
 }
 
 // runDev starts an embedded NATS server with JetStream, the gateway
@@ -88,11 +89,11 @@ func devParse(args []string, stdout io.Writer) (*devSettings, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.obs, err = newObservability(devStreams, 2*gateway.DefaultPollTimeout); err != nil {
+	if d.obs, err = health.NewObservability(devStreams, 2*gateway.DefaultPollTimeout); err != nil {
 		return nil, err
 	}
 	d.wcfg.Logger, d.pcfg.Logger, d.pcfg.PollTimeout = log, log, gateway.DefaultPollTimeout
-	d.wcfg.Metrics, d.pcfg.Metrics = d.obs.metrics, d.obs.metrics
+	d.wcfg.Metrics, d.pcfg.Metrics = d.obs.Metrics, d.obs.Metrics
 	if err := d.wcfg.Validate(); err != nil {
 		return nil, s.explain(err)
 	}

@@ -1,19 +1,22 @@
 package main
 
 import (
-	"crypto/tls"
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
 
 // natsFlags are the connection settings every role shares: the servers,
-// one authentication method and TLS. [natsFlags.options] turns them into
-// nats.Options in one place.
+// one authentication method and TLS. [natsFlags.config] maps them to a
+// natsconn.Config, which does the rest.
 //
 // Authentication, at most one of: user and password (--nats-user with
 // --nats-password or --nats-password-file, or user info in --nats-url),
@@ -83,111 +86,137 @@ func (n *natsFlags) registerRole(s *settings) {
 	s.field("Replicas", "replicas")
 }
 
-// connect dials NATS and returns the connection and its JetStream context.
-// It keeps reconnecting forever: a worker outlives a NATS node restart.
-// It first logs a WARN line for every risky setting in effect. A
-// connection error names the servers (without passwords) and the
-// authentication method, never a secret.
-func (n *natsFlags) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	n.warn()
-	opts, err := n.options()
-	if err != nil {
-		return nil, nil, err
-	}
-	nc, err := n.dial(name, opts)
-	if err != nil {
-		return nil, nil, n.connectError(err, "")
-	}
-	return n.jetStream(nc)
+// natsFieldFlags names the flag of each natsconn.Config field.
+var natsFieldFlags = map[natsconn.Field]string{
+	natsconn.FieldURL: "nats-url", natsconn.FieldUser: "nats-user",
+	natsconn.FieldPassword: "nats-password", natsconn.FieldPasswordFile: "nats-password-file",
+	natsconn.FieldToken: "nats-token", natsconn.FieldTokenFile: "nats-token-file",
+	natsconn.FieldNKeyFile: "nats-nkey", natsconn.FieldCredsFile: "nats-creds",
+	natsconn.FieldCAFile: "nats-ca", natsconn.FieldCertFile: "nats-cert", natsconn.FieldKeyFile: "nats-key",
+	natsconn.FieldTLSServerName: "nats-tls-server-name", natsconn.FieldConnectTimeout: "connect-timeout",
 }
 
-// dial makes one connection attempt.
-func (n *natsFlags) dial(name string, opts []nats.Option) (*nats.Conn, error) {
-	opts = append(opts, nats.Name("callcontrol-"+name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	return nats.Connect(n.url, opts...)
-}
+// natsFieldRef names a natsconn.Config field by its flag, as every error does.
+func natsFieldRef(f natsconn.Field) string { return flagRef(natsFieldFlags[f]) }
 
-// connectError describes a failed connection: the servers (without
-// passwords), the authentication method and a hint, never a secret.
-func (n *natsFlags) connectError(err error, tail string) error {
-	msg := fmt.Sprintf("connect to NATS %s (%s): %v%s%s", redactURLs(n.url), n.method(), err, n.tlsHint(err), tail)
-	return fmt.Errorf("%s", n.redact(msg))
-}
-
-// jetStream returns nc with its JetStream context.
-func (n *natsFlags) jetStream(nc *nats.Conn) (*nats.Conn, jetstream.JetStream, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
+// config is the natsconn.Config of the flags, for the connection called
+// callcontrol-<name>. Errors name the flags and mask the values of every
+// secret flag of the command.
+func (n *natsFlags) config(name string) natsconn.Config {
+	return natsconn.Config{
+		URL:  n.url,
+		User: n.user, Password: n.password, PasswordFile: n.passwordFile,
+		Token: n.token, TokenFile: n.tokenFile, NKeyFile: n.nkey, CredsFile: n.creds,
+		CAFile: n.ca, CertFile: n.cert, KeyFile: n.key, TLSServerName: n.tlsServerName,
+		Name:           "callcontrol-" + name,
+		ConnectTimeout: n.connectTimeout,
+		Secrets:        n.secretValues(),
+		FieldName:      natsFieldRef,
 	}
-	return nc, js, nil
 }
 
-// options validates the settings and returns the authentication and TLS
-// options. Files are read here, so a missing or malformed one is reported
-// before any dialing, naming its flag.
-func (n *natsFlags) options() ([]nats.Option, error) {
-	if err := n.check(); err != nil {
-		return nil, err
-	}
-	var (
-		opts    []nats.Option
-		scratch = nats.GetDefaultOptions()
-	)
-	// add validates opt on a scratch Options (RootCAs and ClientCert
-	// load their files when applied) and keeps it.
-	add := func(flag string, opt nats.Option) error {
-		if err := opt(&scratch); err != nil {
-			return fmt.Errorf("%s: %w", flagRef(flag), err)
-		}
-		opts = append(opts, opt)
+// secretValues returns the values of the command's secret flags.
+func (n *natsFlags) secretValues() []string {
+	if n.s == nil {
 		return nil
 	}
-	auth, err := n.authOption()
-	if err != nil {
-		return nil, err
-	}
-	if auth != nil {
-		opts = append(opts, auth)
-	}
-	if n.ca != "" || n.cert != "" || n.tlsServerName != "" {
-		// Secure first: RootCAs and ClientCert keep its tls.Config.
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: n.tlsServerName}
-		if err := add("nats-tls-server-name", nats.Secure(tc)); err != nil {
-			return nil, err
+	var out []string
+	for name := range n.s.secrets {
+		if f := n.s.fs.Lookup(name); f != nil && f.Value.String() != "" {
+			out = append(out, f.Value.String())
 		}
 	}
-	if n.ca != "" {
-		if err := add("nats-ca", nats.RootCAs(n.ca)); err != nil {
-			return nil, err
-		}
-	}
-	if n.cert != "" {
-		if err := add("nats-cert", nats.ClientCert(n.cert, n.key)); err != nil {
-			return nil, err
-		}
-	}
-	return opts, nil
+	return out
 }
 
-// tlsHint names the setting that fixes a common TLS failure, "" for others.
-// A server that requires a client certificate either says so or, with
-// TLS 1.3, may just close the connection after the handshake.
-func (n *natsFlags) tlsHint(err error) string {
-	msg := err.Error()
+// connect dials NATS once and returns the connection and its JetStream
+// context (see natsconn.Dial); nats.go then reconnects for ever. It
+// first logs a WARN line for every risky setting in effect.
+func (n *natsFlags) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	n.warn()
+	nc, js, err := natsconn.Dial(n.config(name))
+	return nc, js, natsRule(err)
+}
+
+// connectWait is connect for the long-running roles: the first connection
+// is retried with backoff until --connect-timeout (see natsconn.Connect),
+// each failed attempt a WARN line on n.log.
+func (n *natsFlags) connectWait(ctx context.Context, name string) (*nats.Conn, jetstream.JetStream, error) {
+	n.warn()
+	nc, js, err := natsconn.Connect(ctx, n.config(name), n.logger())
+	return nc, js, natsRule(err)
+}
+
+// natsRule completes natsconn's rules with the flags and variables that
+// satisfy them.
+func natsRule(err error) error {
 	switch {
-	case strings.Contains(msg, "IP SANs") || strings.Contains(msg, "certificate is valid for"):
-		return fmt.Sprintf(" (set %s to a name in the server's certificate)", flagRef("nats-tls-server-name"))
-	case strings.Contains(msg, "unknown authority"):
-		return fmt.Sprintf(" (set %s to the CA that signed the server's certificate)", flagRef("nats-ca"))
-	case strings.Contains(msg, "certificate required"):
-		return fmt.Sprintf(" (the server requires a client certificate: set %s and %s)", flagRef("nats-cert"), flagRef("nats-key"))
-	case n.cert == "" && strings.Contains(msg, "tls") && strings.Contains(msg, "closed by remote"):
-		return fmt.Sprintf(" (does the server require a client certificate? set %s and %s)", flagRef("nats-cert"), flagRef("nats-key"))
+	case errors.Is(err, natsconn.ErrNoPassword):
+		return fmt.Errorf("%w (or %s)", err, envName("nats-password"))
+	case errors.Is(err, natsconn.ErrAuthConflict):
+		return fmt.Errorf("%w: user and password (in --nats-url or --nats-user), token, NKey seed or .creds file", err)
 	}
-	return ""
+	return err
+}
+
+// logger is n.log, or JSON lines on stderr.
+func (n *natsFlags) logger() zerolog.Logger {
+	if n.log != nil {
+		return *n.log
+	}
+	return zerolog.New(stderr).With().Timestamp().Logger()
 }
 
 // flagRef names a flag with its environment variable, as every error does.
 func flagRef(name string) string { return fmt.Sprintf("--%s (%s)", name, envName(name)) }
+
+// warn logs one WARN line per risky setting in effect.
+func (n *natsFlags) warn() {
+	if n.s == nil {
+		return
+	}
+	log := n.logger()
+	for _, r := range riskySettings(n.s) {
+		log.Warn().Str("setting", r.flag).Msg(r.msg)
+	}
+}
+
+type risk struct{ flag, msg string }
+
+// riskySettings lists the settings in effect on s that weaken security:
+// turning off the gateway's certificate verification, and secrets on the
+// command line (other users see them in the process list); and turning
+// off the worker's call check (bench only).
+func riskySettings(s *settings) []risk {
+	var out []risk
+	if f := s.fs.Lookup("skip-call-check"); f != nil && f.Value.String() == "true" {
+		out = append(out, risk{"--skip-call-check",
+			"--skip-call-check is set: commands are sent WITHOUT checking their call, a late or repeated release can hang up the customer's next call; for callcontrol bench only"})
+	}
+	if f := s.fs.Lookup("gateway-insecure-skip-verify"); f != nil && f.Value.String() == "true" {
+		out = append(out, risk{"--gateway-insecure-skip-verify",
+			"--gateway-insecure-skip-verify is set: the gateway's TLS certificate is NOT verified, anyone on the path can impersonate it; use --gateway-ca instead"})
+	}
+	s.fs.Visit(func(f *flag.Flag) { // only flags given on the command line
+		if r, ok := commandLineRisk(s, f); ok {
+			out = append(out, r)
+		}
+	})
+	return out
+}
+
+// commandLineRisk is the risk of f given on the command line: a secret
+// flag, or a URL holding a password or token.
+func commandLineRisk(s *settings, f *flag.Flag) (risk, bool) {
+	switch {
+	case s.secrets[f.Name] && f.Value.String() != "":
+		instead := envName(f.Name)
+		if s.fs.Lookup(f.Name+"-file") != nil {
+			instead += " or --" + f.Name + "-file"
+		}
+		return risk{"--" + f.Name, fmt.Sprintf("--%s on the command line is visible in the process list; use %s", f.Name, instead)}, true
+	case f.Name == "nats-url" && strings.Contains(natsconn.RedactURLs(f.Value.String()), "***@"):
+		return risk{"--nats-url", "--nats-url on the command line holds a password or token, visible in the process list; use CALLCONTROL_NATS_URL, or --nats-user with --nats-password-file"}, true
+	}
+	return risk{}, false
+}

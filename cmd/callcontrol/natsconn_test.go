@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/worker"
 )
@@ -141,7 +142,7 @@ func TestNATSSecretsMasked(t *testing.T) {
 	if err := s.explain(errors.New("gateway: BaseURL: " + secret)); strings.Contains(err.Error(), secret) {
 		t.Fatalf("explain shows the secret: %v", err)
 	}
-	if got := redactURLs("nats://a:" + secret + "@h:4222, tls://" + secret + "@h2:4222"); strings.Contains(got, secret) ||
+	if got := natsconn.RedactURLs("nats://a:" + secret + "@h:4222, tls://" + secret + "@h2:4222"); strings.Contains(got, secret) ||
 		got != "nats://a:***@h:4222,tls://***@h2:4222" {
 		t.Fatalf("redactURLs = %q", got)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/health"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,12 +56,12 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	obs, err := newObservability(pollerStreams, 2*gcfg.PollTimeout)
+	obs, err := health.NewObservability(pollerStreams, 2*gcfg.PollTimeout)
 	if err != nil {
 		return err
 	}
 	nf.log = &log // WARN lines about risky settings, in the role's log format
-	pcfg.Logger, pcfg.PollTimeout, pcfg.Metrics = log, gcfg.PollTimeout, obs.metrics
+	pcfg.Logger, pcfg.PollTimeout, pcfg.Metrics = log, gcfg.PollTimeout, obs.Metrics
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/health"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -43,12 +44,12 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	obs, err := newObservability(workerStreams, 2*gateway.DefaultPollTimeout)
+	obs, err := health.NewObservability(workerStreams, 2*gateway.DefaultPollTimeout)
 	if err != nil {
 		return err
 	}
 	nf.log = &log // WARN lines about risky settings, in the role's log format
-	wcfg.Logger, wcfg.Metrics = log, obs.metrics
+	wcfg.Logger, wcfg.Metrics = log, obs.Metrics
 	gcfg.MaxConns = wcfg.Concurrency
 	if err := wcfg.Validate(); err != nil {
 		return s.explain(err)

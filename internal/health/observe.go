@@ -1,4 +1,4 @@
-package main
+package health
 
 import (
 	"context"
@@ -15,22 +15,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// observability is one process's metrics registry (its own, not the
+// Observability is one process's metrics registry (its own, not the
 // global default) and what its GET /readyz checks.
-type observability struct {
-	reg     *prometheus.Registry
-	metrics *metrics.Metrics
-	// streams /readyz requires to be reachable; when it holds the
-	// dead-letter stream, its depth is exported too.
-	streams []string
-	// gatewayWindow: /readyz fails once the role's gateway requests have
+type Observability struct {
+	// Registry holds the Go and process collectors and Metrics; /metrics
+	// serves it.
+	Registry *prometheus.Registry
+	// Metrics are callcontrol's metrics, for the worker and the poller.
+	Metrics *metrics.Metrics
+	// Streams are the streams /readyz requires to be reachable; when they
+	// include the dead-letter stream, its depth is exported too.
+	Streams []string
+	// GatewayWindow: /readyz fails once the role's gateway requests have
 	// got no HTTP answer for this long; 0: the gateway is not checked.
-	gatewayWindow time.Duration
+	GatewayWindow time.Duration
 }
 
-// newObservability builds the registry with the Go and process collectors
-// and callcontrol's metrics.
-func newObservability(streams []string, gatewayWindow time.Duration) (*observability, error) {
+// NewObservability builds the registry with the Go and process
+// collectors and callcontrol's metrics.
+func NewObservability(streams []string, gatewayWindow time.Duration) (*Observability, error) {
 	reg := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
@@ -41,29 +44,23 @@ func newObservability(streams []string, gatewayWindow time.Duration) (*observabi
 	if err != nil {
 		return nil, err
 	}
-	return &observability{reg: reg, metrics: m, streams: streams, gatewayWindow: gatewayWindow}, nil
+	return &Observability{Registry: reg, Metrics: m, Streams: streams, GatewayWindow: gatewayWindow}, nil
 }
 
-// The streams each role needs, for /readyz.
-var (
-	workerStreams = []string{events.StreamCommands, events.StreamResults, events.StreamDeadLetter}
-	pollerStreams = []string{events.StreamEvents}
-	devStreams    = []string{events.StreamCommands, events.StreamResults, events.StreamDeadLetter, events.StreamEvents}
-)
-
-// bind returns the readiness checks of the process's NATS connection and
-// registers the dead-letter depth, read through js. Call it once.
-func (o *observability) bind(nc *nats.Conn, js jetstream.JetStream) (readiness, error) {
-	p := &streamProbe{js: js, streams: o.streams, every: probeEvery}
-	r := readiness{nc: nc, streams: p.check}
-	if slices.Contains(o.streams, events.StreamDeadLetter) {
-		if err := metrics.RegisterDeadLetters(o.reg, p.deadLetters); err != nil {
+// Bind returns the readiness checks of the process's NATS connection and
+// registers the dead-letter depth, read through js. Call it once: a second
+// call fails to register the depth again.
+func (o *Observability) Bind(nc *nats.Conn, js jetstream.JetStream) (Readiness, error) {
+	p := &streamProbe{js: js, streams: o.Streams, every: probeEvery}
+	r := Readiness{Conn: nc, Streams: p.check}
+	if slices.Contains(o.Streams, events.StreamDeadLetter) {
+		if err := metrics.RegisterDeadLetters(o.Registry, p.deadLetters); err != nil {
 			return r, err
 		}
 	}
-	if o.gatewayWindow > 0 {
-		m, window := o.metrics, o.gatewayWindow
-		r.gateway = func(now time.Time) error {
+	if o.GatewayWindow > 0 {
+		m, window := o.Metrics, o.GatewayWindow
+		r.Gateway = func(now time.Time) error {
 			if d := m.GatewayUnanswered(now); d >= window {
 				return fmt.Errorf("no answer for %s (readiness window %s)", d.Round(time.Second), window)
 			}
@@ -71,6 +68,36 @@ func (o *observability) bind(nc *nats.Conn, js jetstream.JetStream) (readiness, 
 		}
 	}
 	return r, nil
+}
+
+// StartLate serves the endpoint (see [Start]) before the NATS connection
+// exists: /readyz answers 503 until bind is called with the connection,
+// which binds o to it (see [Observability.Bind]).
+func (o *Observability) StartLate(ctx context.Context, cfg Config) (stop func(), bind func(*nats.Conn, jetstream.JetStream) error, err error) {
+	late := &LateReadiness{}
+	stop, err = Start(ctx, cfg, late, o.Registry)
+	if err != nil {
+		return nil, nil, err
+	}
+	bind = func(nc *nats.Conn, js jetstream.JetStream) error {
+		r, err := o.Bind(nc, js)
+		if err != nil {
+			return err
+		}
+		late.Set(r)
+		return nil
+	}
+	return stop, bind, nil
+}
+
+// StartBound binds o to the process's NATS connection and serves the
+// endpoint (see [Start]).
+func (o *Observability) StartBound(ctx context.Context, cfg Config, nc *nats.Conn, js jetstream.JetStream) (stop func(), err error) {
+	r, err := o.Bind(nc, js)
+	if err != nil {
+		return nil, err
+	}
+	return Start(ctx, cfg, r, o.Registry)
 }
 
 const (

@@ -1,4 +1,4 @@
-package main
+package health
 
 import (
 	"context"
@@ -12,31 +12,34 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/callcontrol/callcontrol/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // GET /readyz answers 503 with one line per failed check (NATS, streams,
 // gateway) and 200 "ok" when all pass; GET /metrics serves the registry.
 func TestReadyzChecks(t *testing.T) {
 	nc, _ := bareJetStream(t)
-	obs, err := newObservability(nil, 0)
+	obs, err := NewObservability(nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fail := errors.New
 	cases := []struct {
 		name     string
-		r        readiness
+		r        Readiness
 		code     int
 		contains []string
 	}{
-		{"nats only", readiness{nc: nc}, 200, []string{"ok"}},
-		{"all pass", readiness{nc: nc, streams: func(context.Context) error { return nil }, gateway: func(time.Time) error { return nil }}, 200, []string{"ok"}},
-		{"streams", readiness{nc: nc, streams: func(context.Context) error { return fail("CALLCONTROL_DLQ: stream not found") }}, 503,
+		{"nats only", Readiness{Conn: nc}, 200, []string{"ok"}},
+		{"all pass", Readiness{Conn: nc, Streams: func(context.Context) error { return nil }, Gateway: func(time.Time) error { return nil }}, 200, []string{"ok"}},
+		{"streams", Readiness{Conn: nc, Streams: func(context.Context) error { return fail("CALLCONTROL_DLQ: stream not found") }}, 503,
 			[]string{"streams: ", "CALLCONTROL_DLQ"}},
-		{"gateway", readiness{nc: nc, gateway: func(time.Time) error { return fail("no answer for 41s") }}, 503, []string{"gateway: ", "no answer"}},
-		{"both", readiness{nc: nc, streams: func(context.Context) error { return fail("s") }, gateway: func(time.Time) error { return fail("g") }}, 503,
+		{"gateway", Readiness{Conn: nc, Gateway: func(time.Time) error { return fail("no answer for 41s") }}, 503, []string{"gateway: ", "no answer"}},
+		{"both", Readiness{Conn: nc, Streams: func(context.Context) error { return fail("s") }, Gateway: func(time.Time) error { return fail("g") }}, 503,
 			[]string{"streams: ", "\ngateway: "}},
 	}
 	for _, c := range cases {
@@ -46,7 +49,7 @@ func TestReadyzChecks(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			stop := serveHealth(ctx, ln, c.r, obs.reg)
+			stop := serveHealth(ctx, ln, c.r, obs.Registry)
 			defer func() { cancel(); stop() }()
 			code, body := httpGet(t, "http://"+ln.Addr().String()+"/readyz")
 			if code != c.code {
@@ -97,34 +100,47 @@ func TestStreamProbe(t *testing.T) {
 func TestGatewayReadiness(t *testing.T) {
 	nc, js := bareJetStream(t)
 	const window = 40 * time.Second
-	obs, err := newObservability(workerStreams, window)
+	obs, err := NewObservability(workerStreams, window)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := obs.bind(nc, js)
+	r, err := obs.Bind(nc, js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := r.gateway(now.Add(time.Hour)); err != nil {
+	if err := r.Gateway(now.Add(time.Hour)); err != nil {
 		t.Fatalf("no traffic yet: %v, want ready", err)
 	}
 	noAnswer := &gateway.Error{Op: "disconnect", Err: context.DeadlineExceeded}
-	obs.metrics.GatewayRequest(metrics.OpDisconnect, time.Second, noAnswer)
-	if err := r.gateway(time.Now()); err != nil {
+	obs.Metrics.GatewayRequest(metrics.OpDisconnect, time.Second, noAnswer)
+	if err := r.Gateway(time.Now()); err != nil {
 		t.Fatalf("failing for a moment: %v, want ready", err)
 	}
-	if err := r.gateway(time.Now().Add(window)); err == nil || !strings.Contains(err.Error(), "no answer") {
+	if err := r.Gateway(time.Now().Add(window)); err == nil || !strings.Contains(err.Error(), "no answer") {
 		t.Fatalf("failing for the window: %v, want not ready", err)
 	}
-	obs.metrics.GatewayRequest(metrics.OpDisconnect, time.Second, &gateway.Error{Op: "disconnect", StatusCode: 200, RetCode: "200-204"})
-	if err := r.gateway(time.Now().Add(window)); err != nil {
+	obs.Metrics.GatewayRequest(metrics.OpDisconnect, time.Second, &gateway.Error{Op: "disconnect", StatusCode: 200, RetCode: "200-204"})
+	if err := r.Gateway(time.Now().Add(window)); err != nil {
 		t.Fatalf("after an answer: %v, want ready", err)
 	}
 	// The dead-letter depth is registered for a role with the DLQ stream.
-	if _, err := obs.bind(nc, js); err == nil {
+	if _, err := obs.Bind(nc, js); err == nil {
 		t.Fatal("a second bind registered the dead-letter gauge twice")
 	}
+}
+
+// The streams of the worker and of dev, as cmd/callcontrol lists them.
+var (
+	workerStreams = []string{events.StreamCommands, events.StreamResults, events.StreamDeadLetter}
+	devStreams    = []string{events.StreamCommands, events.StreamResults, events.StreamDeadLetter, events.StreamEvents}
+)
+
+// bareJetStream starts a nats-server with JetStream for the test and
+// connects to it.
+func bareJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return testenv.Connect(t, testenv.JetStream(t))
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
