@@ -1,6 +1,9 @@
 // Package testenv holds what the tests of several packages start the same
-// way: an in-process nats-server with JetStream, a connection to it, a
-// goroutine-safe log buffer and a polling wait. Real parts, not mocks.
+// way: an in-process nats-server with JetStream ([JetStream],
+// [JetStreamCluster]), a connection to it, the topology provisioned on it
+// ([Provision], [Provisioned]), the gateway simulator over real HTTPS
+// ([StartGateway], [ServeGateway]), a goroutine-safe log buffer and a
+// polling wait. Real parts, not mocks; each ends with its test.
 package testenv
 
 import (
