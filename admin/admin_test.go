@@ -13,7 +13,7 @@ import (
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/ledger"
 	"github.com/callcontrol/callcontrol/internal/testenv"
-	"github.com/callcontrol/callcontrol/worker"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -37,12 +37,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	_, js := testenv.Connect(t, testenv.JetStream(t))
+	_, js := testenv.Provisioned(t, topology.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	if err := worker.Provision(ctx, js, worker.Topology{}, worker.Config{}); err != nil {
-		t.Fatal(err)
-	}
 	e := &env{t: t, ctx: ctx, js: js, now: time.Now().UTC()}
 	var err error
 	if e.c, err = admin.New(js, admin.WithClock(func() time.Time { return e.now })); err != nil {

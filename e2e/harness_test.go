@@ -25,6 +25,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/worker"
 )
 
@@ -201,8 +202,8 @@ func (c *cluster) connect(ctx context.Context) {
 		if _, err := c.js.AccountInfo(ctx); err != nil {
 			return err
 		}
-		return worker.Provision(ctx, c.js, worker.Topology{Replicas: 3, PollLeaseTTL: pollLeaseTTL},
-			worker.Config{AckWait: ackWait, LeaseTTL: leaseTTL})
+		return topology.Provision(ctx, c.js, topology.Config{Replicas: 3, Pollers: topology.PollersConfig{LeaseTTL: pollLeaseTTL},
+			Workers: worker.Config{AckWait: ackWait, LeaseTTL: leaseTTL}.Topology()}, topology.All)
 	})
 	retry(ctx, t, "sessions bucket", func(ctx context.Context) error {
 		c.sessions, err = c.js.KeyValue(ctx, events.BucketSessions)

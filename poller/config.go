@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
@@ -24,7 +25,7 @@ type Config struct {
 	Instance string
 
 	// LeaseTTL must equal the TTL of events.BucketPollers
-	// (worker.Topology.PollLeaseTTL): a lease or membership not renewed for
+	// (topology.PollersConfig.LeaseTTL; see [Config.Topology]): a lease or membership not renewed for
 	// this long vanishes, so it is how long a dead replica's agents wait to
 	// be taken over. Leases and membership are renewed every LeaseTTL/6.
 	// Default 30s.
@@ -90,7 +91,7 @@ func (c Config) withDefaults() Config {
 	if c.Instance == "" {
 		c.Instance = defaultInstance()
 	}
-	def(&c.LeaseTTL, 30*time.Second)
+	def(&c.LeaseTTL, topology.DefaultPollLeaseTTL)
 	def(&c.PollTimeout, 20*time.Second)
 	def(&c.PollGap, 200*time.Millisecond)
 	def(&c.InitialBackoff, 500*time.Millisecond)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/internal/testenv"
-	"github.com/callcontrol/callcontrol/worker"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -37,9 +37,7 @@ func newConfirmRig(t *testing.T, grace time.Duration, log zerolog.Logger, owns f
 	_, js := testenv.Connect(t, testenv.JetStream(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := worker.Provision(ctx, js, worker.Topology{DuplicateWindow: time.Minute}, worker.Config{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Provision(t, js, topology.Config{DuplicateWindow: time.Minute})
 	kv, err := js.KeyValue(ctx, events.BucketPending)
 	if err != nil {
 		t.Fatal(err)

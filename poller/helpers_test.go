@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,7 +15,7 @@ import (
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/internal/testenv"
-	"github.com/callcontrol/callcontrol/worker"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -63,24 +60,15 @@ func setupWrapped(t *testing.T, cfg Config, simCfg gatewaysim.Config, wrap func(
 	if wrap != nil {
 		h = wrap(sim)
 	}
-	srv := httptest.NewUnstartedServer(h)
-	// Clients that close a connection mid-handshake are expected here.
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(func() { sim.Close(); srv.Close() })
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
+	// Clients that close a connection mid-handshake are expected here:
+	// ServeGateway discards the server's error log.
+	gw := testenv.ServeGateway(t, sim, gatewaysim.ServerConfig{Handler: h})
 
-	b := &bundle{t: t, url: url, sim: sim, simCfg: simCfg, gwURL: srv.URL, roots: roots, logs: &testenv.SyncBuffer{}}
+	b := &bundle{t: t, url: url, sim: sim, simCfg: simCfg, gwURL: gw.URL, roots: gw.Roots, logs: &testenv.SyncBuffer{}}
 	b.nc, b.js = b.connect()
 	cfg.Logger = zerolog.New(b.logs).Level(zerolog.DebugLevel)
 	b.cfg = cfg
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	topo := worker.Topology{DuplicateWindow: time.Minute, PollLeaseTTL: cfg.withDefaults().LeaseTTL}
-	if err := worker.Provision(ctx, b.js, topo, worker.Config{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Provision(t, b.js, topology.Config{DuplicateWindow: time.Minute, Pollers: cfg.Topology()})
 	t.Cleanup(b.checkLogs)
 	return b
 }

@@ -73,7 +73,7 @@ type Poller struct {
 // events through js and polls the gateway with gw (a *gateway.Client whose
 // PollTimeout is cfg.PollTimeout, and whose MaxConns is at least the number
 // of agents one replica may poll). The streams and buckets must exist
-// (worker.Provision, with PollLeaseTTL equal to cfg.LeaseTTL).
+// (topology.Provision of topology.Shared|topology.Pollers with [Config.Topology]).
 func New(cfg Config, js jetstream.JetStream, gw eventSource) (*Poller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/testenv"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"go.yaml.in/yaml/v3"
 )
 
 // Every channel of events/asyncapi.yaml is stored: its address, with each
-// {parameter} filled in, is a subject of a stream that Provision creates.
+// {parameter} filled in, is a subject of a stream that topology.Provision creates.
 // A channel documented but not provisioned would lose its messages.
 func TestAsyncAPIChannelsProvisioned(t *testing.T) {
 	data, err := os.ReadFile("../events/asyncapi.yaml")
@@ -35,9 +36,7 @@ func TestAsyncAPIChannelsProvisioned(t *testing.T) {
 	_, js := testenv.Connect(t, testenv.JetStream(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := Provision(ctx, js, Topology{}, Config{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Provision(t, js, topology.Config{})
 	var subjects []string
 	for name := range js.StreamNames(ctx).Name() {
 		s, err := js.Stream(ctx, name)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/metrics"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
@@ -130,12 +131,12 @@ func (c Config) withDefaults() Config {
 	def(&c.DefaultTTL, 30*time.Second)
 	def(&c.ExpiryGuard, 50*time.Millisecond)
 	def(&c.MaxClockSkew, 5*time.Second)
-	def(&c.AckWait, 30*time.Second)
+	def(&c.AckWait, topology.DefaultAckWait)
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 5
+		c.MaxDeliver = topology.DefaultMaxDeliver
 	}
 	def(&c.FetchWait, time.Second)
-	def(&c.LeaseTTL, 15*time.Second)
+	def(&c.LeaseTTL, topology.DefaultWorkerLeaseTTL)
 	def(&c.InitialInterval, 100*time.Millisecond)
 	if c.Multiplier == 0 {
 		c.Multiplier = 2

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/internal/testenv"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -45,26 +45,18 @@ type bundle struct {
 func setup(t testing.TB, cfg Config, simCfg gatewaysim.Config) *bundle {
 	t.Helper()
 	url := testenv.JetStream(t)
-	sim := gatewaysim.New(simCfg)
-	srv := httptest.NewTLSServer(sim)
-	t.Cleanup(func() { sim.Close(); srv.Close() })
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	gw, err := gateway.New(gateway.Config{BaseURL: srv.URL, RootCAs: pool, RequestTimeout: 500 * time.Millisecond, MaxConns: 256})
+	sim := testenv.StartGateway(t, simCfg)
+	gw, err := gateway.New(gateway.Config{BaseURL: sim.URL, RootCAs: sim.Roots, RequestTimeout: 500 * time.Millisecond, MaxConns: 256})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Close)
 
-	b := &bundle{t: t, url: url, sim: sim, gw: gw, logs: &testenv.SyncBuffer{}, gwURL: srv.URL, gwCAs: pool}
+	b := &bundle{t: t, url: url, sim: sim.Sim, gw: gw, logs: &testenv.SyncBuffer{}, gwURL: sim.URL, gwCAs: sim.Roots}
 	b.nc, b.js = b.connect()
 	cfg.Logger = zerolog.New(b.logs)
 	b.cfg = cfg
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := Provision(ctx, b.js, Topology{DuplicateWindow: time.Minute}, cfg); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Provision(t, b.js, topology.Config{DuplicateWindow: time.Minute, Workers: cfg.Topology()})
 	t.Cleanup(func() { b.checkLogs() })
 	return b
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/internal/testenv"
+	"github.com/callcontrol/callcontrol/internal/topology"
 )
 
 // The ledger's takeover fence and the "write the pending record unless it
@@ -20,9 +21,7 @@ func TestConflictsOnReplicatedBuckets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg := testConfig()
-	if err := Provision(ctx, js, Topology{Replicas: 3, DuplicateWindow: time.Minute}, cfg); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Provision(t, js, topology.Config{Replicas: 3, DuplicateWindow: time.Minute, Workers: cfg.Topology()})
 	w := boundWorker(t, cfg, js, nil)
 
 	_, revA, err := w.ledger.Start(ctx, "r3", "worker-a", "")

@@ -55,7 +55,7 @@ type Worker struct {
 
 // New checks cfg and returns a Worker that reads commands through js and
 // sends them with gw. The streams, buckets and consumer must exist (see
-// [Provision]).
+// topology.Provision of topology.Shared|topology.Workers with [Config.Topology]).
 func New(cfg Config, js jetstream.JetStream, gw disconnecter) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -9,7 +9,7 @@ import (
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/bench"
 	"github.com/callcontrol/callcontrol/internal/health"
-	"github.com/callcontrol/callcontrol/worker"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -55,8 +55,7 @@ func runBenchFloor(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	gcfg.MaxConns = conc
-	none := func(context.Context, jetstream.JetStream, worker.Topology) error { return nil }
-	return serveRole(ctx, "bench-floor", s, &nf, &hf, obs, gcfg, none, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+	return serveRole(ctx, "bench-floor", s, &nf, &hf, obs, gcfg, topology.Config{}, 0, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
 		return bench.RunFloor(ctx, js, gw, bench.FloorConfig{Stream: stream, GUIDs: guids, Ledger: withLedger, Concurrency: conc})
 	})
 }

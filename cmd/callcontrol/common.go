@@ -11,6 +11,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,20 +34,17 @@ func drain(nc *nats.Conn, d time.Duration) {
 }
 
 // provisionRole creates or updates the shared streams and buckets and
-// those of one role (provision is worker.ProvisionWorker, ProvisionPoller
-// or, for dev, everything). It is idempotent, so an attempt JetStream did
-// not answer (a cluster still electing its meta leader, or busy with the
-// same streams created by other replicas starting at the same time) is
-// abandoned after 10 s and made again, for up to 60 s in all.
-func provisionRole(ctx context.Context, js jetstream.JetStream, topo worker.Topology, role func(context.Context) error) error {
+// parts (the role's own: topology.Workers, topology.Pollers or, for dev,
+// all). It is idempotent, so an attempt JetStream did not answer (a
+// cluster still electing its meta leader, or busy with the same streams
+// created by other replicas starting at the same time) is abandoned after
+// 10 s and made again, for up to 60 s in all.
+func provisionRole(ctx context.Context, js jetstream.JetStream, topo topology.Config, parts topology.Part) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-		err := worker.ProvisionShared(actx, js, topo)
-		if err == nil {
-			err = role(actx)
-		}
+		err := topology.Provision(actx, js, topo, topology.Shared|parts)
 		acancel()
 		if err == nil || ctx.Err() != nil || !(unanswered(err) || serverFault(err)) {
 			return err
@@ -197,10 +195,10 @@ var stderr io.Writer = os.Stderr
 // serveRole runs one long-running role: it builds the gateway client,
 // connects to NATS (waiting for it: see connectWait), serves the health and metrics endpoint (obs),
 // provisions the shared streams and buckets and the role's own
-// (provision), then runs the role until ctx ends. On the way out it drains
+// (parts of topo, whose Replicas is --nats-replicas), then runs the role until ctx ends. On the way out it drains
 // the NATS connection.
 func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf *healthFlags, obs *health.Observability, gcfg gateway.Config,
-	provision func(context.Context, jetstream.JetStream, worker.Topology) error,
+	topo topology.Config, parts topology.Part,
 	run func(context.Context, jetstream.JetStream, *gateway.Client) error) error {
 	gw, err := gateway.New(gcfg)
 	if err != nil {
@@ -219,8 +217,8 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 		return err
 	}
 	defer drain(nc, 5*time.Second)
-	topo := worker.Topology{Replicas: nf.replicas}
-	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return provision(ctx, js, topo) }); err != nil {
+	topo.Replicas = nf.replicas
+	if err := provisionRole(ctx, js, topo, parts); err != nil {
 		return err
 	}
 	// Ready only once the streams and buckets the role needs exist.

@@ -3,82 +3,53 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
+
+	"github.com/callcontrol/callcontrol/internal/natsembed"
 )
 
-// lockFileName is the lock file inside a data directory.
-const lockFileName = "callcontrol.lock"
-
-// dirLock is an exclusive lock on a data directory, held by this process
-// until release (or its end: the kernel drops a flock with the process).
-type dirLock struct {
-	dir string
-	f   *os.File
+// startNATS runs an embedded nats-server with JetStream on listen, its
+// store in dataDir (locked by this process; emptied first if fresh).
+func startNATS(listen, dataDir string, fresh bool) (*natsembed.Server, error) {
+	ns, err := natsembed.Start(natsembed.Config{Listen: listen, DataDir: dataDir, Fresh: fresh, ServerName: "callcontrol-dev"})
+	if err != nil {
+		return nil, embedError(err, listen)
+	}
+	return ns, nil
 }
 
-// lockDataDir creates dir if need be and takes an exclusive, non-blocking
-// flock on dir/callcontrol.lock, writing this process's PID into it. When
-// another process holds the lock the error names the directory and the
-// holder's PID. Two embedded JetStream servers on one store corrupt or
-// wedge it, so a process with an embedded store takes this lock first.
-func lockDataDir(dir string) (*dirLock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("%s: %w", flagRef("data-dir"), err)
+// embedError says what went wrong in terms of the flags.
+func embedError(err error, listen string) error {
+	var (
+		locked *natsembed.LockedError
+		dirErr *natsembed.DataDirError
+		lnErr  *natsembed.ListenError
+		srvErr *natsembed.ServerError
+	)
+	switch {
+	case errors.As(err, &locked):
+		return fmt.Errorf("%s: data directory %s is in use by another callcontrol process (%s); stop it or use another directory",
+			flagRef("data-dir"), locked.Dir, locked.Holder())
+	case errors.As(err, &dirErr):
+		return dataDirError(dirErr)
+	case errors.As(err, &lnErr) && lnErr.Port:
+		return fmt.Errorf("%s: port: %w", flagRef("nats-listen"), lnErr.Err)
+	case errors.As(err, &lnErr):
+		return fmt.Errorf("%s: %w", flagRef("nats-listen"), lnErr.Err)
+	case errors.Is(err, natsembed.ErrNotReady):
+		return fmt.Errorf("embedded NATS: not ready on %s (is the port in use? set --nats-listen)", listen)
+	case errors.As(err, &srvErr):
+		return fmt.Errorf("embedded NATS: %w", srvErr.Err)
 	}
-	path := filepath.Join(dir, lockFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("%s: lock %s: %w", flagRef("data-dir"), path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder := "unknown pid"
-		if b, rerr := os.ReadFile(path); rerr == nil {
-			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil {
-				holder = "pid " + strconv.Itoa(pid)
-			}
-		}
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: data directory %s is in use by another callcontrol process (%s); stop it or use another directory",
-				flagRef("data-dir"), dir, holder)
-		}
-		return nil, fmt.Errorf("%s: lock %s: %w", flagRef("data-dir"), path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: lock %s: %w", flagRef("data-dir"), path, err)
-	}
-	return &dirLock{dir: dir, f: f}, nil
+	return err
 }
 
-// empty removes everything in the directory but the lock file: the
-// JetStream store starts from nothing. Only the lock holder may call it.
-func (l *dirLock) empty() error {
-	entries, err := os.ReadDir(l.dir)
-	if err != nil {
-		return fmt.Errorf("%s: %w", flagRef("data-dir"), err)
+// dataDirError names --data-dir (and --fresh when emptying it failed).
+func dataDirError(e *natsembed.DataDirError) error {
+	switch e.Op {
+	case natsembed.OpLock:
+		return fmt.Errorf("%s: lock %s: %w", flagRef("data-dir"), e.Path, e.Err)
+	case natsembed.OpFresh:
+		return fmt.Errorf("%s: --fresh: %w", flagRef("data-dir"), e.Err)
 	}
-	for _, e := range entries {
-		if e.Name() == lockFileName {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(l.dir, e.Name())); err != nil {
-			return fmt.Errorf("%s: --fresh: %w", flagRef("data-dir"), err)
-		}
-	}
-	return nil
-}
-
-// release unlocks the directory. The lock file stays (removing it would
-// let a third process lock a new file while a second one holds the old).
-func (l *dirLock) release() {
-	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	_ = l.f.Close()
+	return fmt.Errorf("%s: %w", flagRef("data-dir"), e.Err)
 }

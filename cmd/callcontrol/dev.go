@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,9 +15,9 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 )
@@ -106,21 +104,11 @@ func devParse(args []string, stdout io.Writer) (*devSettings, error) {
 // run starts NATS, provisions, starts the simulator and seeds the agents,
 // then runs the worker and the poller until ctx ends.
 func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
-	lock, err := lockDataDir(d.dataDir)
+	ns, err := startNATS(d.natsListen, d.dataDir, d.fresh)
 	if err != nil {
 		return err
 	}
-	defer lock.release()
-	if d.fresh {
-		if err := lock.empty(); err != nil {
-			return err
-		}
-	}
-	ns, err := startNATS(d.natsListen, d.dataDir)
-	if err != nil {
-		return err
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	defer ns.Shutdown()
 	nf := natsFlags{url: ns.ClientURL(), replicas: 1, connectTimeout: 10 * time.Second, log: &d.wcfg.Logger}
 	nc, js, err := nf.connectWait(ctx, "dev")
 	if err != nil {
@@ -132,15 +120,23 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	defer stopHealth()
-	topo := worker.Topology{Replicas: 1, PollLeaseTTL: d.pcfg.LeaseTTL}
-	if err := provisionRole(ctx, js, topo, func(ctx context.Context) error { return worker.Provision(ctx, js, topo, d.wcfg) }); err != nil {
+	topo := topology.Config{Replicas: 1, Workers: d.wcfg.Topology(), Pollers: d.pcfg.Topology()}
+	if err := provisionRole(ctx, js, topo, topology.All); err != nil {
 		return err
 	}
 	storeLine, err := d.describeStore(ctx, js)
 	if err != nil {
 		return err
 	}
+	return d.runRoles(ctx, js, func(simURL string) {
+		fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s",
+			ns.ClientURL(), simURL, demoAgents(d.agents), storeLine, devCommands(ns.ClientURL(), d.agents))
+	})
+}
 
+// runRoles starts the simulator, seeds the demo agents and runs the worker
+// and the poller until ctx ends; ready prints the banner once they run.
+func (d *devSettings) runRoles(ctx context.Context, js jetstream.JetStream, ready func(simURL string)) error {
 	if d.sf.cfg.RedialAfter == 0 {
 		d.sf.cfg.RedialAfter = 2 * time.Second // keep the demo calls coming
 	}
@@ -182,8 +178,7 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return p.Run(gctx) })
-	fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s",
-		ns.ClientURL(), sim.url, demoAgents(d.agents), storeLine, devCommands(ns.ClientURL(), d.agents))
+	ready(sim.url)
 	return errors.Join(g.Wait(), stopSimWait())
 }
 
@@ -232,42 +227,9 @@ func (d *devSettings) describeStore(ctx context.Context, js jetstream.JetStream)
 	return line, nil
 }
 
-// startNATS runs an embedded nats-server with JetStream on listen.
-func startNATS(listen, dataDir string) (*server.Server, error) {
-	host, portS, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, fmt.Errorf("--nats-listen (CALLCONTROL_NATS_LISTEN): %w", err)
-	}
-	port, err := strconv.Atoi(portS)
-	if err != nil {
-		return nil, fmt.Errorf("--nats-listen (CALLCONTROL_NATS_LISTEN): port: %w", err)
-	}
-	if port == 0 {
-		port = -1 // nats-server's "random port"
-	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "callcontrol-dev", Host: host, Port: port, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: dataDir, JetStreamMaxStore: 1 << 30, JetStreamMaxMemory: 64 << 20,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("embedded NATS: not ready on %s (is the port in use? set --nats-listen)", listen)
-	}
-	return ns, nil
-}
-
 // devGateway returns a gateway client that trusts the simulator's certificate.
 func devGateway(sim *simServer, conns int) (*gateway.Client, error) {
-	cfg := gateway.Config{BaseURL: sim.url, MaxConns: conns}
-	if sim.certPE != nil {
-		cfg.RootCAs = x509.NewCertPool()
-		cfg.RootCAs.AppendCertsFromPEM(sim.certPE)
-	}
-	return gateway.New(cfg)
+	return gateway.New(gateway.Config{BaseURL: sim.url, MaxConns: conns, RootCAs: sim.srv.RootCAs()})
 }
 
 // seedAgents signs the demo agents in through the gateway's HTTP API and

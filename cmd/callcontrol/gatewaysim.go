@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -64,17 +61,18 @@ func (f *simFlags) faults() gatewaysim.Faults {
 	return gatewaysim.Faults{Rate: f.faultRate, Kinds: kinds, RetCodes: strings.Split(f.retcode, ",")}
 }
 
-// simServer is a running simulator: its HTTP(S) server and address.
+// simServer is a simulator and its HTTP(S) server: the fields the
+// commands that start one read.
 type simServer struct {
+	srv      *gatewaysim.Server
 	sim      *gatewaysim.Sim
-	srv      *http.Server
-	ln       net.Listener
 	url      string
 	certPE   []byte // PEM of the self-signed certificate, nil for plain HTTP
 	authMode int
 }
 
-// start listens and serves the simulator until ctx ends or stop is called.
+// start listens (not serving yet: see serve) and writes the certificate to
+// --gateway-cert-out if set.
 func (f *simFlags) start() (*simServer, error) {
 	sim := gatewaysim.New(f.cfg)
 	sim.SetFaults(f.faults())
@@ -82,52 +80,21 @@ func (f *simFlags) start() (*simServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--gateway-listen (CALLCONTROL_GATEWAY_LISTEN): %w", err)
 	}
-	s := &simServer{sim: sim, ln: ln, authMode: f.cfg.AuthMode, srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}}
-	if f.plain {
-		s.url = "http://" + ln.Addr().String()
-		return s, nil
-	}
-	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	certPEM, keyPEM, err := gatewaysim.GenerateCert(host)
+	srv, err := gatewaysim.NewServer(sim, ln, gatewaysim.ServerConfig{PlainHTTP: f.plain})
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	s.ln = tls.NewListener(ln, s.srv.TLSConfig)
-	s.url, s.certPE = "https://"+ln.Addr().String(), certPEM
-	if f.certOut != "" {
-		if err := os.WriteFile(f.certOut, certPEM, 0o644); err != nil {
-			ln.Close()
+	if f.certOut != "" && !f.plain {
+		if err := os.WriteFile(f.certOut, srv.CertPEM(), 0o644); err != nil {
+			srv.Close()
 			return nil, fmt.Errorf("--gateway-cert-out (CALLCONTROL_GATEWAY_CERT_OUT): %w", err)
 		}
 	}
-	return s, nil
+	return &simServer{srv: srv, sim: sim, url: srv.URL(), certPE: srv.CertPEM(), authMode: f.cfg.AuthMode}, nil
 }
 
 // serve blocks until ctx ends, then shuts the server down.
-func (s *simServer) serve(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	s.sim.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(sctx)
-	if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
-		err = errors.Join(err, e)
-	}
-	return err
-}
+func (s *simServer) serve(ctx context.Context) error { return s.srv.Run(ctx) }
 
 // runGatewaySim runs the simulator on its own.
 func runGatewaySim(ctx context.Context, args []string, stdout io.Writer) error {

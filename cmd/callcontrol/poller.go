@@ -6,8 +6,8 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/poller"
-	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -71,11 +71,8 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer stopTracing()
 	pcfg.TracerProvider = tp
-	provision := func(ctx context.Context, js jetstream.JetStream, topo worker.Topology) error {
-		topo.PollLeaseTTL = pcfg.LeaseTTL
-		return worker.ProvisionPoller(ctx, js, topo)
-	}
-	return serveRole(ctx, "poller", s, &nf, &hf, obs, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+	topo := topology.Config{Pollers: pcfg.Topology()}
+	return serveRole(ctx, "poller", s, &nf, &hf, obs, gcfg, topo, topology.Pollers, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
 		p, err := poller.New(pcfg, js, gw)
 		if err != nil {
 			return s.explain(err)

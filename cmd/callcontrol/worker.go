@@ -7,6 +7,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -70,10 +71,8 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer stopTracing()
 	wcfg.TracerProvider = tp
-	provision := func(ctx context.Context, js jetstream.JetStream, topo worker.Topology) error {
-		return worker.ProvisionWorker(ctx, js, topo, wcfg)
-	}
-	return serveRole(ctx, "worker", s, &nf, &hf, obs, gcfg, provision, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+	topo := topology.Config{Workers: wcfg.Topology()}
+	return serveRole(ctx, "worker", s, &nf, &hf, obs, gcfg, topo, topology.Workers, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
 		w, err := worker.New(wcfg, js, gw)
 		if err != nil {
 			return s.explain(err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/callcontrol/callcontrol/internal/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -40,7 +40,7 @@ type Config struct {
 	// StartNATS starts an embedded NATS server with JetStream on listen
 	// (the bench passes "127.0.0.1:0") storing in dataDir; the bench
 	// shuts it down.
-	StartNATS func(listen, dataDir string) (*server.Server, error)
+	StartNATS func(listen, dataDir string) (*natsembed.Server, error)
 	// Connect connects to the NATS server at url for the bench's own
 	// load (publishing, taps, scratch streams).
 	Connect func(url string) (*nats.Conn, jetstream.JetStream, error)

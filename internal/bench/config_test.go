@@ -5,14 +5,14 @@ import (
 	"testing"
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/callcontrol/callcontrol/internal/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 func validConfig() Config {
 	return Config{Sizes: QuickSizes(), Executable: "callcontrol",
-		StartNATS:    func(string, string) (*server.Server, error) { return nil, errors.New("unused") },
+		StartNATS:    func(string, string) (*natsembed.Server, error) { return nil, errors.New("unused") },
 		Connect:      func(string) (*nats.Conn, jetstream.JetStream, error) { return nil, nil, errors.New("unused") },
 		StartGateway: func(gatewaysim.Config) (*Gateway, error) { return nil, errors.New("unused") }}
 }

@@ -11,9 +11,10 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/natsembed"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -25,7 +26,7 @@ import (
 type benchEnv struct {
 	cfg    Config
 	dir    string
-	ns     *server.Server
+	ns     *natsembed.Server
 	url    string // of the NATS server
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -69,8 +70,8 @@ func (e *benchEnv) startNATS(ctx context.Context) error {
 	if e.ajs, err = jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(1<<16)); err != nil {
 		return err
 	}
-	topo := worker.Topology{Replicas: 1, PollLeaseTTL: poller.DefaultConfig().LeaseTTL}
-	return worker.Provision(ctx, e.js, topo, worker.DefaultConfig())
+	topo := topology.Config{Replicas: 1, Workers: worker.DefaultConfig().Topology(), Pollers: poller.DefaultConfig().Topology()}
+	return topology.Provision(ctx, e.js, topo, topology.All)
 }
 
 // startGateway starts the simulator, writes its certificate for the
@@ -104,7 +105,6 @@ func (e *benchEnv) close() {
 	}
 	if e.ns != nil {
 		e.ns.Shutdown()
-		e.ns.WaitForShutdown()
 	}
 	_ = os.RemoveAll(e.dir)
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/testenv"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/metrics"
-	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -77,9 +77,7 @@ func TestStreamProbe(t *testing.T) {
 	if err := cached.check(ctx); err == nil || !strings.Contains(err.Error(), events.StreamCommands) {
 		t.Fatalf("check before provisioning = %v, want an error naming %s", err, events.StreamCommands)
 	}
-	if err := worker.Provision(ctx, js, worker.Topology{}, worker.Config{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Provision(t, js, topology.Config{})
 	if err := cached.check(ctx); err == nil {
 		t.Fatal("a cached failure was not reused")
 	}

@@ -6,12 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +20,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/callcontrol/callcontrol/internal/natsembed"
 )
 
 // The real parts of a soak run: an embedded nats-server that can be
@@ -33,9 +31,9 @@ import (
 
 // natsNode is the embedded nats-server.
 type natsNode struct {
-	mu   sync.Mutex
-	opts server.Options
-	ns   *server.Server
+	mu  sync.Mutex
+	cfg natsembed.Config
+	ns  *natsembed.Server
 }
 
 func startNATS(dir string) (*natsNode, error) {
@@ -43,23 +41,17 @@ func startNATS(dir string) (*natsNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &natsNode{opts: server.Options{
-		ServerName: "soak", Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: filepath.Join(dir, "jetstream"), JetStreamMaxMemory: 256 << 20, JetStreamMaxStore: 4 << 30,
+	n := &natsNode{cfg: natsembed.Config{
+		Listen: fmt.Sprintf("127.0.0.1:%d", port), DataDir: filepath.Join(dir, "jetstream"), ServerName: "soak",
+		MaxStore: 4 << 30, MaxMemory: 256 << 20, ReadyTimeout: 20 * time.Second,
 	}}
 	return n, n.start()
 }
 
 func (n *natsNode) start() error {
-	opts := n.opts // a copy: the server keeps and changes its own
-	ns, err := server.NewServer(&opts)
+	ns, err := natsembed.Start(n.cfg)
 	if err != nil {
-		return err
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(20 * time.Second) {
-		ns.Shutdown()
-		return fmt.Errorf("soak: nats-server not ready on port %d", n.opts.Port)
+		return fmt.Errorf("soak: nats-server on %s: %w", n.cfg.Listen, err)
 	}
 	n.mu.Lock()
 	n.ns = ns
@@ -74,7 +66,6 @@ func (n *natsNode) stop() {
 	n.mu.Unlock()
 	if ns != nil {
 		ns.Shutdown()
-		ns.WaitForShutdown()
 	}
 }
 
@@ -93,12 +84,13 @@ func (n *natsNode) restart(pause time.Duration) error {
 	return err
 }
 
-func (n *natsNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
+func (n *natsNode) url() string { return "nats://" + n.cfg.Listen }
 
-// gatewaySim is the simulator behind an httptest TLS server.
+// gatewaySim is the simulator behind its HTTPS server.
 type gatewaySim struct {
 	sim    *gatewaysim.Sim
-	ts     *httptest.Server
+	srv    *gatewaysim.Server
+	done   chan error
 	caFile string
 	slow   atomic.Int64 // extra latency (ns) before answering a non-poll request
 	mu     sync.Mutex
@@ -106,25 +98,33 @@ type gatewaySim struct {
 }
 
 func startSim(dir string, cfg gatewaysim.Config) (*gatewaySim, error) {
-	g := &gatewaySim{sim: gatewaysim.New(cfg), guids: map[string]bool{}}
-	g.ts = httptest.NewUnstartedServer(http.HandlerFunc(g.serve))
-	g.ts.EnableHTTP2 = false // the hijacking reset faults need HTTP/1
-	g.ts.StartTLS()
+	g := &gatewaySim{sim: gatewaysim.New(cfg), guids: map[string]bool{}, done: make(chan error, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	// The hijacking reset faults need HTTP/1.
+	g.srv, err = gatewaysim.NewServer(g.sim, ln, gatewaysim.ServerConfig{Handler: http.HandlerFunc(g.serve), HTTP1Only: true})
+	if err != nil {
+		return nil, err
+	}
+	go func() { g.done <- g.srv.Run(context.Background()) }()
 	g.caFile = filepath.Join(dir, "gateway-ca.pem")
-	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.ts.Certificate().Raw})
-	if err := os.WriteFile(g.caFile, pemCert, 0o600); err != nil {
+	if err := os.WriteFile(g.caFile, g.srv.CertPEM(), 0o600); err != nil {
 		g.close()
 		return nil, err
 	}
 	return g, nil
 }
 
+// close closes the simulator (releasing held polls and fault holds) and
+// its server.
 func (g *gatewaySim) close() {
-	g.sim.Close() // releases held polls and fault holds, so Close below returns
-	g.ts.Close()
+	_ = g.srv.Close()
+	<-g.done
 }
 
-func (g *gatewaySim) url() string { return g.ts.URL }
+func (g *gatewaySim) url() string { return g.srv.URL() }
 
 // serve passes every request to the simulator through a writer that notes
 // the GUIDs it hands out and delays non-poll answers while a "slow" fault

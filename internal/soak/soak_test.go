@@ -5,7 +5,6 @@ package soak
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
+	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -206,11 +206,10 @@ func setUp(ctx context.Context, t *testing.T, dir string, seed int64, sched sche
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		fail(err)
 	}
-	if err := worker.Provision(ctx, r.js, worker.Topology{Replicas: 1}, worker.DefaultConfig()); err != nil {
+	if err := topology.Provision(ctx, r.js, topology.Config{Replicas: 1, Workers: worker.DefaultConfig().Topology()}, topology.All); err != nil {
 		fail(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(sim.ts.Certificate())
+	pool := sim.srv.RootCAs()
 	if r.gw, err = gateway.New(gateway.Config{BaseURL: sim.url(), RootCAs: pool, MaxConns: 16}); err != nil {
 		fail(err)
 	}
