@@ -80,9 +80,12 @@ func TestDevReusedDataDirIsSaid(t *testing.T) {
 			}
 		}()
 		started := strings.Count(logs.String(), `"worker started"`)
+		polling := strings.Count(logs.String(), `"poller started"`)
 		testenv.WaitFor(t, 30*time.Second, "dev's banner", func() bool { return strings.Contains(out.String(), "callcontrol dev ready") })
-		// Stopped before the worker is up, dev's worker reports the cancel.
+		// Stopped before its worker and poller are up, dev reports the
+		// cancel of their provisioning as an error.
 		testenv.WaitFor(t, 10*time.Second, "the worker to start", func() bool { return strings.Count(logs.String(), `"worker started"`) > started })
+		testenv.WaitFor(t, 10*time.Second, "the poller to start", func() bool { return strings.Count(logs.String(), `"poller started"`) > polling })
 		m := stored.FindStringSubmatch(out.String())
 		if m == nil {
 			t.Fatalf("dev's banner does not say what %s holds:\n%s", dir, out.String())
