@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,48 +30,6 @@ func drain(nc *nats.Conn, d time.Duration) {
 	case <-time.After(d):
 		nc.Close()
 	}
-}
-
-// provisionRole creates or updates the shared streams and buckets and
-// parts (the role's own: topology.Workers, topology.Pollers or, for dev,
-// all). It is idempotent, so an attempt JetStream did not answer (a
-// cluster still electing its meta leader, or busy with the same streams
-// created by other replicas starting at the same time) is abandoned after
-// 10 s and made again, for up to 60 s in all.
-func provisionRole(ctx context.Context, js jetstream.JetStream, topo topology.Config, parts topology.Part) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
-		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-		err := topology.Provision(actx, js, topo, topology.Shared|parts)
-		acancel()
-		if err == nil || ctx.Err() != nil || !(unanswered(err) || serverFault(err)) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond): // between attempts
-		}
-	}
-}
-
-// unanswered tells whether err means that JetStream did not answer.
-func unanswered(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
-}
-
-// serverFault tells whether err is a JetStream API error the server
-// reports as its own fault (HTTP-like code 5xx, e.g. "error creating store
-// for stream"), not a refusal of the request. Seen when replicas create
-// streams at once in an account whose JetStream was just enabled (a JWT
-// account's first use): the store directory is set up under the concurrent
-// creates. Provisioning is idempotent, so another attempt is safe.
-func serverFault(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code >= 500
 }
 
 // workerPositive lists the worker flags that must be above zero.
@@ -218,7 +175,7 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 	}
 	defer drain(nc, 5*time.Second)
 	topo.Replicas = nf.replicas
-	if err := provisionRole(ctx, js, topo, parts); err != nil {
+	if err := topology.Ensure(ctx, js, topo, parts); err != nil {
 		return err
 	}
 	// Ready only once the streams and buckets the role needs exist.

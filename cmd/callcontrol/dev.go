@@ -121,7 +121,7 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	}
 	defer stopHealth()
 	topo := topology.Config{Replicas: 1, Workers: d.wcfg.Topology(), Pollers: d.pcfg.Topology()}
-	if err := provisionRole(ctx, js, topo, topology.All); err != nil {
+	if err := topology.Ensure(ctx, js, topo, topology.All); err != nil {
 		return err
 	}
 	storeLine, err := d.describeStore(ctx, js)
