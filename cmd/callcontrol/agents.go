@@ -79,14 +79,12 @@ func runAgents(ctx context.Context, args []string, stdout io.Writer) error {
 	if agent != 0 && (agent < events.AgentIDMin || agent > events.AgentIDMax) {
 		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, agent)
 	}
-	nc, js, err := nf.connect("cli")
+	ctx, c, done, err := nf.client(ctx, "cli", timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	views, err := newAdmin(js).Agents(ctx)
+	defer done()
+	views, err := c.Agents(ctx)
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
 	}

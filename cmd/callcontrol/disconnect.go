@@ -62,21 +62,19 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := cmd.Validate(); err != nil {
 		return s.explain(fmt.Errorf("command: %w", err))
 	}
-	nc, js, err := nf.connect("cli")
+	ctx, c, done, err := nf.client(ctx, "cli", timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	defer done()
 	if !wait {
-		if err := newAdmin(js).Publish(ctx, cmd, traceparent); err != nil {
+		if err := c.Publish(ctx, cmd, traceparent); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "published command %s\n", cmd.CommandID)
 		return nil
 	}
-	return publishAndWait(ctx, newAdmin(js), cmd, traceparent, confirm, stdout)
+	return publishAndWait(ctx, c, cmd, traceparent, confirm, stdout)
 }
 
 // publishAndWait follows results and confirmations first, so that neither

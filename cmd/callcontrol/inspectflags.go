@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -20,12 +21,33 @@ func newAdmin(js jetstream.JetStream) *admin.Client {
 	return c
 }
 
+// client connects to NATS as callcontrol-<name> (see natsFlags.connect)
+// and returns the operator API and ctx bounded by timeout (0: not
+// bounded); done cancels that context and closes the connection.
+func (n *natsFlags) client(ctx context.Context, name string, timeout time.Duration) (context.Context, *admin.Client, func(), error) {
+	nc, js, err := n.connect(name)
+	if err != nil {
+		return ctx, nil, nil, err
+	}
+	cancel := context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	return ctx, newAdmin(js), func() { cancel(); nc.Close() }, nil
+}
+
 // inspectFlags are the settings of the inspection commands.
 type inspectFlags struct {
 	nf      natsFlags
 	asJSON  bool
 	reveal  bool
 	timeout time.Duration
+}
+
+// client connects as callcontrol-cli, bounded by --timeout (see
+// natsFlags.client).
+func (f *inspectFlags) client(ctx context.Context) (context.Context, *admin.Client, func(), error) {
+	return f.nf.client(ctx, "cli", f.timeout)
 }
 
 func (f *inspectFlags) register(s *settings) {

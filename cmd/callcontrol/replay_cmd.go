@@ -81,14 +81,11 @@ func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := f.inf.nf.connect("cli")
+	ctx, c, done, err := f.inf.client(ctx)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.inf.timeout)
-	defer cancel()
-	c := newAdmin(js)
+	defer done()
 	targets, err := replayTargets(ctx, c, pos, f.all, filter)
 	if err != nil {
 		return err

@@ -61,12 +61,12 @@ func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
 		return s.explain(err)
 	}
 	defer gw.Close()
-	nc, js, err := f.nf.connect("signin")
+	ctx, c, done, err := f.nf.client(ctx, "signin", 0)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	if err := newAdmin(js).SignIn(ctx, gw, f.agent, req, f.authMode, force); err != nil {
+	defer done()
+	if err := c.SignIn(ctx, gw, f.agent, req, f.authMode, force); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent %d signed in and registered\n", f.agent)
@@ -92,12 +92,12 @@ func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
 	if guid == "" || strings.ContainsAny(guid, " \r\n\t") {
 		return errors.New("--guid (CALLCONTROL_GUID): required, without spaces")
 	}
-	nc, js, err := f.nf.connect("register")
+	ctx, c, done, err := f.nf.client(ctx, "register", 0)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	if err := newAdmin(js).RegisterSession(ctx, f.agent, guid, f.authMode); err != nil {
+	defer done()
+	if err := c.RegisterSession(ctx, f.agent, guid, f.authMode); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent %d registered\n", f.agent)
@@ -121,11 +121,11 @@ func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	nc, js, err := f.nf.connect("signout")
+	ctx, c, done, err := f.nf.client(ctx, "signout", 0)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer done()
 	var gw *gateway.Client
 	defer func() {
 		if gw != nil {
@@ -142,7 +142,7 @@ func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
 			return gw, nil
 		}
 	}
-	loggedOut, err := newAdmin(js).SignOut(ctx, f.agent, open)
+	loggedOut, err := c.SignOut(ctx, f.agent, open)
 	switch {
 	case err != nil:
 		return err
