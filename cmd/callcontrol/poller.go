@@ -29,18 +29,11 @@ func pollerFlags(s *settings, c *poller.Config) {
 func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("poller", stdout)
 	var (
-		nf   natsFlags
-		lf   logFlags
+		rf   roleFlags
 		pcfg poller.Config
 		gcfg gateway.Config
-		hf   healthFlags
-		tf   traceFlags
 	)
-	nf.register(s, defaultNATSURL)
-	nf.registerRole(s)
-	lf.register(s, "json")
-	hf.register(s)
-	tf.register(s)
+	rf.register(s)
 	pollerFlags(s, &pcfg)
 	gatewayFlags(s, &gcfg)
 	connection := s.group(groupConnection)
@@ -52,7 +45,7 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	log, err := lf.logger(stderr)
+	log, err := rf.lf.logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -60,19 +53,19 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nf.log = &log // WARN lines about risky settings, in the role's log format
+	rf.nf.log = &log // WARN lines about risky settings, in the role's log format
 	pcfg.Logger, pcfg.PollTimeout, pcfg.Metrics = log, gcfg.PollTimeout, obs.Metrics
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
-	tp, stopTracing, err := tf.provider(stdout, "poller", log)
+	tp, stopTracing, err := rf.tf.provider(stdout, "poller", log)
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
 	pcfg.TracerProvider = tp
 	topo := topology.Config{Pollers: pcfg.Topology()}
-	return serveRole(ctx, "poller", s, &nf, &hf, obs, gcfg, topo, topology.Pollers, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+	return serveRole(ctx, "poller", s, &rf.nf, &rf.hf, obs, gcfg, topo, topology.Pollers, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
 		p, err := poller.New(pcfg, js, gw)
 		if err != nil {
 			return s.explain(err)
