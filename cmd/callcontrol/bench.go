@@ -13,6 +13,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/internal/bench"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -100,7 +101,7 @@ func benchConfig(profile string) bench.Config {
 		Sizes: bench.FullSizes(), Version: buildVersion(), ProfileDir: profile, Progress: stderr,
 		StartNATS: func(listen, dir string) (*natsembed.Server, error) { return startNATS(listen, dir, false) }, StartGateway: benchGateway,
 		Connect: func(url string) (*nats.Conn, jetstream.JetStream, error) {
-			nf := natsFlags{url: url, replicas: 1}
+			nf := natsFlags{cfg: natsconn.Config{URL: url}, replicas: 1}
 			return nf.connect("bench")
 		},
 	}

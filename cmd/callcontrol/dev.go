@@ -15,6 +15,7 @@ import (
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
@@ -109,7 +110,7 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	defer ns.Shutdown()
-	nf := natsFlags{url: ns.ClientURL(), replicas: 1, connectTimeout: 10 * time.Second, log: &d.wcfg.Logger}
+	nf := natsFlags{cfg: natsconn.Config{URL: ns.ClientURL(), ConnectTimeout: 10 * time.Second}, replicas: 1, log: &d.wcfg.Logger}
 	nc, js, err := nf.connectWait(ctx, "dev")
 	if err != nil {
 		return err
