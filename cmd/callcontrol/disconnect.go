@@ -51,7 +51,7 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if traceparent == "" {
-		traceparent = newTraceparent()
+		traceparent = tracing.NewTraceparent()
 	} else if !tracing.Valid(traceparent) {
 		return fmt.Errorf("--traceparent (CALLCONTROL_TRACEPARENT): not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), got %q", traceparent)
 	}
@@ -86,7 +86,7 @@ func publishAndWait(ctx context.Context, c *admin.Client, cmd events.DisconnectC
 	}
 	defer sub.Close()
 	fmt.Fprintf(stdout, "published command %s: agent %d, number %s, trace %s (traceparent %s)\n",
-		cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number), traceID(traceparent), traceparent)
+		cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number), tracing.TraceID(traceparent), traceparent)
 	res, _, err := sub.Result(ctx)
 	if err != nil {
 		return err
