@@ -10,26 +10,11 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/topology"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
-
-// drain flushes and closes nc, waiting at most d.
-func drain(nc *nats.Conn, d time.Duration) {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	select {
-	case <-closed:
-	case <-time.After(d):
-		nc.Close()
-	}
-}
 
 // gatewayFlags are the gateway client's settings.
 func gatewayFlags(s *settings, c *gateway.Config) {
@@ -137,7 +122,7 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 	if err != nil {
 		return err
 	}
-	defer drain(nc, 5*time.Second)
+	defer natsconn.Drain(nc, 5*time.Second)
 	topo.Replicas = nf.replicas
 	if err := topology.Ensure(ctx, js, topo, parts); err != nil {
 		return err

@@ -115,7 +115,7 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer drain(nc, 5*time.Second)
+	defer natsconn.Drain(nc, 5*time.Second)
 	stopHealth, err := d.hf.startObserved(ctx, d.obs, nc, js)
 	if err != nil {
 		return err
