@@ -113,9 +113,9 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 	defer gw.Close()
 	// The health endpoint is up while the first connection is awaited:
 	// /healthz 200, /readyz 503 until connected and provisioned.
-	stopHealth, bind, err := hf.startLate(ctx, obs)
+	stopHealth, bind, err := obs.StartLate(ctx, hf.config())
 	if err != nil {
-		return err
+		return listenError(err)
 	}
 	defer stopHealth()
 	nc, js, err := nf.connectWait(ctx, name)

@@ -89,7 +89,7 @@ func runDLQList(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, c, done, err := inf.client(ctx)
+	ctx, c, done, err := inf.nf.client(ctx, "cli", inf.timeout)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func runDLQShow(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := admin.CheckRef(pos[0]); err != nil {
 		return fmt.Errorf("dlq show: %w", err)
 	}
-	ctx, c, done, err := inf.client(ctx)
+	ctx, c, done, err := inf.nf.client(ctx, "cli", inf.timeout)
 	if err != nil {
 		return err
 	}

@@ -44,12 +44,6 @@ type inspectFlags struct {
 	timeout time.Duration
 }
 
-// client connects as callcontrol-cli, bounded by --timeout (see
-// natsFlags.client).
-func (f *inspectFlags) client(ctx context.Context) (context.Context, *admin.Client, func(), error) {
-	return f.nf.client(ctx, "cli", f.timeout)
-}
-
 func (f *inspectFlags) register(s *settings) {
 	f.nf.register(s, defaultNATSURL)
 	output := s.group(groupOutput)

@@ -81,7 +81,7 @@ func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, c, done, err := f.inf.client(ctx)
+	ctx, c, done, err := f.inf.nf.client(ctx, "cli", f.inf.timeout)
 	if err != nil {
 		return err
 	}

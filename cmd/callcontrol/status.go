@@ -38,7 +38,7 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, c, done, err := inf.client(ctx)
+	ctx, c, done, err := inf.nf.client(ctx, "cli", inf.timeout)
 	if err != nil {
 		return err
 	}
