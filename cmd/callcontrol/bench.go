@@ -110,14 +110,14 @@ func benchConfig(profile string) bench.Config {
 // benchGateway starts a simulator with cfg on a loopback port, over HTTPS.
 func benchGateway(cfg gatewaysim.Config) (*bench.Gateway, error) {
 	sf := simFlags{listen: "127.0.0.1:0", cfg: cfg}
-	sim, err := sf.start()
+	srv, err := sf.start()
 	if err != nil {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sim.serve(ctx) }()
-	return &bench.Gateway{Sim: sim.sim, URL: sim.url, CertPEM: sim.certPE,
+	go func() { done <- srv.Run(ctx) }()
+	return &bench.Gateway{Sim: srv.Sim(), URL: srv.URL(), CertPEM: srv.CertPEM(),
 		Stop: sync.OnceValue(func() error { stop(); return <-done })}, nil
 }
 
