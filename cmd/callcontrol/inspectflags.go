@@ -105,6 +105,14 @@ func parseStatuses(v string) (map[events.Status]bool, error) {
 	return out, nil
 }
 
+// checkAgentFlag fails unless id, the value of --agent, is an agent ID.
+func checkAgentFlag(id int) error {
+	if !events.ValidAgentID(id) {
+		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, id)
+	}
+	return nil
+}
+
 // filterFlags are the dead-letter filters of list and replay --all.
 type filterFlags struct {
 	status, since string
@@ -127,8 +135,8 @@ func (f *filterFlags) filter() (admin.DeadLetterFilter, error) {
 	if out.Since, err = parseSince(f.since, time.Now()); err != nil {
 		return out, err
 	}
-	if f.agent != 0 && (f.agent < events.AgentIDMin || f.agent > events.AgentIDMax) {
-		return out, fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, f.agent)
+	if err := checkAgentFlag(f.agent); f.agent != 0 && err != nil {
+		return out, err
 	}
 	if f.limit < 1 || f.limit > 100000 {
 		return out, fmt.Errorf("--limit (CALLCONTROL_LIMIT): must be between 1 and 100000, got %d", f.limit)

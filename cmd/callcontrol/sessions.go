@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/callcontrol/callcontrol/admin"
-	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 )
 
@@ -27,8 +26,8 @@ func (f *sessionFlags) register(s *settings) {
 }
 
 func (f *sessionFlags) check() error {
-	if f.agent < events.AgentIDMin || f.agent > events.AgentIDMax {
-		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, f.agent)
+	if err := checkAgentFlag(f.agent); err != nil {
+		return err
 	}
 	if f.authMode != 1 && f.authMode != 2 {
 		return fmt.Errorf("--authmode (CALLCONTROL_AUTHMODE): must be 1 or 2, got %d", f.authMode)
