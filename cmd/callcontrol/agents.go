@@ -75,7 +75,7 @@ func runAgents(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	if err := checkAgentFlag(agent); agent != 0 && err != nil {
+	if err := checkAgentFlag(agent, true); err != nil {
 		return err
 	}
 	ctx, c, done, err := nf.client(ctx, "cli", timeout)

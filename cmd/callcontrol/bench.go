@@ -101,7 +101,7 @@ func benchConfig(profile string) bench.Config {
 		Sizes: bench.FullSizes(), Version: buildVersion(), ProfileDir: profile, Progress: stderr,
 		StartNATS: func(listen, dir string) (*natsembed.Server, error) { return startNATS(listen, dir, false) }, StartGateway: benchGateway,
 		Connect: func(url string) (*nats.Conn, jetstream.JetStream, error) {
-			nf := natsFlags{cfg: natsconn.Config{URL: url}, replicas: 1}
+			nf := natsFlags{cfg: natsconn.Config{URL: url}}
 			return nf.connect("bench")
 		},
 	}

@@ -105,9 +105,10 @@ func parseStatuses(v string) (map[events.Status]bool, error) {
 	return out, nil
 }
 
-// checkAgentFlag fails unless id, the value of --agent, is an agent ID.
-func checkAgentFlag(id int) error {
-	if !events.ValidAgentID(id) {
+// checkAgentFlag fails unless id, the value of --agent, is an agent ID,
+// or 0 (not set) when the flag is optional.
+func checkAgentFlag(id int, optional bool) error {
+	if !events.ValidAgentID(id) && !(optional && id == 0) {
 		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, id)
 	}
 	return nil
@@ -135,7 +136,7 @@ func (f *filterFlags) filter() (admin.DeadLetterFilter, error) {
 	if out.Since, err = parseSince(f.since, time.Now()); err != nil {
 		return out, err
 	}
-	if err := checkAgentFlag(f.agent); f.agent != 0 && err != nil {
+	if err := checkAgentFlag(f.agent, true); err != nil {
 		return out, err
 	}
 	if f.limit < 1 || f.limit > 100000 {

@@ -26,7 +26,7 @@ func (f *sessionFlags) register(s *settings) {
 }
 
 func (f *sessionFlags) check() error {
-	if err := checkAgentFlag(f.agent); err != nil {
+	if err := checkAgentFlag(f.agent, false); err != nil {
 		return err
 	}
 	if f.authMode != 1 && f.authMode != 2 {
