@@ -145,12 +145,21 @@ func (s *settings) secret(names ...string) {
 	}
 }
 
-// redact replaces the value of every secret flag in msg by "***".
-func (s *settings) redact(msg string) string {
+// secretValues returns the values of the secret flags that are set.
+func (s *settings) secretValues() []string {
+	var out []string
 	for name := range s.secrets {
 		if f := s.fs.Lookup(name); f != nil && f.Value.String() != "" {
-			msg = strings.ReplaceAll(msg, f.Value.String(), "***")
+			out = append(out, f.Value.String())
 		}
+	}
+	return out
+}
+
+// redact replaces the value of every secret flag in msg by "***".
+func (s *settings) redact(msg string) string {
+	for _, v := range s.secretValues() {
+		msg = strings.ReplaceAll(msg, v, "***")
 	}
 	return msg
 }

@@ -106,13 +106,7 @@ func (n *natsFlags) secretValues() []string {
 	if n.s == nil {
 		return nil
 	}
-	var out []string
-	for name := range n.s.secrets {
-		if f := n.s.fs.Lookup(name); f != nil && f.Value.String() != "" {
-			out = append(out, f.Value.String())
-		}
-	}
-	return out
+	return n.s.secretValues()
 }
 
 // connect dials NATS once and returns the connection and its JetStream
