@@ -27,28 +27,11 @@ func gatewayFlags(s *settings, c *gateway.Config) {
 	fs.BoolVar(&c.InsecureSkipVerify, "gateway-insecure-skip-verify", false,
 		"DANGEROUS: do not verify the gateway's TLS certificate (logged as a WARN at start); use --gateway-ca instead")
 	fs.DurationVar(&c.RequestTimeout, "gateway-timeout", 5*time.Second, "timeout of one gateway request")
-	for f, n := range map[string]string{"BaseURL": "gateway-url", "CAFile": "gateway-ca", "CertFile": "gateway-cert",
-		"KeyFile": "gateway-key", "RequestTimeout": "gateway-timeout", "InsecureSkipVerify": "gateway-insecure-skip-verify"} {
-		s.field(f, n)
-	}
+	s.fieldFlags(map[string]string{"BaseURL": "gateway-url", "CAFile": "gateway-ca", "CertFile": "gateway-cert",
+		"KeyFile": "gateway-key", "RequestTimeout": "gateway-timeout", "InsecureSkipVerify": "gateway-insecure-skip-verify"})
 }
 
-// newLogger returns the process logger: JSON lines, or console text.
-func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil {
-		return zerolog.Nop(), fmt.Errorf("--log-level (CALLCONTROL_LOG_LEVEL): %w", err)
-	}
-	switch format {
-	case "json":
-	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
-	default:
-		return zerolog.Nop(), fmt.Errorf("--log-format (CALLCONTROL_LOG_FORMAT): must be json or console, got %q", format)
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
-}
-
+// logFlags are --log-level and --log-format.
 type logFlags struct{ level, format string }
 
 func (l *logFlags) register(s *settings, defFormat string) {
@@ -75,8 +58,21 @@ func printExitError(w io.Writer, err error) {
 	fmt.Fprintln(w, "callcontrol:", err)
 }
 
+// logger returns the process logger, writing to w: JSON lines, or
+// console text.
 func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
-	return newLogger(w, l.level, l.format)
+	lvl, err := zerolog.ParseLevel(l.level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level (CALLCONTROL_LOG_LEVEL): %w", err)
+	}
+	switch l.format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format (CALLCONTROL_LOG_FORMAT): must be json or console, got %q", l.format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 var stderr io.Writer = os.Stderr

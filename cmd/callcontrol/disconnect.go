@@ -42,11 +42,9 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	s.fs.BoolVar(&confirm, "confirm", true, "with --wait, also wait for the confirmation from the poller")
 	s.fs.DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
 	s.fs.StringVar(&traceparent, "traceparent", "", "W3C traceparent to send with the command (default: a new trace); the result and confirmation carry its trace ID")
-	for f, n := range map[string]string{"agent_id": "agent", "number": "number", "ttl_ms": "ttl",
+	s.fieldFlags(map[string]string{"agent_id": "agent", "number": "number", "ttl_ms": "ttl",
 		"command_id": "command-id", "correlation_id": "correlation-id", "requested_by": "requested-by",
-		"call_id": "call-id"} {
-		s.field(f, n)
-	}
+		"call_id": "call-id"})
 	if err := s.parse(args); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -134,8 +135,9 @@ func envName(name string) string {
 	return "CALLCONTROL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// field records that the flag called name sets the config field field.
-func (s *settings) field(field, name string) { s.fields[field] = name }
+// fieldFlags records, for each config field in m, the flag that sets it
+// (a field recorded before is renamed).
+func (s *settings) fieldFlags(m map[string]string) { maps.Copy(s.fields, m) }
 
 // secret marks the named flags as secrets: errors and explain show "***"
 // instead of their values.

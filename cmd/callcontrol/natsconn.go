@@ -76,7 +76,7 @@ func (n *natsFlags) registerRole(s *settings) {
 		"how long to retry the first NATS connection at start, with backoff (0 = for ever; a refused credential or certificate fails at once)")
 	connection()
 	s.fs.IntVar(&n.replicas, "replicas", 1, "replicas of streams and buckets created at start (3 on a cluster)")
-	s.field("Replicas", "replicas")
+	s.fieldFlags(map[string]string{"Replicas": "replicas"})
 }
 
 // natsFieldFlags names the flag of each natsconn.Config field.

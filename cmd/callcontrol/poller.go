@@ -19,10 +19,8 @@ func pollerFlags(s *settings, c *poller.Config) {
 	fs.DurationVar(&c.ReleaseGrace, "release-grace", d.ReleaseGrace, "how long a release event waits for the worker's pending record")
 	fs.DurationVar(&c.CallStateRefresh, "call-state-refresh", d.CallStateRefresh,
 		"during a call, how often the agent's call state is rewritten to advance its observed_at while a poll is outstanding")
-	for f, n := range map[string]string{"LeaseTTL": "poll-lease-ttl", "PollGap": "poll-gap", "ReleaseGrace": "release-grace",
-		"CallStateRefresh": "call-state-refresh"} {
-		s.field(f, n)
-	}
+	s.fieldFlags(map[string]string{"LeaseTTL": "poll-lease-ttl", "PollGap": "poll-gap", "ReleaseGrace": "release-grace",
+		"CallStateRefresh": "call-state-refresh"})
 }
 
 // runPoller runs one poller replica.
@@ -40,8 +38,7 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	s.fs.DurationVar(&gcfg.PollTimeout, "gateway-poll-timeout", gateway.DefaultPollTimeout, "HTTP timeout of one long poll (above the gateway's ~10 s hold)")
 	s.fs.IntVar(&gcfg.MaxConns, "gateway-max-conns", 10000, "connections to the gateway: each agent's long poll holds one, so at least the agents one replica polls")
 	connection()
-	s.field("PollTimeout", "gateway-poll-timeout")
-	s.field("MaxConns", "gateway-max-conns")
+	s.fieldFlags(map[string]string{"PollTimeout": "gateway-poll-timeout", "MaxConns": "gateway-max-conns"})
 	if err := s.parse(args); err != nil {
 		return err
 	}

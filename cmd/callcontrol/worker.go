@@ -96,13 +96,11 @@ func workerFlags(s *settings, c *worker.Config) {
 	fs.BoolVar(&c.SkipCallCheck, "skip-call-check", false,
 		"DANGEROUS, bench only: send without checking the command's call (gives up the call scope)")
 	s.hide("skip-call-check")
-	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
+	s.fieldFlags(map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
 		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout",
 		"ConfirmWithin": "confirm-within", "RequireCallID": "require-call-id", "CallStateMaxAge": "call-state-max-age",
 		"CallStartMargin": "call-start-margin", "MaxClockSkew": "max-clock-skew", "SkipCallCheck": "skip-call-check",
-		"CallStateLag": "call-state-lag", "InitialInterval": "retry-initial", "MaxInterval": "retry-max"} {
-		s.field(f, n)
-	}
+		"CallStateLag": "call-state-lag", "InitialInterval": "retry-initial", "MaxInterval": "retry-max"})
 }
 
 // resultWriteBudget is what a stopping worker needs after a request's
