@@ -109,9 +109,13 @@ func (p *Poller) owns(agent int) bool {
 // event in a cancelled reply would be lost) and their publishes, releases
 // its leases and returns nil. Publishes still failing LeaseTTL after ctx
 // ended are abandoned (logged). Run returns an error only when it cannot
-// start (a bucket is missing) or the confirmer fails.
+// start (a bucket is missing; stopped while starting is not an error) or
+// the confirmer fails.
 func (p *Poller) Run(ctx context.Context) error {
 	if err := p.bind(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting, as the worker
+		}
 		return err
 	}
 	// Watches and renewals run on bg, which ends only after the loops.

@@ -161,3 +161,31 @@ func TestShutdownReleasesLeases(t *testing.T) {
 		t.Error("no stop log line")
 	}
 }
+
+// A poller stopped while it starts (SIGTERM before its buckets are open)
+// returns nil, as the worker does: being stopped is not a failure to start.
+// A bucket that is missing while nobody stops it is still an error.
+func TestStoppedWhileStartingIsNoError(t *testing.T) {
+	b := setup(t, testConfig(), gatewaysim.Config{})
+	p, err := New(b.cfg, b.js, b.newGateway())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run stopped while starting = %v, want nil", err)
+	}
+	if err := b.js.DeleteKeyValue(context.Background(), events.BucketCalls); err != nil {
+		t.Fatal(err)
+	}
+	p, err = New(b.cfg, b.js, b.newGateway())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err == nil || !strings.Contains(err.Error(), events.BucketCalls) {
+		t.Fatalf("Run without bucket %s = %v, want an error naming it", events.BucketCalls, err)
+	}
+}
