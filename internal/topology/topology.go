@@ -75,7 +75,6 @@ const (
 // first response.
 const BucketIdempotency = "callcontrol_idempotency"
 
-
 // Part is a set of the parts of the topology, combined with |.
 type Part uint8
 
