@@ -32,7 +32,11 @@ type devSettings struct {
 	pcfg                poller.Config
 	hf                  healthFlags
 	tf                  traceFlags
+	af                  apiFlags
 	obs                 *health.Observability
+	// serveAPI runs the HTTP API beside the worker and the poller.
+	serveAPI func(context.Context) error
+	closeAPI func()
 }
 
 // runDev starts an embedded NATS server with JetStream, the gateway
@@ -68,6 +72,7 @@ func devParse(args []string, stdout io.Writer) (*devSettings, error) {
 	lf.register(s, "console")
 	d.hf.register(s)
 	d.tf.register(s)
+	d.af.register(s, devAPIListen, false)
 	workerFlags(s, &d.wcfg)
 	pollerFlags(s, &d.pcfg)
 	s.fs.DurationVar(&d.sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
@@ -128,9 +133,15 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	apiLine, serveAPI, err := d.devAPI(js)
+	if err != nil {
+		return err
+	}
+	d.serveAPI = serveAPI
+	defer d.closeAPI()
 	return d.runRoles(ctx, js, func(simURL string) {
-		fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s",
-			ns.ClientURL(), simURL, demoAgents(d.agents), storeLine, devCommands(ns.ClientURL(), d.agents))
+		fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s\n%s",
+			ns.ClientURL(), simURL, demoAgents(d.agents), storeLine, apiLine, devCommands(ns.ClientURL(), d.agents))
 	})
 }
 
@@ -178,6 +189,9 @@ func (d *devSettings) runRoles(ctx context.Context, js jetstream.JetStream, read
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return p.Run(gctx) })
+	if d.serveAPI != nil {
+		g.Go(func() error { return d.serveAPI(gctx) })
+	}
 	ready(sim.url)
 	return errors.Join(g.Wait(), stopSimWait())
 }
