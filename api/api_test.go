@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/callcontrol/callcontrol/api"
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/testenv"
+	"github.com/callcontrol/callcontrol/internal/topology"
 )
 
 const cmdBody = `{"agent_id": 101, "number": "5550101"}`
@@ -96,11 +99,11 @@ func TestIdempotency(t *testing.T) {
 // Prefer: wait with a real worker and poller: 200, the result and the
 // confirmation, Preference-Applied; the stored response is replayed.
 func TestPreferWait(t *testing.T) {
-	e := newEnv(t, api.Config{})
+	e := newEnv(t, api.Config{MaxWait: 15 * time.Second})
 	e.system(101)
 	r := e.do(req{method: "POST", path: "/v1/disconnects", token: tokAll, body: cmdBody,
-		header: map[string]string{"Prefer": "wait=20", "Idempotency-Key": "wait-1"}})
-	if r.StatusCode != http.StatusOK || r.Header.Get("Preference-Applied") != "wait=20" {
+		header: map[string]string{"Prefer": "respond-async, wait=20", "Idempotency-Key": "wait-1"}})
+	if r.StatusCode != http.StatusOK || r.Header.Get("Preference-Applied") != "wait=15" { // cut to MaxWait
 		t.Fatalf("got %d (Preference-Applied %q): %s", r.StatusCode, r.Header.Get("Preference-Applied"), r.body)
 	}
 	var acc api.Accepted
@@ -253,5 +256,55 @@ func TestRequestLog(t *testing.T) {
 	}
 	if strings.Contains(line, tokRead) || strings.Contains(line, "nope") {
 		t.Fatalf("log holds the token or the path: %s", line)
+	}
+}
+
+// A retry while the first request with the key is still waiting: 409;
+// after it answered, its response.
+func TestIdempotencyInFlight(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	first := make(chan resp, 1)
+	send := func(wait string) resp {
+		return e.do(req{method: "POST", path: "/v1/disconnects", token: tokAll, body: cmdBody,
+			header: map[string]string{"Idempotency-Key": "slow-1", "Prefer": wait}})
+	}
+	go func() { first <- send("wait=2") }()
+	kv, err := e.js.KeyValue(context.Background(), topology.BucketIdempotency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the first request's claim", func() bool {
+		keys, err := kv.ListKeys(context.Background())
+		if err != nil {
+			return false
+		}
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		return n == 1
+	})
+	if r := send("wait=0"); r.StatusCode != http.StatusConflict || r.problem(t).Type != "urn:callcontrol:problem:"+api.CodeKeyInFlight {
+		t.Fatalf("in flight: %d %s", r.StatusCode, r.body)
+	}
+	f := <-first
+	if f.StatusCode != http.StatusAccepted {
+		t.Fatalf("first: %d %s", f.StatusCode, f.body)
+	}
+	if r := send("wait=0"); r.StatusCode != f.StatusCode || string(r.body) != string(f.body) {
+		t.Fatalf("after: %d %s", r.StatusCode, r.body)
+	}
+}
+
+// JetStream unreachable: 503 with Retry-After, the cause in the log only.
+func TestUnavailable(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	e.nc.Close()
+	r := e.do(req{method: "GET", path: "/v1/agents", token: tokAll})
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || strings.Contains(string(r.body), "closed") {
+		t.Fatalf("got %d %s", r.StatusCode, r.body)
+	}
+	if !strings.Contains(e.logs.String(), `"error":`) {
+		t.Fatalf("the cause is not logged: %s", e.logs)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -63,6 +64,7 @@ type env struct {
 	t      *testing.T
 	url    string
 	js     jetstream.JetStream
+	nc     *nats.Conn // the API server's connection
 	logs   *testenv.SyncBuffer
 	router routers.Router
 	doc    *openapi3.T
@@ -72,8 +74,9 @@ type env struct {
 // Logger are set here).
 func newEnv(t *testing.T, cfg api.Config) *env {
 	t.Helper()
-	_, js := testenv.Provisioned(t, topology.Config{})
-	e := &env{t: t, js: js, logs: &testenv.SyncBuffer{}}
+	url, _ := testenv.Provisioned(t, topology.Config{})
+	nc, js := testenv.Connect(t, url)
+	e := &env{t: t, js: js, nc: nc, logs: &testenv.SyncBuffer{}}
 	cfg.JetStream, cfg.Tokens, cfg.Logger = js, tokenFile(t), zerolog.New(e.logs)
 	srv, err := api.New(cfg)
 	if err != nil {
