@@ -19,6 +19,12 @@ const (
 	// DefaultMaxWait is the longest Prefer: wait honoured; a longer one is
 	// cut to it (and Preference-Applied says so).
 	DefaultMaxWait = time.Minute
+	// DefaultEventBuffer is the events GET /v1/events holds for one
+	// client at most: a client that falls further behind is dropped.
+	DefaultEventBuffer = 1024
+	// DefaultEventWriteTimeout: a client that takes longer to take one
+	// write of GET /v1/events is dropped.
+	DefaultEventWriteTimeout = 10 * time.Second
 	// DefaultStatusWindow is how far back GET /v1/commands/{id} searches
 	// the results of a command without a ledger record.
 	DefaultStatusWindow = 24 * time.Hour
@@ -41,6 +47,11 @@ type Config struct {
 	MaxWait time.Duration
 	// StatusWindow: default [DefaultStatusWindow].
 	StatusWindow time.Duration
+	// EventBuffer and EventWriteTimeout bound each client of
+	// GET /v1/events: default [DefaultEventBuffer] events and
+	// [DefaultEventWriteTimeout].
+	EventBuffer       int
+	EventWriteTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -64,6 +75,12 @@ func (c Config) withDefaults() Config {
 	if c.StatusWindow == 0 {
 		c.StatusWindow = DefaultStatusWindow
 	}
+	if c.EventBuffer == 0 {
+		c.EventBuffer = DefaultEventBuffer
+	}
+	if c.EventWriteTimeout == 0 {
+		c.EventWriteTimeout = DefaultEventWriteTimeout
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -80,6 +97,8 @@ func (c Config) Validate() error {
 		return ErrNoTokens
 	case c.Rate < 0 || c.Burst < 1:
 		return fmt.Errorf("api: Config.Rate and Burst must be positive, got %v and %d", c.Rate, c.Burst)
+	case c.EventBuffer < 1 || c.EventWriteTimeout < 0:
+		return fmt.Errorf("api: Config.EventBuffer must be positive and EventWriteTimeout not negative")
 	case c.MaxWait < 0 || c.StatusWindow < 0:
 		return fmt.Errorf("api: Config.MaxWait and StatusWindow must not be negative")
 	}

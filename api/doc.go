@@ -13,6 +13,7 @@
 //	GET  /v1/agents, /v1/agents/{id}      sessions and live calls
 //	GET  /v1/deadletters, /v1/deadletters/{seq}
 //	POST /v1/deadletters/{seq}/replay     the same refusals as `callcontrol dlq replay`
+//	GET  /v1/events                       Server-Sent Events, resumable with Last-Event-ID
 //
 // Every request but the document's carries a bearer token from the token
 // file ([LoadTokens]): its scopes and optional agent range decide what it

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -74,6 +75,13 @@ type env struct {
 // Logger are set here).
 func newEnv(t *testing.T, cfg api.Config) *env {
 	t.Helper()
+	return newEnvListener(t, cfg, nil)
+}
+
+// newEnvListener is newEnv whose server accepts on wrap(listener), when
+// wrap is not nil.
+func newEnvListener(t *testing.T, cfg api.Config, wrap func(net.Listener) net.Listener) *env {
+	t.Helper()
 	url, _ := testenv.Provisioned(t, topology.Config{})
 	nc, js := testenv.Connect(t, url)
 	e := &env{t: t, js: js, nc: nc, logs: &testenv.SyncBuffer{}}
@@ -82,7 +90,11 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewUnstartedServer(srv)
+	if wrap != nil {
+		hs.Listener = wrap(hs.Listener)
+	}
+	hs.Start()
 	t.Cleanup(hs.Close)
 	e.url = hs.URL
 	e.doc, e.router = loadDoc(t)

@@ -60,6 +60,7 @@ func (s *Server) routes() {
 		{http.MethodGet, "/v1/deadletters", ScopeCommandsRead, s.getDeadLetters},
 		{http.MethodGet, "/v1/deadletters/{seq}", ScopeCommandsRead, s.getDeadLetter},
 		{http.MethodPost, "/v1/deadletters/{seq}/replay", ScopeDLQWrite, s.postReplay},
+		{http.MethodGet, "/v1/events", anyScope, s.getEvents},
 		{http.MethodGet, "/v1/openapi.json", "", s.getOpenAPI},
 	}
 	allow := map[string][]string{}
