@@ -51,8 +51,9 @@ type route struct {
 	h            handler
 }
 
-func (s *Server) routes() {
-	rs := []route{
+// table is every route the server serves (the document must list each).
+func (s *Server) table() []route {
+	return []route{
 		{http.MethodPost, "/v1/disconnects", ScopeCommandsWrite, s.postDisconnect},
 		{http.MethodGet, "/v1/commands/{id}", ScopeCommandsRead, s.getCommand},
 		{http.MethodGet, "/v1/agents", ScopeEventsRead, s.getAgents},
@@ -63,8 +64,11 @@ func (s *Server) routes() {
 		{http.MethodGet, "/v1/events", anyScope, s.getEvents},
 		{http.MethodGet, "/v1/openapi.json", "", s.getOpenAPI},
 	}
+}
+
+func (s *Server) routes() {
 	allow := map[string][]string{}
-	for _, rt := range rs {
+	for _, rt := range s.table() {
 		s.mux.Handle(rt.method+" "+rt.path, s.guard(rt.scope, rt.h))
 		allow[rt.path] = append(allow[rt.path], rt.method)
 	}
