@@ -9,6 +9,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/api"
 	"github.com/callcontrol/callcontrol/events"
+	"github.com/callcontrol/callcontrol/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -111,4 +112,55 @@ func (m *jetstreamMsg) publish(t *testing.T, js jetstream.JetStream) {
 	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A dead letter past its deadline is refused without force; the body's
+// force and ttl_ms follow the rules of dlq replay --force --ttl; forced,
+// it is republished and a worker executes it.
+func TestReplayForce(t *testing.T) {
+	e := newEnv(t, api.Config{})
+	e.system(101)
+	var agent struct {
+		Call *struct {
+			CallID string `json:"call_id"`
+		} `json:"call"`
+	}
+	testenv.WaitFor(t, 10*time.Second, "agent 101's call state", func() bool {
+		e.do(req{method: "GET", path: "/v1/agents/101", token: tokAll}).decode(t, &agent)
+		return agent.Call != nil
+	})
+	issued := time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)
+	payload := `{"command_id": "exp-1", "agent_id": 101, "number": "5550101", "call_id": "` + agent.Call.CallID +
+		`", "issued_at": "` + issued + `", "ttl_ms": 1000}`
+	(&jetstreamMsg{subject: events.SubjectDeadLetter, data: []byte(payload), header: map[string]string{
+		events.HeaderCommandID: "exp-1", events.HeaderStatus: string(events.StatusExpired), events.HeaderReason: "expired"}}).publish(t, e.js)
+	var list api.DeadLetterList
+	e.do(req{method: "GET", path: "/v1/deadletters?status=expired", token: tokAll}).decode(t, &list)
+	if len(list.DeadLetters) != 1 {
+		t.Fatalf("dead letters %+v", list)
+	}
+	path := "/v1/deadletters/" + itoa(list.DeadLetters[0].Seq) + "/replay"
+	if r := e.do(req{method: "POST", path: path, token: tokAll}); r.StatusCode != 409 || r.problem(t).Reason != "expired" {
+		t.Fatalf("without force: %d %s", r.StatusCode, r.body)
+	}
+	for body, field := range map[string]string{`{"force": true}`: "ttl_ms", `{"ttl_ms": 1000}`: "ttl_ms", `{"force": "yes"}`: "payload"} {
+		r := e.do(req{method: "POST", path: path, token: tokAll, body: body, invalid: body != `{"ttl_ms": 1000}` && body != `{"force": true}`})
+		if p := r.problem(t); r.StatusCode != 422 || p.Field != field {
+			t.Fatalf("%s: %d %s", body, r.StatusCode, r.body)
+		}
+	}
+	r := e.do(req{method: "POST", path: path, token: tokAll, body: `{"force": true, "ttl_ms": 30000}`})
+	var out api.Replayed
+	if r.decode(t, &out); r.StatusCode != 200 || out.CommandID != "exp-1" || out.MsgID == "" || len(out.Notes) == 0 {
+		t.Fatalf("forced: %d %s", r.StatusCode, r.body)
+	}
+	testenv.WaitFor(t, 15*time.Second, "the replayed command's result", func() bool {
+		var c api.Command
+		res := e.do(req{method: "GET", path: "/v1/commands/exp-1", token: tokRead})
+		if res.StatusCode != 200 {
+			return false
+		}
+		res.decode(t, &c)
+		return c.Result != nil && c.Result.Status == events.StatusAccepted
+	})
 }

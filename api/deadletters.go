@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -145,12 +146,66 @@ func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request, tok *Toke
 	}
 }
 
+// ReplayRequest is the optional body of a replay: Force replays a
+// command past its deadline, with an unknown deadline or an unknown
+// outcome, re-dated to now with the lifetime TTLMillis (required with
+// Force), as `callcontrol dlq replay --force --ttl` does.
+type ReplayRequest struct {
+	Force     bool  `json:"force"`
+	TTLMillis int64 `json:"ttl_ms"`
+}
+
+// maxReplayBody is the size limit of a ReplayRequest.
+const maxReplayBody = 1 << 10
+
+// replayOptions reads the optional body, or returns its problem.
+func replayOptions(w http.ResponseWriter, r *http.Request) (admin.ReplayOptions, *Problem) {
+	opts := admin.ReplayOptions{Masker: masker}
+	if r.ContentLength == 0 || (r.ContentLength < 0 && r.Header.Get("Content-Type") == "") {
+		return opts, nil
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return opts, problem(http.StatusUnsupportedMediaType, CodeUnsupportedType, "the body must be application/json")
+	}
+	var req ReplayRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxReplayBody))
+	dec.DisallowUnknownFields()
+	var mbe *http.MaxBytesError
+	if err := dec.Decode(&req); errors.As(err, &mbe) {
+		return opts, problem(http.StatusRequestEntityTooLarge, CodeTooLarge, "a replay request is at most "+strconv.Itoa(maxReplayBody)+" bytes")
+	} else if err != nil {
+		return opts, invalidField("payload", "must be a JSON object with force (boolean) and ttl_ms (integer) only")
+	}
+	maxTTL := events.MaxTTL.Milliseconds()
+	switch {
+	case req.Force && req.TTLMillis == 0:
+		return opts, invalidField("ttl_ms", "required with force: the new lifetime of the replayed command, 1-"+strconv.FormatInt(maxTTL, 10))
+	case !req.Force && req.TTLMillis != 0:
+		return opts, invalidField("ttl_ms", "applies only with force (otherwise the original deadline is kept)")
+	case req.Force && (req.TTLMillis < 1 || req.TTLMillis > maxTTL):
+		return opts, invalidField("ttl_ms", "must be between 1 and "+strconv.FormatInt(maxTTL, 10))
+	}
+	opts.Force, opts.TTL = req.Force, time.Duration(req.TTLMillis)*time.Millisecond
+	return opts, nil
+}
+
+func invalidField(field, rule string) *Problem {
+	p := problem(http.StatusUnprocessableEntity, CodeValidation, field+": "+rule)
+	p.Field, p.Rule = field, rule
+	return p
+}
+
 func (s *Server) postReplay(w http.ResponseWriter, r *http.Request, tok *TokenEntry) {
+	opts, p := replayOptions(w, r)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
 	d, ok := s.deadLetter(w, r, tok)
 	if !ok {
 		return
 	}
-	out, err := s.admin.Replay(r.Context(), d, admin.ReplayOptions{Masker: masker})
+	out, err := s.admin.Replay(r.Context(), d, opts)
 	var refused *admin.ReplayRefusedError
 	switch {
 	case errors.As(err, &refused):
