@@ -172,3 +172,14 @@ func NewToken() (string, error) {
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
+
+// NewTokenFile returns a new token and the JSON of a token file that
+// holds it (hashed) under name, with scopes.
+func NewTokenFile(name string, scopes []Scope) (token string, file []byte, err error) {
+	if token, err = NewToken(); err != nil {
+		return "", nil, err
+	}
+	f := TokenFile{Tokens: []TokenEntry{{Name: name, SHA256: HashToken(token), Scopes: scopes}}}
+	file, err = json.MarshalIndent(f, "", "  ")
+	return token, append(file, '\n'), err
+}

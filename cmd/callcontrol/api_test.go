@@ -100,7 +100,9 @@ func TestAPISettingsRefused(t *testing.T) {
 		{[]string{"api", "--api-listen", "127.0.0.1:0"}, "--api-tokens (CALLCONTROL_API_TOKENS)"},
 		{[]string{"api", "--api-tokens", tokens, "--api-listen", ":8443"}, "--api-listen (CALLCONTROL_API_LISTEN)"},
 		{[]string{"api", "--api-tokens", tokens, "--api-listen", "10.0.0.1:8443"}, "plain HTTP is refused"},
-		{[]string{"api", "--api-tokens", tokens, "--api-tls-cert", "c.pem"}, "give both or neither"},
+		{[]string{"api", "--api-tokens", tokens, "--api-tls-cert", "c.pem"}, "--api-tls-cert (CALLCONTROL_API_TLS_CERT)"},
+		{[]string{"api", "--api-tokens", tokens, "--api-listen", "127.0.0.1:0", "--api-tls-cert", "none.pem", "--api-tls-key", "none.pem"}, "--api-tls-cert (CALLCONTROL_API_TLS_CERT)"},
+		{[]string{"dev", "--api-listen", "0.0.0.0:8422"}, "--api-listen (CALLCONTROL_API_LISTEN)"},
 		{[]string{"api", "--api-tokens", tokens, "--api-listen", "127.0.0.1:0", "--api-client-ca", "ca.pem"}, "--api-client-ca (CALLCONTROL_API_CLIENT_CA)"},
 		{[]string{"api", "--api-tokens", filepath.Join(t.TempDir(), "none.json"), "--api-listen", "127.0.0.1:0"}, "--api-tokens"},
 	} {
@@ -109,9 +111,9 @@ func TestAPISettingsRefused(t *testing.T) {
 			t.Errorf("%q: %v, want it to name %s", c.args, err, c.want)
 		}
 	}
-	for _, addr := range []string{"127.0.0.1:1", "[::1]:1", "localhost:1"} {
-		if !loopback(addr) {
-			t.Errorf("%s is loopback", addr)
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, ":1": false, "10.0.0.1:1": false} {
+		if api.Loopback(addr) != want {
+			t.Errorf("Loopback(%s) != %v", addr, want)
 		}
 	}
 }

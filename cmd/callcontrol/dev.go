@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callcontrol/callcontrol/api"
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
@@ -32,7 +33,8 @@ type devSettings struct {
 	pcfg                poller.Config
 	hf                  healthFlags
 	tf                  traceFlags
-	af                  apiFlags
+	lc                  api.ListenConfig
+	explain             func(error) error // names the flags of config errors
 	obs                 *health.Observability
 	// serveAPI runs the HTTP API beside the worker and the poller.
 	serveAPI func(context.Context) error
@@ -72,7 +74,7 @@ func devParse(args []string, stdout io.Writer) (*devSettings, error) {
 	lf.register(s, "console")
 	d.hf.register(s)
 	d.tf.register(s)
-	d.af.register(s, devAPIListen, false)
+	apiListenFlags(s, &d.lc, devAPIListen, true)
 	workerFlags(s, &d.wcfg)
 	pollerFlags(s, &d.pcfg)
 	s.fs.DurationVar(&d.sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
@@ -85,6 +87,10 @@ func devParse(args []string, stdout io.Writer) (*devSettings, error) {
 	if err := d.sf.validate(); err != nil {
 		return nil, err
 	}
+	if err := d.lc.Validate(); err != nil {
+		return nil, s.explain(err)
+	}
+	d.explain = s.explain
 	if d.agents < 0 || d.agents > 1000 {
 		return nil, fmt.Errorf("--agents (CALLCONTROL_AGENTS): must be 0-1000, got %d", d.agents)
 	}
