@@ -13,6 +13,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // devAPIListen is where `callcontrol dev` serves the API by default (the
@@ -36,9 +37,11 @@ func apiListenFlags(s *settings, c *api.ListenConfig, defListen string, dev bool
 	s.field("ClientCAFile", "api-client-ca")
 }
 
-// newAPIServer builds the API over js with tokens.
-func newAPIServer(js jetstream.JetStream, tokens *api.Tokens, log zerolog.Logger) (*api.Server, error) {
-	return api.New(api.Config{JetStream: js, Tokens: tokens, Logger: log.With().Str("component", "api").Logger()})
+// newAPIServer builds the API over js with tokens (cfg's zero fields take
+// the api package's defaults).
+func newAPIServer(cfg api.Config, js jetstream.JetStream, tokens *api.Tokens, log zerolog.Logger) (*api.Server, error) {
+	cfg.JetStream, cfg.Tokens, cfg.Logger = js, tokens, log.With().Str("component", "api").Logger()
+	return api.New(cfg)
 }
 
 // apiStreams are the streams the API reads, for /readyz.
@@ -54,16 +57,24 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer) error {
 		lc     api.ListenConfig
 		hf     healthFlags
 		tokens string
+		cfg    api.Config
+		rps    float64
 	)
 	nf.register(s, defaultNATSURL)
 	nf.registerRole(s)
 	apiListenFlags(s, &lc, ":8443", false)
 	s.fs.StringVar(&tokens, "api-tokens", "", "JSON token file: the SHA-256 of each bearer token, its name, scopes and optional agent range (required)")
+	s.fs.Float64Var(&rps, "api-rate", api.DefaultRate, "requests per second each token may send (sustained)")
+	s.fs.IntVar(&cfg.Burst, "api-burst", api.DefaultBurst, "requests each token may send at once")
 	lf.register(s, "json")
 	hf.register(s)
 	if err := s.parse(args); err != nil {
 		return err
 	}
+	if err := s.positive("api-rate", "api-burst"); err != nil {
+		return err
+	}
+	cfg.Rate = rate.Limit(rps)
 	if err := lc.Validate(); err != nil {
 		return s.explain(err)
 	}
@@ -88,12 +99,15 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer) error {
 		return s.explain(err)
 	}
 	defer l.Close()
-	return serveAPIRole(ctx, &nf, &hf, obs, l, tf, log)
+	return serveAPIRole(ctx, &nf, &hf, obs, l, func(js jetstream.JetStream) (*api.Server, error) {
+		return newAPIServer(cfg, js, tf, log)
+	}, log)
 }
 
 // serveAPIRole connects to NATS (waiting for it), provisions the shared
 // and API parts, and serves the API on l until ctx ends.
-func serveAPIRole(ctx context.Context, nf *natsFlags, hf *healthFlags, obs *health.Observability, l *api.Listener, tokens *api.Tokens, log zerolog.Logger) error {
+func serveAPIRole(ctx context.Context, nf *natsFlags, hf *healthFlags, obs *health.Observability, l *api.Listener,
+	newServer func(jetstream.JetStream) (*api.Server, error), log zerolog.Logger) error {
 	stopHealth, bind, err := hf.startLate(ctx, obs)
 	if err != nil {
 		return err
@@ -110,7 +124,7 @@ func serveAPIRole(ctx context.Context, nf *natsFlags, hf *healthFlags, obs *heal
 	if err := bind(nc, js); err != nil {
 		return err
 	}
-	srv, err := newAPIServer(js, tokens, log)
+	srv, err := newServer(js)
 	if err != nil {
 		return err
 	}
@@ -149,7 +163,7 @@ func (d *devSettings) devAPI(js jetstream.JetStream) (line string, serve func(co
 	if err != nil {
 		return "", nil, err
 	}
-	srv, err := newAPIServer(js, tokens, d.wcfg.Logger)
+	srv, err := newAPIServer(api.Config{}, js, tokens, d.wcfg.Logger)
 	if err != nil {
 		return "", nil, err
 	}

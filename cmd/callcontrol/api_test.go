@@ -103,6 +103,7 @@ func TestAPISettingsRefused(t *testing.T) {
 		{[]string{"api", "--api-tokens", tokens, "--api-tls-cert", "c.pem"}, "--api-tls-cert (CALLCONTROL_API_TLS_CERT)"},
 		{[]string{"api", "--api-tokens", tokens, "--api-listen", "127.0.0.1:0", "--api-tls-cert", "none.pem", "--api-tls-key", "none.pem"}, "--api-tls-cert (CALLCONTROL_API_TLS_CERT)"},
 		{[]string{"dev", "--api-listen", "0.0.0.0:8422"}, "--api-listen (CALLCONTROL_API_LISTEN)"},
+		{[]string{"api", "--api-tokens", tokens, "--api-listen", "127.0.0.1:0", "--api-rate", "0"}, "--api-rate (CALLCONTROL_API_RATE)"},
 		{[]string{"api", "--api-tokens", tokens, "--api-listen", "127.0.0.1:0", "--api-client-ca", "ca.pem"}, "--api-client-ca (CALLCONTROL_API_CLIENT_CA)"},
 		{[]string{"api", "--api-tokens", filepath.Join(t.TempDir(), "none.json"), "--api-listen", "127.0.0.1:0"}, "--api-tokens"},
 	} {
