@@ -267,14 +267,27 @@ func (p *streamPos) advance(it sseItem) string {
 // must complete within Config.EventWriteTimeout.
 func (s *Server) stream(ctx context.Context, w http.ResponseWriter, items <-chan sseItem, pos streamPos) error {
 	rc := http.NewResponseController(w)
+	// Each write has its own deadline, cleared after it: between writes
+	// the stream may idle (an HTTP/2 stream whose deadline passes is
+	// reset even while idle), and the server's WriteTimeout, meant for
+	// the other routes, must not end it.
+	deadline := func(t time.Time) error {
+		if err := rc.SetWriteDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		return nil
+	}
 	write := func(text string) error {
-		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.EventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := deadline(time.Now().Add(s.cfg.EventWriteTimeout)); err != nil {
 			return err
 		}
 		if _, err := w.Write([]byte(text)); err != nil {
 			return err
 		}
-		return rc.Flush()
+		if err := rc.Flush(); err != nil {
+			return err
+		}
+		return deadline(time.Time{})
 	}
 	if err := write(": stream from " + pos.String() + "\n\n"); err != nil {
 		return err

@@ -34,6 +34,9 @@ type ListenConfig struct {
 	// ClientCAFile (PEM), with TLS, requires client certificates signed
 	// by it (mutual TLS).
 	ClientCAFile string
+	// WriteTimeout of a response (GET /v1/events sets its own per write):
+	// default [WriteTimeout].
+	WriteTimeout time.Duration
 }
 
 // ErrPlainHTTP: plain HTTP is served on loopback addresses only.
@@ -124,7 +127,11 @@ func Listen(c ListenConfig) (*Listener, error) {
 	if err != nil {
 		return nil, &ListenError{Field: "Addr", Err: err}
 	}
-	srv := &http.Server{ReadTimeout: ReadTimeout, ReadHeaderTimeout: ReadHeaderTimeout, WriteTimeout: WriteTimeout,
+	wt := c.WriteTimeout
+	if wt == 0 {
+		wt = WriteTimeout
+	}
+	srv := &http.Server{ReadTimeout: ReadTimeout, ReadHeaderTimeout: ReadHeaderTimeout, WriteTimeout: wt,
 		IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes, TLSConfig: tc}
 	scheme := "http"
 	if tc != nil {
