@@ -35,6 +35,20 @@ func TestDisconnectAccepted(t *testing.T) {
 	if cmd.CommandID != "key-1" || cmd.RequestedBy != "crm" || cmd.AgentID != 101 {
 		t.Fatalf("published %+v, want command_id key-1 requested_by crm", cmd)
 	}
+	// Its Location answers before a worker takes it (there is none here),
+	// to the tokens whose range holds its agent.
+	var c api.Command
+	loc := e.do(req{method: "GET", path: "/v1/commands/key-1", token: tokRead})
+	if loc.decode(t, &c); loc.StatusCode != http.StatusOK || c.LedgerState != "published" || c.Result != nil {
+		t.Fatalf("Location: %d %s", loc.StatusCode, loc.body)
+	}
+	if r := e.do(req{method: "GET", path: "/v1/commands/key-1", token: tokRange}); r.StatusCode != http.StatusOK {
+		t.Fatalf("in range: %d", r.StatusCode)
+	}
+	e.do(req{method: "POST", path: "/v1/disconnects", token: tokAll, body: `{"command_id": "far-1", "agent_id": 103, "number": "5550103"}`})
+	if r := e.do(req{method: "GET", path: "/v1/commands/far-1", token: tokRange}); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("out of range: %d %s", r.StatusCode, r.body)
+	}
 	// Without a key and without a command_id: a new UUID.
 	r = e.do(req{method: "POST", path: "/v1/disconnects", token: tokAll, body: cmdBody})
 	r.decode(t, &acc)

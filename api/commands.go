@@ -12,8 +12,9 @@ import (
 type Command struct {
 	CommandID string `json:"command_id"`
 	// LedgerState is the ledger record's state, "started" (a worker is
-	// executing it) or "done"; "none" without a record (expired, or the
-	// result was found in the results stream only).
+	// executing it) or "done"; "published" for a command this API
+	// published that no worker has taken yet; "none" without a record
+	// (expired, or the result was found in the results stream only).
 	LedgerState string `json:"ledger_state"`
 	// Result is the outcome, nil while there is none.
 	Result *events.Result `json:"result,omitempty"`
@@ -39,7 +40,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request, tok *TokenEn
 	}
 	st, err := s.admin.CommandStatus(r.Context(), id, s.since(s.cfg.StatusWindow))
 	if errors.Is(err, admin.ErrNoCommand) {
-		notFound(w, "command")
+		s.unstarted(w, r, tok, id)
 		return
 	}
 	if err != nil {
@@ -67,4 +68,18 @@ func commandView(st *admin.CommandStatus) Command {
 		c.Confirmation = maskConfirmation(st.Confirmation.Value)
 	}
 	return c
+}
+
+// unstarted answers for a command without a ledger record or a result:
+// "published" when this API published it, else 404.
+func (s *Server) unstarted(w http.ResponseWriter, r *http.Request, tok *TokenEntry, id string) {
+	p, err := s.idem.wasPublished(r.Context(), id)
+	switch {
+	case err != nil:
+		internalError(w, r, err)
+	case p == nil || !tok.Agents.Contains(p.AgentID):
+		notFound(w, "command")
+	default:
+		writeJSON(w, http.StatusOK, Command{CommandID: id, LedgerState: "published"})
+	}
 }

@@ -177,7 +177,7 @@ func (s *Server) execute(r *http.Request, cmd events.DisconnectCommand) (*stored
 		if err := s.admin.Publish(r.Context(), cmd, tp); err != nil {
 			return nil, err
 		}
-		return respond(http.StatusAccepted, href, "", acc)
+		return s.accepted(r, cmd, href)
 	}
 	n = appliedWait(n, s.cfg.MaxWait)
 	done, err := s.await(r.Context(), cmd, tp, time.Duration(n)*time.Second, &acc)
@@ -185,9 +185,19 @@ func (s *Server) execute(r *http.Request, cmd events.DisconnectCommand) (*stored
 		return nil, err
 	}
 	if !done {
-		return respond(http.StatusAccepted, href, "", Accepted{CommandID: cmd.CommandID, Href: href})
+		return s.accepted(r, cmd, href)
 	}
 	return respond(http.StatusOK, href, "wait="+strconv.Itoa(n), acc)
+}
+
+// accepted is the 202 of a published cmd; it marks cmd as published, so
+// that its Location answers before a worker takes it (a failure to mark
+// is logged, not the client's).
+func (s *Server) accepted(r *http.Request, cmd events.DisconnectCommand, href string) (*storedResponse, error) {
+	if err := s.idem.markPublished(context.WithoutCancel(r.Context()), cmd.CommandID, cmd.AgentID); err != nil {
+		infoOf(r).err = err
+	}
+	return respond(http.StatusAccepted, href, "", Accepted{CommandID: cmd.CommandID, Href: href})
 }
 
 // await submits cmd and waits up to d for its result (then, for an

@@ -135,3 +135,45 @@ func writeStored(w http.ResponseWriter, r *storedResponse) {
 	}
 	writeRaw(w, r.Status, append(bytes.Clone(r.Body), '\n'))
 }
+
+// published is the marker of a command published through the API with a
+// 202 answer, so that its Location is not a 404 before a worker takes it
+// (the commands stream has no index by command_id). Kept in the
+// idempotency bucket under "command.<hash of the command_id>".
+type published struct {
+	AgentID     int       `json:"agent_id"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+func publishedKey(id string) string { return "command." + hashOf(id) }
+
+// markPublished stores the marker of cmd's command id.
+func (i *idempotency) markPublished(ctx context.Context, id string, agent int) error {
+	kv, err := i.js.KeyValue(ctx, topology.BucketIdempotency)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", topology.BucketIdempotency, err)
+	}
+	b, _ := json.Marshal(published{AgentID: agent, PublishedAt: i.now()})
+	_, err = kv.Put(ctx, publishedKey(id), b)
+	return err
+}
+
+// wasPublished returns the marker of command id, or nil.
+func (i *idempotency) wasPublished(ctx context.Context, id string) (*published, error) {
+	kv, err := i.js.KeyValue(ctx, topology.BucketIdempotency)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", topology.BucketIdempotency, err)
+	}
+	e, err := kv.Get(ctx, publishedKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p published
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		return nil, nil
+	}
+	return &p, nil
+}
