@@ -145,6 +145,22 @@ func TestDeadLettersFiltersAndLookups(t *testing.T) {
 	}
 }
 
+// NewestDeadLetters keeps each command's newest dead letter, in stream
+// order.
+func TestNewestDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	e.deadLetter(e.command("a-1", 501), events.StatusFailed, "x", ledger.Record{})
+	e.deadLetter(e.command("r-1", 502), events.StatusRejected, "bad", ledger.Record{})
+	e.deadLetter(e.command("a-1", 501), events.StatusFailed, "again", ledger.Record{})
+	list, err := e.c.NewestDeadLetters(e.ctx, admin.DeadLetterFilter{})
+	if err != nil || len(list) != 2 || list[0].CommandID != "r-1" || list[1].CommandID != "a-1" || list[1].Reason != "again" {
+		t.Fatalf("NewestDeadLetters = %+v, %v; want r-1, then a-1's second copy", list, err)
+	}
+	if list, err := e.c.NewestDeadLetters(e.ctx, admin.DeadLetterFilter{Agent: 999}); err != nil || len(list) != 0 {
+		t.Fatalf("NewestDeadLetters of no match = %+v, %v", list, err)
+	}
+}
+
 // Replay refusals are typed, with stable reasons, and change nothing.
 func TestReplayRefusals(t *testing.T) {
 	e := newEnv(t)

@@ -78,6 +78,28 @@ func (c *Client) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLet
 	return out, err
 }
 
+// NewestDeadLetters returns, of the dead letters f selects, each command's
+// newest, in stream order: what a replay of all of them replays, once per
+// command (a replayed command that failed again has several copies).
+// f.Limit counts the dead letters selected, before this reduction.
+func (c *Client) NewestDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+	list, err := c.DeadLetters(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]int{}
+	for i, d := range list {
+		newest[d.CommandID] = i
+	}
+	var out []DeadLetter
+	for i, d := range list {
+		if newest[d.CommandID] == i {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
 // ErrNoDeadLetter means that no dead letter has the asked command_id or
 // sequence.
 var ErrNoDeadLetter = errors.New("no such dead letter")

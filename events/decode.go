@@ -154,7 +154,7 @@ func (c DisconnectCommand) salvage() DisconnectCommand {
 	if ValidCommandID(c.CommandID) {
 		s.CommandID = c.CommandID
 	}
-	if c.AgentID >= AgentIDMin && c.AgentID <= AgentIDMax {
+	if ValidAgentID(c.AgentID) {
 		s.AgentID = c.AgentID
 	}
 	if ValidNumber(c.Number) {

@@ -118,7 +118,7 @@ func (c *DisconnectCommand) Validate() error {
 		return invalid("command_id", "must be 1-64 letters, digits, '-' or '_'")
 	case c.AgentID == 0:
 		return invalid("agent_id", "is required")
-	case c.AgentID < AgentIDMin || c.AgentID > AgentIDMax:
+	case !ValidAgentID(c.AgentID):
 		return invalid("agent_id", fmt.Sprintf("must be between %d and %d, got %d", AgentIDMin, AgentIDMax, c.AgentID))
 	case c.Number == "":
 		return invalid("number", "is required")
@@ -187,6 +187,9 @@ func ValidNumber(n string) bool {
 	}
 	return true
 }
+
+// ValidAgentID reports whether id is an agent ID: AgentIDMin to AgentIDMax.
+func ValidAgentID(id int) bool { return id >= AgentIDMin && id <= AgentIDMax }
 
 // ValidCommandID reports whether id is a well-formed command_id.
 func ValidCommandID(id string) bool { return len(id) <= MaxCommandIDLen && isToken(id) }

@@ -75,6 +75,15 @@ func TestValidNumber(t *testing.T) {
 	}
 }
 
+func TestValidAgentID(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[int]bool{AgentIDMin: true, AgentIDMax: true, 5000: true, 0: false, AgentIDMin - 1: false, AgentIDMax + 1: false, -101: false} {
+		if got := ValidAgentID(id); got != want {
+			t.Errorf("ValidAgentID(%d) = %v, want %v", id, got, want)
+		}
+	}
+}
+
 func TestValidCommandID(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

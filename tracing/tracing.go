@@ -16,6 +16,8 @@ package tracing
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +73,18 @@ func WithTraceparent(ctx context.Context, tp string) context.Context {
 func Valid(tp string) bool {
 	return trace.SpanContextFromContext(WithTraceparent(context.Background(), tp)).IsValid()
 }
+
+// NewTraceparent returns a new W3C traceparent: a random trace ID and
+// parent ID, sampled.
+func NewTraceparent() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}
+
+// TraceID returns the trace ID part (32 hex digits) of a traceparent that
+// is [Valid]; it panics on a shorter string.
+func TraceID(traceparent string) string { return traceparent[3:35] }
 
 // headerCarrier adapts NATS headers to the propagator. NATS header names
 // are case-sensitive: keys are written as the propagator names them (lower

@@ -63,3 +63,10 @@ func TestNoopProviderKeepsIncomingContext(t *testing.T) {
 		t.Error("an empty traceparent gave a span context")
 	}
 }
+
+func TestNewTraceparent(t *testing.T) {
+	a, b := NewTraceparent(), NewTraceparent()
+	if !Valid(a) || a == b || TraceID(a) == TraceID(b) {
+		t.Errorf("NewTraceparent: %q, %q", a, b)
+	}
+}

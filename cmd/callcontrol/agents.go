@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/admin"
-	"github.com/callcontrol/callcontrol/events"
 )
 
 // agentsHeader is the table's header line (the README shows it).
@@ -76,17 +75,15 @@ func runAgents(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	if agent != 0 && (agent < events.AgentIDMin || agent > events.AgentIDMax) {
-		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, agent)
+	if err := checkAgentFlag(agent, true); err != nil {
+		return err
 	}
-	nc, js, err := nf.connect("cli")
+	ctx, c, done, err := nf.client(ctx, "cli", timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	views, err := newAdmin(js).Agents(ctx)
+	defer done()
+	views, err := c.Agents(ctx)
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/api"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -25,16 +26,14 @@ const devAPIListen = "127.0.0.1:8422"
 func apiListenFlags(s *settings, c *api.ListenConfig, defListen string, dev bool) {
 	defer s.group(groupConnection)()
 	s.fs.StringVar(&c.Addr, "api-listen", defListen, "address of the HTTP API; plain HTTP only on a loopback address, else with --api-tls-cert/--api-tls-key")
-	s.field("Addr", "api-listen")
+	s.fieldFlags(map[string]string{"Addr": "api-listen"})
 	if dev {
 		return
 	}
 	s.fs.StringVar(&c.CertFile, "api-tls-cert", "", "server certificate (PEM) of the HTTP API")
 	s.fs.StringVar(&c.KeyFile, "api-tls-key", "", "server key (PEM) of the HTTP API")
 	s.fs.StringVar(&c.ClientCAFile, "api-client-ca", "", "PEM file of the CA that signs client certificates: mutual TLS, a client without one is refused")
-	s.field("CertFile", "api-tls-cert")
-	s.field("KeyFile", "api-tls-key")
-	s.field("ClientCAFile", "api-client-ca")
+	s.fieldFlags(map[string]string{"CertFile": "api-tls-cert", "KeyFile": "api-tls-key", "ClientCAFile": "api-client-ca"})
 }
 
 // newAPIServer builds the API over js with tokens (cfg's zero fields take
@@ -108,17 +107,17 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer) error {
 // and API parts, and serves the API on l until ctx ends.
 func serveAPIRole(ctx context.Context, nf *natsFlags, hf *healthFlags, obs *health.Observability, l *api.Listener,
 	newServer func(jetstream.JetStream) (*api.Server, error), log zerolog.Logger) error {
-	stopHealth, bind, err := hf.startLate(ctx, obs)
+	stopHealth, bind, err := obs.StartLate(ctx, hf.config())
 	if err != nil {
-		return err
+		return listenError(err)
 	}
 	defer stopHealth()
 	nc, js, err := nf.connectWait(ctx, "api")
 	if err != nil {
 		return err
 	}
-	defer drain(nc, 5*time.Second)
-	if err := provisionRole(ctx, js, topology.Config{Replicas: nf.replicas}, topology.API); err != nil {
+	defer natsconn.Drain(nc, 5*time.Second)
+	if err := topology.Ensure(ctx, js, topology.Config{Replicas: nf.replicas}, topology.API); err != nil {
 		return err
 	}
 	if err := bind(nc, js); err != nil {

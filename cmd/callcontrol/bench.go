@@ -13,6 +13,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/internal/bench"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -100,7 +101,7 @@ func benchConfig(profile string) bench.Config {
 		Sizes: bench.FullSizes(), Version: buildVersion(), ProfileDir: profile, Progress: stderr,
 		StartNATS: func(listen, dir string) (*natsembed.Server, error) { return startNATS(listen, dir, false) }, StartGateway: benchGateway,
 		Connect: func(url string) (*nats.Conn, jetstream.JetStream, error) {
-			nf := natsFlags{url: url, replicas: 1}
+			nf := natsFlags{cfg: natsconn.Config{URL: url}}
 			return nf.connect("bench")
 		},
 	}
@@ -109,14 +110,14 @@ func benchConfig(profile string) bench.Config {
 // benchGateway starts a simulator with cfg on a loopback port, over HTTPS.
 func benchGateway(cfg gatewaysim.Config) (*bench.Gateway, error) {
 	sf := simFlags{listen: "127.0.0.1:0", cfg: cfg}
-	sim, err := sf.start()
+	srv, err := sf.start()
 	if err != nil {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sim.serve(ctx) }()
-	return &bench.Gateway{Sim: sim.sim, URL: sim.url, CertPEM: sim.certPE,
+	go func() { done <- srv.Run(ctx) }()
+	return &bench.Gateway{Sim: srv.Sim(), URL: srv.URL(), CertPEM: srv.CertPEM(),
 		Stop: sync.OnceValue(func() error { stop(); return <-done })}, nil
 }
 

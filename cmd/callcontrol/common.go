@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,121 +10,11 @@ import (
 
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/topology"
-	"github.com/callcontrol/callcontrol/worker"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
-
-// drain flushes and closes nc, waiting at most d.
-func drain(nc *nats.Conn, d time.Duration) {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	select {
-	case <-closed:
-	case <-time.After(d):
-		nc.Close()
-	}
-}
-
-// provisionRole creates or updates the shared streams and buckets and
-// parts (the role's own: topology.Workers, topology.Pollers or, for dev,
-// all). It is idempotent, so an attempt JetStream did not answer (a
-// cluster still electing its meta leader, or busy with the same streams
-// created by other replicas starting at the same time) is abandoned after
-// 10 s and made again, for up to 60 s in all.
-func provisionRole(ctx context.Context, js jetstream.JetStream, topo topology.Config, parts topology.Part) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
-		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-		err := topology.Provision(actx, js, topo, topology.Shared|parts)
-		acancel()
-		if err == nil || ctx.Err() != nil || !(unanswered(err) || serverFault(err)) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond): // between attempts
-		}
-	}
-}
-
-// unanswered tells whether err means that JetStream did not answer.
-func unanswered(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
-}
-
-// serverFault tells whether err is a JetStream API error the server
-// reports as its own fault (HTTP-like code 5xx, e.g. "error creating store
-// for stream"), not a refusal of the request. Seen when replicas create
-// streams at once in an account whose JetStream was just enabled (a JWT
-// account's first use): the store directory is set up under the concurrent
-// creates. Provisioning is idempotent, so another attempt is safe.
-func serverFault(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code >= 500
-}
-
-// workerPositive lists the worker flags that must be above zero.
-var workerPositive = []string{"concurrency", "default-ttl", "max-clock-skew", "ack-wait", "max-deliver", "lease-ttl", "shutdown-timeout", "confirm-within", "call-state-max-age"}
-
-// workerFlags are the worker's settings.
-func workerFlags(s *settings, c *worker.Config) {
-	fs, d := s.fs, worker.DefaultConfig()
-	fs.IntVar(&c.Concurrency, "concurrency", d.Concurrency, "commands executed at once by this worker")
-	fs.DurationVar(&c.DefaultTTL, "default-ttl", d.DefaultTTL, "lifetime of a command without expires_at or ttl_ms")
-	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", d.MaxClockSkew, "how far a requester's clock may run ahead of the NATS server's: a command issued later than it was stored by more than this (or expiring more than 1h plus this after) is rejected; at most 1m")
-	fs.DurationVar(&c.AckWait, "ack-wait", d.AckWait, "JetStream AckWait of the worker consumer")
-	fs.IntVar(&c.MaxDeliver, "max-deliver", d.MaxDeliver, "deliveries of one command before it fails as max_deliveries")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "per-agent lease TTL: how long a dead worker's agents stay blocked")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long a stopping worker finishes in-flight commands")
-	fs.DurationVar(&c.ConfirmWithin, "confirm-within", d.ConfirmWithin, "how long an accepted disconnect waits for its release event before it is unconfirmed")
-	fs.BoolVar(&c.RequireCallID, "require-call-id", false, "reject commands without call_id")
-	fs.DurationVar(&c.InitialInterval, "retry-initial", d.InitialInterval, "first wait between gateway attempts (doubling, randomized by 20%)")
-	fs.DurationVar(&c.MaxInterval, "retry-max", d.MaxInterval, "longest wait between gateway attempts")
-	fs.DurationVar(&c.CallStateMaxAge, "call-state-max-age", d.CallStateMaxAge,
-		"trust the pollers' live call state this long after they last saw the agent's events; older: ask the gateway's call-info query")
-	fs.DurationVar(&c.CallStateLag, "call-state-lag", d.CallStateLag,
-		"how long an event may take to reach the pollers' call state: its 'call not up' about a command stored less than this ago is checked with the gateway")
-	fs.DurationVar(&c.CallStartMargin, "call-start-margin", d.CallStartMargin,
-		"a plain command is pinned to the agent's last call that began at most this after the command was stored")
-	// Hidden, for callcontrol bench only: it measures what the call check
-	// costs against a worker without it. DANGEROUS: a release sent without
-	// the check can hang up the customer's next call (DESIGN.md #8).
-	fs.BoolVar(&c.SkipCallCheck, "skip-call-check", false,
-		"DANGEROUS, bench only: send without checking the command's call (gives up the call scope)")
-	s.hide("skip-call-check")
-	for f, n := range map[string]string{"Concurrency": "concurrency", "DefaultTTL": "default-ttl", "AckWait": "ack-wait",
-		"MaxDeliver": "max-deliver", "LeaseTTL": "lease-ttl", "ShutdownTimeout": "shutdown-timeout",
-		"ConfirmWithin": "confirm-within", "RequireCallID": "require-call-id", "CallStateMaxAge": "call-state-max-age",
-		"CallStartMargin": "call-start-margin", "MaxClockSkew": "max-clock-skew", "SkipCallCheck": "skip-call-check",
-		"CallStateLag": "call-state-lag", "InitialInterval": "retry-initial", "MaxInterval": "retry-max"} {
-		s.field(f, n)
-	}
-}
-
-// resultWriteBudget is what a stopping worker needs after a request's
-// answer to record its outcome (ledger, result, dead letter).
-const resultWriteBudget = 2 * time.Second
-
-// checkShutdownTimeout refuses a shutdown timeout that cannot let a request
-// already sent run to its answer and be recorded (DESIGN.md #9).
-func checkShutdownTimeout(c worker.Config, gatewayTimeout time.Duration) error {
-	if need := gatewayTimeout + resultWriteBudget; c.ShutdownTimeout < need {
-		return fmt.Errorf("--shutdown-timeout %s is shorter than --gateway-timeout %s plus %s to record the outcome: "+
-			"a request in flight at shutdown could not be recorded; use at least %s", c.ShutdownTimeout, gatewayTimeout, resultWriteBudget, need)
-	}
-	return nil
-}
 
 // gatewayFlags are the gateway client's settings.
 func gatewayFlags(s *settings, c *gateway.Config) {
@@ -138,28 +27,11 @@ func gatewayFlags(s *settings, c *gateway.Config) {
 	fs.BoolVar(&c.InsecureSkipVerify, "gateway-insecure-skip-verify", false,
 		"DANGEROUS: do not verify the gateway's TLS certificate (logged as a WARN at start); use --gateway-ca instead")
 	fs.DurationVar(&c.RequestTimeout, "gateway-timeout", 5*time.Second, "timeout of one gateway request")
-	for f, n := range map[string]string{"BaseURL": "gateway-url", "CAFile": "gateway-ca", "CertFile": "gateway-cert",
-		"KeyFile": "gateway-key", "RequestTimeout": "gateway-timeout", "InsecureSkipVerify": "gateway-insecure-skip-verify"} {
-		s.field(f, n)
-	}
+	s.fieldFlags(map[string]string{"BaseURL": "gateway-url", "CAFile": "gateway-ca", "CertFile": "gateway-cert",
+		"KeyFile": "gateway-key", "RequestTimeout": "gateway-timeout", "InsecureSkipVerify": "gateway-insecure-skip-verify"})
 }
 
-// newLogger returns the process logger: JSON lines, or console text.
-func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil {
-		return zerolog.Nop(), fmt.Errorf("--log-level (CALLCONTROL_LOG_LEVEL): %w", err)
-	}
-	switch format {
-	case "json":
-	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
-	default:
-		return zerolog.Nop(), fmt.Errorf("--log-format (CALLCONTROL_LOG_FORMAT): must be json or console, got %q", format)
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
-}
-
+// logFlags are --log-level and --log-format.
 type logFlags struct{ level, format string }
 
 func (l *logFlags) register(s *settings, defFormat string) {
@@ -186,11 +58,41 @@ func printExitError(w io.Writer, err error) {
 	fmt.Fprintln(w, "callcontrol:", err)
 }
 
+// logger returns the process logger, writing to w: JSON lines, or
+// console text.
 func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
-	return newLogger(w, l.level, l.format)
+	lvl, err := zerolog.ParseLevel(l.level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level (CALLCONTROL_LOG_LEVEL): %w", err)
+	}
+	switch l.format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format (CALLCONTROL_LOG_FORMAT): must be json or console, got %q", l.format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 var stderr io.Writer = os.Stderr
+
+// roleFlags are the flags the worker and the poller share: NATS (with
+// --connect-timeout and --replicas), logs, the health endpoint and spans.
+type roleFlags struct {
+	nf natsFlags
+	lf logFlags
+	hf healthFlags
+	tf traceFlags
+}
+
+func (r *roleFlags) register(s *settings) {
+	r.nf.register(s, defaultNATSURL)
+	r.nf.registerRole(s)
+	r.lf.register(s, "json")
+	r.hf.register(s)
+	r.tf.register(s)
+}
 
 // serveRole runs one long-running role: it builds the gateway client,
 // connects to NATS (waiting for it: see connectWait), serves the health and metrics endpoint (obs),
@@ -207,18 +109,18 @@ func serveRole(ctx context.Context, name string, s *settings, nf *natsFlags, hf 
 	defer gw.Close()
 	// The health endpoint is up while the first connection is awaited:
 	// /healthz 200, /readyz 503 until connected and provisioned.
-	stopHealth, bind, err := hf.startLate(ctx, obs)
+	stopHealth, bind, err := obs.StartLate(ctx, hf.config())
 	if err != nil {
-		return err
+		return listenError(err)
 	}
 	defer stopHealth()
 	nc, js, err := nf.connectWait(ctx, name)
 	if err != nil {
 		return err
 	}
-	defer drain(nc, 5*time.Second)
+	defer natsconn.Drain(nc, 5*time.Second)
 	topo.Replicas = nf.replicas
-	if err := provisionRole(ctx, js, topo, parts); err != nil {
+	if err := topology.Ensure(ctx, js, topo, parts); err != nil {
 		return err
 	}
 	// Ready only once the streams and buckets the role needs exist.

@@ -15,7 +15,9 @@ import (
 	"github.com/callcontrol/callcontrol/api"
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
+	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
 	"github.com/callcontrol/callcontrol/internal/health"
+	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/callcontrol/callcontrol/internal/topology"
 	"github.com/callcontrol/callcontrol/poller"
 	"github.com/callcontrol/callcontrol/worker"
@@ -120,19 +122,19 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 	defer ns.Shutdown()
-	nf := natsFlags{url: ns.ClientURL(), replicas: 1, connectTimeout: 10 * time.Second, log: &d.wcfg.Logger}
+	nf := natsFlags{cfg: natsconn.Config{URL: ns.ClientURL(), ConnectTimeout: 10 * time.Second}, replicas: 1, log: &d.wcfg.Logger}
 	nc, js, err := nf.connectWait(ctx, "dev")
 	if err != nil {
 		return err
 	}
-	defer drain(nc, 5*time.Second)
+	defer natsconn.Drain(nc, 5*time.Second)
 	stopHealth, err := d.hf.startObserved(ctx, d.obs, nc, js)
 	if err != nil {
 		return err
 	}
 	defer stopHealth()
 	topo := topology.Config{Replicas: 1, Workers: d.wcfg.Topology(), Pollers: d.pcfg.Topology()}
-	if err := provisionRole(ctx, js, topo, topology.All); err != nil {
+	if err := topology.Ensure(ctx, js, topo, topology.All); err != nil {
 		return err
 	}
 	storeLine, err := d.describeStore(ctx, js)
@@ -178,7 +180,7 @@ func (d *devSettings) runRoles(ctx context.Context, js jetstream.JetStream, read
 	// finish their in-flight requests when the process stops.
 	simCtx, stopSim := context.WithCancel(context.Background())
 	simDone := make(chan error, 1)
-	go func() { simDone <- sim.serve(simCtx) }()
+	go func() { simDone <- sim.Run(simCtx) }()
 	stopSimWait := sync.OnceValue(func() error { stopSim(); return <-simDone })
 	defer stopSimWait()
 	g, gctx := errgroup.WithContext(ctx)
@@ -198,7 +200,7 @@ func (d *devSettings) runRoles(ctx context.Context, js jetstream.JetStream, read
 	if d.serveAPI != nil {
 		g.Go(func() error { return d.serveAPI(gctx) })
 	}
-	ready(sim.url)
+	ready(sim.URL())
 	return errors.Join(g.Wait(), stopSimWait())
 }
 
@@ -248,20 +250,20 @@ func (d *devSettings) describeStore(ctx context.Context, js jetstream.JetStream)
 }
 
 // devGateway returns a gateway client that trusts the simulator's certificate.
-func devGateway(sim *simServer, conns int) (*gateway.Client, error) {
-	return gateway.New(gateway.Config{BaseURL: sim.url, MaxConns: conns, RootCAs: sim.srv.RootCAs()})
+func devGateway(sim *gatewaysim.Server, conns int) (*gateway.Client, error) {
+	return gateway.New(gateway.Config{BaseURL: sim.URL(), MaxConns: conns, RootCAs: sim.RootCAs()})
 }
 
 // seedAgents signs the demo agents in through the gateway's HTTP API and
 // registers their sessions, as `callcontrol signin` does, and puts each on
 // a call.
-func seedAgents(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, sim *simServer, n int) error {
+func seedAgents(ctx context.Context, js jetstream.JetStream, gw *gateway.Client, sim *gatewaysim.Server, n int) error {
 	for id := 101; id < 101+n; id++ {
 		// A fresh simulator: nobody is signed in elsewhere, so no --force.
-		if err := newAdmin(js).SignIn(ctx, gw, id, gateway.SignInRequest{}, sim.authMode, false); err != nil {
+		if err := newAdmin(js).SignIn(ctx, gw, id, gateway.SignInRequest{}, sim.Sim().AuthMode(), false); err != nil {
 			return err
 		}
-		if _, err := sim.sim.StartCall(id, "5550"+strconv.Itoa(id)); err != nil {
+		if _, err := sim.Sim().StartCall(id, "5550"+strconv.Itoa(id)); err != nil {
 			return fmt.Errorf("demo call for agent %d: %w", id, err)
 		}
 	}

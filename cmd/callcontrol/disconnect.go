@@ -42,16 +42,14 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	s.fs.BoolVar(&confirm, "confirm", true, "with --wait, also wait for the confirmation from the poller")
 	s.fs.DurationVar(&timeout, "timeout", time.Minute, "how long --wait waits")
 	s.fs.StringVar(&traceparent, "traceparent", "", "W3C traceparent to send with the command (default: a new trace); the result and confirmation carry its trace ID")
-	for f, n := range map[string]string{"agent_id": "agent", "number": "number", "ttl_ms": "ttl",
+	s.fieldFlags(map[string]string{"agent_id": "agent", "number": "number", "ttl_ms": "ttl",
 		"command_id": "command-id", "correlation_id": "correlation-id", "requested_by": "requested-by",
-		"call_id": "call-id"} {
-		s.field(f, n)
-	}
+		"call_id": "call-id"})
 	if err := s.parse(args); err != nil {
 		return err
 	}
 	if traceparent == "" {
-		traceparent = newTraceparent()
+		traceparent = tracing.NewTraceparent()
 	} else if !tracing.Valid(traceparent) {
 		return fmt.Errorf("--traceparent (CALLCONTROL_TRACEPARENT): not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), got %q", traceparent)
 	}
@@ -62,21 +60,19 @@ func runDisconnect(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := cmd.Validate(); err != nil {
 		return s.explain(fmt.Errorf("command: %w", err))
 	}
-	nc, js, err := nf.connect("cli")
+	ctx, c, done, err := nf.client(ctx, "cli", timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	defer done()
 	if !wait {
-		if err := newAdmin(js).Publish(ctx, cmd, traceparent); err != nil {
+		if err := c.Publish(ctx, cmd, traceparent); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "published command %s\n", cmd.CommandID)
 		return nil
 	}
-	return publishAndWait(ctx, newAdmin(js), cmd, traceparent, confirm, stdout)
+	return publishAndWait(ctx, c, cmd, traceparent, confirm, stdout)
 }
 
 // publishAndWait follows results and confirmations first, so that neither
@@ -88,7 +84,7 @@ func publishAndWait(ctx context.Context, c *admin.Client, cmd events.DisconnectC
 	}
 	defer sub.Close()
 	fmt.Fprintf(stdout, "published command %s: agent %d, number %s, trace %s (traceparent %s)\n",
-		cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number), traceID(traceparent), traceparent)
+		cmd.CommandID, cmd.AgentID, events.MaskNumber(cmd.Number), tracing.TraceID(traceparent), traceparent)
 	res, _, err := sub.Result(ctx)
 	if err != nil {
 		return err

@@ -89,14 +89,12 @@ func runDLQList(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := inf.nf.connect("cli")
+	ctx, c, done, err := inf.nf.client(ctx, "cli", inf.timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, inf.timeout)
-	defer cancel()
-	list, err := newAdmin(js).DeadLetters(ctx, f)
+	defer done()
+	list, err := c.DeadLetters(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -132,14 +130,12 @@ func runDLQShow(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := admin.CheckRef(pos[0]); err != nil {
 		return fmt.Errorf("dlq show: %w", err)
 	}
-	nc, js, err := inf.nf.connect("cli")
+	ctx, c, done, err := inf.nf.client(ctx, "cli", inf.timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, inf.timeout)
-	defer cancel()
-	list, err := newAdmin(js).FindDeadLetters(ctx, pos[0])
+	defer done()
+	list, err := c.FindDeadLetters(ctx, pos[0])
 	if err != nil {
 		return fmt.Errorf("dlq show %s: %w", pos[0], err)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -134,8 +135,9 @@ func envName(name string) string {
 	return "CALLCONTROL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// field records that the flag called name sets the config field field.
-func (s *settings) field(field, name string) { s.fields[field] = name }
+// fieldFlags records, for each config field in m, the flag that sets it
+// (a field recorded before is renamed).
+func (s *settings) fieldFlags(m map[string]string) { maps.Copy(s.fields, m) }
 
 // secret marks the named flags as secrets: errors and explain show "***"
 // instead of their values.
@@ -145,12 +147,21 @@ func (s *settings) secret(names ...string) {
 	}
 }
 
-// redact replaces the value of every secret flag in msg by "***".
-func (s *settings) redact(msg string) string {
+// secretValues returns the values of the secret flags that are set.
+func (s *settings) secretValues() []string {
+	var out []string
 	for name := range s.secrets {
 		if f := s.fs.Lookup(name); f != nil && f.Value.String() != "" {
-			msg = strings.ReplaceAll(msg, f.Value.String(), "***")
+			out = append(out, f.Value.String())
 		}
+	}
+	return out
+}
+
+// redact replaces the value of every secret flag in msg by "***".
+func (s *settings) redact(msg string) string {
+	for _, v := range s.secretValues() {
+		msg = strings.ReplaceAll(msg, v, "***")
 	}
 	return msg
 }

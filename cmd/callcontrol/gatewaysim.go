@@ -61,19 +61,10 @@ func (f *simFlags) faults() gatewaysim.Faults {
 	return gatewaysim.Faults{Rate: f.faultRate, Kinds: kinds, RetCodes: strings.Split(f.retcode, ",")}
 }
 
-// simServer is a simulator and its HTTP(S) server: the fields the
-// commands that start one read.
-type simServer struct {
-	srv      *gatewaysim.Server
-	sim      *gatewaysim.Sim
-	url      string
-	certPE   []byte // PEM of the self-signed certificate, nil for plain HTTP
-	authMode int
-}
-
-// start listens (not serving yet: see serve) and writes the certificate to
-// --gateway-cert-out if set.
-func (f *simFlags) start() (*simServer, error) {
+// start returns the simulator's server, listening (not serving yet: see
+// gatewaysim.Server.Run), and writes its certificate to --gateway-cert-out
+// if set.
+func (f *simFlags) start() (*gatewaysim.Server, error) {
 	sim := gatewaysim.New(f.cfg)
 	sim.SetFaults(f.faults())
 	ln, err := net.Listen("tcp", f.listen)
@@ -90,11 +81,8 @@ func (f *simFlags) start() (*simServer, error) {
 			return nil, fmt.Errorf("--gateway-cert-out (CALLCONTROL_GATEWAY_CERT_OUT): %w", err)
 		}
 	}
-	return &simServer{srv: srv, sim: sim, url: srv.URL(), certPE: srv.CertPEM(), authMode: f.cfg.AuthMode}, nil
+	return srv, nil
 }
-
-// serve blocks until ctx ends, then shuts the server down.
-func (s *simServer) serve(ctx context.Context) error { return s.srv.Run(ctx) }
 
 // runGatewaySim runs the simulator on its own.
 func runGatewaySim(ctx context.Context, args []string, stdout io.Writer) error {
@@ -112,6 +100,6 @@ func runGatewaySim(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "gateway simulator listening on %s\n", srv.url)
-	return srv.serve(ctx)
+	fmt.Fprintf(stdout, "gateway simulator listening on %s\n", srv.URL())
+	return srv.Run(ctx)
 }

@@ -47,13 +47,6 @@ func (h *healthFlags) start(ctx context.Context, r health.Checker, g prometheus.
 	return stop, listenError(err)
 }
 
-// startLate serves the health endpoint before the NATS connection exists
-// (see health.Observability.StartLate).
-func (h *healthFlags) startLate(ctx context.Context, obs *health.Observability) (stop func(), bind func(*nats.Conn, jetstream.JetStream) error, err error) {
-	stop, bind, err = obs.StartLate(ctx, h.config())
-	return stop, bind, listenError(err)
-}
-
 // startObserved binds obs to the process's NATS connection and serves
 // the health endpoint (see health.Observability.StartBound).
 func (h *healthFlags) startObserved(ctx context.Context, obs *health.Observability, nc *nats.Conn, js jetstream.JetStream) (stop func(), err error) {

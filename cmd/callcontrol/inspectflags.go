@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -18,6 +19,21 @@ func newAdmin(js jetstream.JetStream) *admin.Client {
 		panic(err)
 	}
 	return c
+}
+
+// client connects to NATS as callcontrol-<name> (see natsFlags.connect)
+// and returns the operator API and ctx bounded by timeout (0: not
+// bounded); done cancels that context and closes the connection.
+func (n *natsFlags) client(ctx context.Context, name string, timeout time.Duration) (context.Context, *admin.Client, func(), error) {
+	nc, js, err := n.connect(name)
+	if err != nil {
+		return ctx, nil, nil, err
+	}
+	cancel := context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	return ctx, newAdmin(js), func() { cancel(); nc.Close() }, nil
 }
 
 // inspectFlags are the settings of the inspection commands.
@@ -89,6 +105,15 @@ func parseStatuses(v string) (map[events.Status]bool, error) {
 	return out, nil
 }
 
+// checkAgentFlag fails unless id, the value of --agent, is an agent ID,
+// or 0 (not set) when the flag is optional.
+func checkAgentFlag(id int, optional bool) error {
+	if !events.ValidAgentID(id) && !(optional && id == 0) {
+		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, id)
+	}
+	return nil
+}
+
 // filterFlags are the dead-letter filters of list and replay --all.
 type filterFlags struct {
 	status, since string
@@ -111,8 +136,8 @@ func (f *filterFlags) filter() (admin.DeadLetterFilter, error) {
 	if out.Since, err = parseSince(f.since, time.Now()); err != nil {
 		return out, err
 	}
-	if f.agent != 0 && (f.agent < events.AgentIDMin || f.agent > events.AgentIDMax) {
-		return out, fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, f.agent)
+	if err := checkAgentFlag(f.agent, true); err != nil {
+		return out, err
 	}
 	if f.limit < 1 || f.limit > 100000 {
 		return out, fmt.Errorf("--limit (CALLCONTROL_LIMIT): must be between 1 and 100000, got %d", f.limit)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/callcontrol/callcontrol/internal/natsconn"
 	"github.com/nats-io/nats.go"
@@ -15,8 +14,9 @@ import (
 )
 
 // natsFlags are the connection settings every role shares: the servers,
-// one authentication method and TLS. [natsFlags.config] maps them to a
-// natsconn.Config, which does the rest.
+// one authentication method and TLS, bound straight into a
+// natsconn.Config, which does the rest ([natsFlags.config] adds the
+// connection's name, the secrets to mask and the flag names).
 //
 // Authentication, at most one of: user and password (--nats-user with
 // --nats-password or --nats-password-file, or user info in --nats-url),
@@ -26,18 +26,11 @@ import (
 // --nats-ca, --nats-cert/--nats-key (mutual TLS) or --nats-tls-server-name
 // is set; the server's certificate is always verified.
 type natsFlags struct {
-	url      string
+	// cfg holds the flags; its ConnectTimeout (--connect-timeout) bounds
+	// the first connection of a long-running role (see
+	// [natsFlags.connectWait]); 0 waits for ever.
+	cfg      natsconn.Config
 	replicas int
-
-	user, password, passwordFile string
-	token, tokenFile             string
-	nkey, creds                  string
-
-	ca, cert, key, tlsServerName string
-
-	// connectTimeout bounds the first connection of a long-running role
-	// (see [natsFlags.connectWait]); 0 waits for ever.
-	connectTimeout time.Duration
 
 	// log receives the WARN lines about risky settings (see
 	// [riskySettings]); nil means JSON lines on stderr.
@@ -57,19 +50,19 @@ const defaultNATSURL = "nats://127.0.0.1:4222"
 func (n *natsFlags) register(s *settings, defURL string) {
 	defer s.group(groupConnection)()
 	n.s = s
-	fs := s.fs
-	fs.StringVar(&n.url, "nats-url", defURL, "NATS server URL(s), comma separated (tls:// turns TLS on)")
-	fs.StringVar(&n.user, "nats-user", "", "NATS user name (with --nats-password-file or CALLCONTROL_NATS_PASSWORD)")
-	fs.StringVar(&n.password, "nats-password", "", "NATS password (a secret: prefer CALLCONTROL_NATS_PASSWORD or --nats-password-file)")
-	fs.StringVar(&n.passwordFile, "nats-password-file", "", "file holding the NATS password")
-	fs.StringVar(&n.token, "nats-token", "", "NATS authentication token (a secret: prefer CALLCONTROL_NATS_TOKEN or --nats-token-file)")
-	fs.StringVar(&n.tokenFile, "nats-token-file", "", "file holding the NATS authentication token")
-	fs.StringVar(&n.nkey, "nats-nkey", "", "NATS NKey user seed file")
-	fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials (.creds) file: user JWT and seed")
-	fs.StringVar(&n.ca, "nats-ca", "", "PEM file of the CA that signed the NATS servers' certificates")
-	fs.StringVar(&n.cert, "nats-cert", "", "client certificate (PEM) for mutual TLS with NATS (with --nats-key)")
-	fs.StringVar(&n.key, "nats-key", "", "client key (PEM) for mutual TLS with NATS (with --nats-cert)")
-	fs.StringVar(&n.tlsServerName, "nats-tls-server-name", "", "name expected in the NATS servers' certificates (default: the host of the URL)")
+	fs, c := s.fs, &n.cfg
+	fs.StringVar(&c.URL, "nats-url", defURL, "NATS server URL(s), comma separated (tls:// turns TLS on)")
+	fs.StringVar(&c.User, "nats-user", "", "NATS user name (with --nats-password-file or CALLCONTROL_NATS_PASSWORD)")
+	fs.StringVar(&c.Password, "nats-password", "", "NATS password (a secret: prefer CALLCONTROL_NATS_PASSWORD or --nats-password-file)")
+	fs.StringVar(&c.PasswordFile, "nats-password-file", "", "file holding the NATS password")
+	fs.StringVar(&c.Token, "nats-token", "", "NATS authentication token (a secret: prefer CALLCONTROL_NATS_TOKEN or --nats-token-file)")
+	fs.StringVar(&c.TokenFile, "nats-token-file", "", "file holding the NATS authentication token")
+	fs.StringVar(&c.NKeyFile, "nats-nkey", "", "NATS NKey user seed file")
+	fs.StringVar(&c.CredsFile, "nats-creds", "", "NATS credentials (.creds) file: user JWT and seed")
+	fs.StringVar(&c.CAFile, "nats-ca", "", "PEM file of the CA that signed the NATS servers' certificates")
+	fs.StringVar(&c.CertFile, "nats-cert", "", "client certificate (PEM) for mutual TLS with NATS (with --nats-key)")
+	fs.StringVar(&c.KeyFile, "nats-key", "", "client key (PEM) for mutual TLS with NATS (with --nats-cert)")
+	fs.StringVar(&c.TLSServerName, "nats-tls-server-name", "", "name expected in the NATS servers' certificates (default: the host of the URL)")
 	s.secret(natsSecretFlags...)
 }
 
@@ -79,11 +72,11 @@ func (n *natsFlags) register(s *settings, defURL string) {
 // buckets. The client commands create nothing, so they do not offer it.
 func (n *natsFlags) registerRole(s *settings) {
 	connection := s.group(groupConnection)
-	s.fs.DurationVar(&n.connectTimeout, "connect-timeout", 0,
+	s.fs.DurationVar(&n.cfg.ConnectTimeout, "connect-timeout", 0,
 		"how long to retry the first NATS connection at start, with backoff (0 = for ever; a refused credential or certificate fails at once)")
 	connection()
 	s.fs.IntVar(&n.replicas, "replicas", 1, "replicas of streams and buckets created at start (3 on a cluster)")
-	s.field("Replicas", "replicas")
+	s.fieldFlags(map[string]string{"Replicas": "replicas"})
 }
 
 // natsFieldFlags names the flag of each natsconn.Config field.
@@ -103,16 +96,9 @@ func natsFieldRef(f natsconn.Field) string { return flagRef(natsFieldFlags[f]) }
 // callcontrol-<name>. Errors name the flags and mask the values of every
 // secret flag of the command.
 func (n *natsFlags) config(name string) natsconn.Config {
-	return natsconn.Config{
-		URL:  n.url,
-		User: n.user, Password: n.password, PasswordFile: n.passwordFile,
-		Token: n.token, TokenFile: n.tokenFile, NKeyFile: n.nkey, CredsFile: n.creds,
-		CAFile: n.ca, CertFile: n.cert, KeyFile: n.key, TLSServerName: n.tlsServerName,
-		Name:           "callcontrol-" + name,
-		ConnectTimeout: n.connectTimeout,
-		Secrets:        n.secretValues(),
-		FieldName:      natsFieldRef,
-	}
+	c := n.cfg
+	c.Name, c.Secrets, c.FieldName = "callcontrol-"+name, n.secretValues(), natsFieldRef
+	return c
 }
 
 // secretValues returns the values of the command's secret flags.
@@ -120,13 +106,7 @@ func (n *natsFlags) secretValues() []string {
 	if n.s == nil {
 		return nil
 	}
-	var out []string
-	for name := range n.s.secrets {
-		if f := n.s.fs.Lookup(name); f != nil && f.Value.String() != "" {
-			out = append(out, f.Value.String())
-		}
-	}
-	return out
+	return n.s.secretValues()
 }
 
 // connect dials NATS once and returns the connection and its JetStream

@@ -19,40 +19,30 @@ func pollerFlags(s *settings, c *poller.Config) {
 	fs.DurationVar(&c.ReleaseGrace, "release-grace", d.ReleaseGrace, "how long a release event waits for the worker's pending record")
 	fs.DurationVar(&c.CallStateRefresh, "call-state-refresh", d.CallStateRefresh,
 		"during a call, how often the agent's call state is rewritten to advance its observed_at while a poll is outstanding")
-	for f, n := range map[string]string{"LeaseTTL": "poll-lease-ttl", "PollGap": "poll-gap", "ReleaseGrace": "release-grace",
-		"CallStateRefresh": "call-state-refresh"} {
-		s.field(f, n)
-	}
+	s.fieldFlags(map[string]string{"LeaseTTL": "poll-lease-ttl", "PollGap": "poll-gap", "ReleaseGrace": "release-grace",
+		"CallStateRefresh": "call-state-refresh"})
 }
 
 // runPoller runs one poller replica.
 func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("poller", stdout)
 	var (
-		nf   natsFlags
-		lf   logFlags
+		rf   roleFlags
 		pcfg poller.Config
 		gcfg gateway.Config
-		hf   healthFlags
-		tf   traceFlags
 	)
-	nf.register(s, defaultNATSURL)
-	nf.registerRole(s)
-	lf.register(s, "json")
-	hf.register(s)
-	tf.register(s)
+	rf.register(s)
 	pollerFlags(s, &pcfg)
 	gatewayFlags(s, &gcfg)
 	connection := s.group(groupConnection)
 	s.fs.DurationVar(&gcfg.PollTimeout, "gateway-poll-timeout", gateway.DefaultPollTimeout, "HTTP timeout of one long poll (above the gateway's ~10 s hold)")
 	s.fs.IntVar(&gcfg.MaxConns, "gateway-max-conns", 10000, "connections to the gateway: each agent's long poll holds one, so at least the agents one replica polls")
 	connection()
-	s.field("PollTimeout", "gateway-poll-timeout")
-	s.field("MaxConns", "gateway-max-conns")
+	s.fieldFlags(map[string]string{"PollTimeout": "gateway-poll-timeout", "MaxConns": "gateway-max-conns"})
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	log, err := lf.logger(stderr)
+	log, err := rf.lf.logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -60,19 +50,19 @@ func runPoller(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nf.log = &log // WARN lines about risky settings, in the role's log format
+	rf.nf.log = &log // WARN lines about risky settings, in the role's log format
 	pcfg.Logger, pcfg.PollTimeout, pcfg.Metrics = log, gcfg.PollTimeout, obs.Metrics
 	if err := pcfg.Validate(); err != nil {
 		return s.explain(err)
 	}
-	tp, stopTracing, err := tf.provider(stdout, "poller", log)
+	tp, stopTracing, err := rf.tf.provider(stdout, "poller", log)
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
 	pcfg.TracerProvider = tp
 	topo := topology.Config{Pollers: pcfg.Topology()}
-	return serveRole(ctx, "poller", s, &nf, &hf, obs, gcfg, topo, topology.Pollers, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
+	return serveRole(ctx, "poller", s, &rf.nf, &rf.hf, obs, gcfg, topo, topology.Pollers, func(ctx context.Context, js jetstream.JetStream, gw *gateway.Client) error {
 		p, err := poller.New(pcfg, js, gw)
 		if err != nil {
 			return s.explain(err)

@@ -81,14 +81,11 @@ func runDLQReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := f.inf.nf.connect("cli")
+	ctx, c, done, err := f.inf.nf.client(ctx, "cli", f.inf.timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.inf.timeout)
-	defer cancel()
-	c := newAdmin(js)
+	defer done()
 	targets, err := replayTargets(ctx, c, pos, f.all, filter)
 	if err != nil {
 		return err
@@ -133,24 +130,11 @@ func replayAll(ctx context.Context, c *admin.Client, targets []admin.DeadLetter,
 // once, from its newest dead letter.
 func replayTargets(ctx context.Context, c *admin.Client, pos []string, all bool, f admin.DeadLetterFilter) ([]admin.DeadLetter, error) {
 	if all {
-		list, err := c.DeadLetters(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		newest := map[string]int{}
-		for i, d := range list {
-			newest[d.CommandID] = i
-		}
-		var out []admin.DeadLetter
-		for i, d := range list {
-			if newest[d.CommandID] == i {
-				out = append(out, d)
-			}
-		}
-		if len(out) == 0 {
+		out, err := c.NewestDeadLetters(ctx, f)
+		if err == nil && len(out) == 0 {
 			return nil, errors.New("dlq replay --all: no dead letter matches the filters")
 		}
-		return out, nil
+		return out, err
 	}
 	var out []admin.DeadLetter
 	for _, ref := range pos {

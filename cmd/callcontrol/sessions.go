@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/callcontrol/callcontrol/admin"
-	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 )
 
@@ -27,8 +26,8 @@ func (f *sessionFlags) register(s *settings) {
 }
 
 func (f *sessionFlags) check() error {
-	if f.agent < events.AgentIDMin || f.agent > events.AgentIDMax {
-		return fmt.Errorf("--agent (CALLCONTROL_AGENT): must be between %d and %d, got %d", events.AgentIDMin, events.AgentIDMax, f.agent)
+	if err := checkAgentFlag(f.agent, false); err != nil {
+		return err
 	}
 	if f.authMode != 1 && f.authMode != 2 {
 		return fmt.Errorf("--authmode (CALLCONTROL_AUTHMODE): must be 1 or 2, got %d", f.authMode)
@@ -61,12 +60,12 @@ func runSignIn(ctx context.Context, args []string, stdout io.Writer) error {
 		return s.explain(err)
 	}
 	defer gw.Close()
-	nc, js, err := f.nf.connect("signin")
+	ctx, c, done, err := f.nf.client(ctx, "signin", 0)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	if err := newAdmin(js).SignIn(ctx, gw, f.agent, req, f.authMode, force); err != nil {
+	defer done()
+	if err := c.SignIn(ctx, gw, f.agent, req, f.authMode, force); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent %d signed in and registered\n", f.agent)
@@ -92,12 +91,12 @@ func runRegister(ctx context.Context, args []string, stdout io.Writer) error {
 	if guid == "" || strings.ContainsAny(guid, " \r\n\t") {
 		return errors.New("--guid (CALLCONTROL_GUID): required, without spaces")
 	}
-	nc, js, err := f.nf.connect("register")
+	ctx, c, done, err := f.nf.client(ctx, "register", 0)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	if err := newAdmin(js).RegisterSession(ctx, f.agent, guid, f.authMode); err != nil {
+	defer done()
+	if err := c.RegisterSession(ctx, f.agent, guid, f.authMode); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "agent %d registered\n", f.agent)
@@ -121,11 +120,11 @@ func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	nc, js, err := f.nf.connect("signout")
+	ctx, c, done, err := f.nf.client(ctx, "signout", 0)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer done()
 	var gw *gateway.Client
 	defer func() {
 		if gw != nil {
@@ -142,7 +141,7 @@ func runSignOut(ctx context.Context, args []string, stdout io.Writer) error {
 			return gw, nil
 		}
 	}
-	loggedOut, err := newAdmin(js).SignOut(ctx, f.agent, open)
+	loggedOut, err := c.SignOut(ctx, f.agent, open)
 	switch {
 	case err != nil:
 		return err

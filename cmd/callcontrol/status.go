@@ -38,14 +38,12 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := inf.nf.connect("cli")
+	ctx, c, done, err := inf.nf.client(ctx, "cli", inf.timeout)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, inf.timeout)
-	defer cancel()
-	st, err := newAdmin(js).CommandStatus(ctx, id, from)
+	defer done()
+	st, err := c.CommandStatus(ctx, id, from)
 	if errors.Is(err, admin.ErrNoCommand) {
 		return fmt.Errorf("status %s: %w (widen with --since)", id, err)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -46,14 +44,3 @@ func (t *traceFlags) provider(w io.Writer, role string, log zerolog.Logger) (tra
 	}
 	return tp, stop, err
 }
-
-// newTraceparent returns a new W3C traceparent: a random trace ID and
-// parent ID, sampled.
-func newTraceparent() string {
-	var b [24]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
-}
-
-// traceID returns the trace ID part of a valid traceparent.
-func traceID(traceparent string) string { return traceparent[3:35] }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/testenv"
-	"github.com/callcontrol/callcontrol/tracing"
 )
 
 // `disconnect --wait --traceparent` prints the trace ID; the simulator
@@ -47,12 +46,5 @@ func TestDisconnectTraceparentFollowed(t *testing.T) {
 	})
 	if s := rs.stdout.String(); strings.Contains(s, "5550101") || strings.Contains(s, "AgentGateway") {
 		t.Errorf("spans hold the number or a GUID:\n%s", s)
-	}
-}
-
-func TestNewTraceparent(t *testing.T) {
-	a, b := newTraceparent(), newTraceparent()
-	if !tracing.Valid(a) || a == b || traceID(a) == traceID(b) {
-		t.Errorf("newTraceparent: %q, %q", a, b)
 	}
 }

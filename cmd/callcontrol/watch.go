@@ -25,13 +25,13 @@ func runWatch(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	nc, js, err := nf.connect("watch")
+	ctx, c, done, err := nf.client(ctx, "watch", 0)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer done()
 	opts := admin.WatchOptions{FromStart: all, Events: withEvents}
-	return newAdmin(js).Watch(ctx, opts, func(m admin.Message) {
+	return c.Watch(ctx, opts, func(m admin.Message) {
 		fmt.Fprintln(stdout, watchLine(m))
 	})
 }

@@ -162,6 +162,16 @@ func TestAuthMode1StaticGUID(t *testing.T) {
 	}
 }
 
+func TestAuthModeDefault(t *testing.T) {
+	for cfg, want := range map[int]int{0: 1, 1: 1, 2: 2} {
+		s := New(Config{AuthMode: cfg})
+		if got := s.AuthMode(); got != want {
+			t.Errorf("New(AuthMode %d).AuthMode() = %d, want %d", cfg, got, want)
+		}
+		s.Close()
+	}
+}
+
 func TestNoPollSignOut(t *testing.T) {
 	clock := newFakeClock()
 	b := setup(t, Config{NoPollSignOut: 2 * time.Minute, Now: clock.Now})

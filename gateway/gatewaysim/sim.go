@@ -78,6 +78,10 @@ func New(cfg Config) *Sim {
 	return s
 }
 
+// AuthMode is the AUTHMODE the simulator runs: 2 (rotating GUID) when
+// its Config said 2, else 1 (static GUID).
+func (s *Sim) AuthMode() int { return s.cfg.AuthMode }
+
 // ServeHTTP serves the gateway API under /agentgateway/resource and the
 // admin API under /simulator.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {

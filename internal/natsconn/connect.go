@@ -73,6 +73,24 @@ func (c Config) tlsHint(err error) string {
 	return ""
 }
 
+// Drain flushes and closes nc (see nats.Conn.Drain: subscriptions stop
+// taking messages, the ones received are handled, what was published is
+// sent), waiting at most d before it closes nc anyway. nc is closed when
+// Drain returns, or (when d ran out) is about to be.
+func Drain(nc *nats.Conn, d time.Duration) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(d):
+		nc.Close()
+	}
+}
+
 // Dial makes one connection attempt with cfg's options and returns the
 // connection and its JetStream context. Once connected, nats.go
 // reconnects by itself for ever. A setting error is a [*FieldError], a

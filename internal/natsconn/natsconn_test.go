@@ -173,6 +173,36 @@ func TestDial(t *testing.T) {
 	}
 }
 
+// Drain closes the connection after delivering what was published, on a
+// connection that is already closed too.
+func TestDrain(t *testing.T) {
+	url := testenv.JetStream(t)
+	sub, _, err := Dial(Config{URL: url, Name: "sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got, err := sub.SubscribeSync("drain.test")
+	if err != nil || sub.Flush() != nil {
+		t.Fatal(err)
+	}
+	nc, _, err := Dial(Config{URL: url, Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("drain.test", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	Drain(nc, 5*time.Second)
+	if !nc.IsClosed() {
+		t.Fatal("Drain returned with the connection open")
+	}
+	if _, err := got.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("the message published before Drain: %v", err)
+	}
+	Drain(nc, time.Second) // closed already: returns at once
+}
+
 // Connect retries the first connection, logging each attempt, until the
 // server comes up; it gives up after ConnectTimeout, at once on a refused
 // credential, and when ctx ends.
