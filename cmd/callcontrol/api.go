@@ -46,60 +46,76 @@ func newAPIServer(cfg api.Config, js jetstream.JetStream, tokens *api.Tokens, lo
 // apiStreams are the streams the API reads, for /readyz.
 var apiStreams = devStreams
 
+// apiRole is what `callcontrol api` runs with, read and checked.
+type apiRole struct {
+	s      *settings
+	nf     natsFlags
+	lf     logFlags
+	lc     api.ListenConfig
+	hf     healthFlags
+	cfg    api.Config
+	tokens *api.Tokens
+}
+
+// apiParse reads and checks the flags of `callcontrol api`.
+func apiParse(args []string, stdout io.Writer) (*apiRole, error) {
+	a := &apiRole{s: newSettings("api", stdout)}
+	s := a.s
+	var (
+		tokens string
+		rps    float64
+	)
+	a.nf.register(s, defaultNATSURL)
+	a.nf.registerRole(s)
+	apiListenFlags(s, &a.lc, ":8443", false)
+	s.fs.StringVar(&tokens, "api-tokens", "", "JSON token file: the SHA-256 of each bearer token, its name, scopes and optional agent range (required)")
+	s.fs.Float64Var(&rps, "api-rate", api.DefaultRate, "requests per second each token may send (sustained)")
+	s.fs.IntVar(&a.cfg.Burst, "api-burst", api.DefaultBurst, "requests each token may send at once")
+	a.lf.register(s, "json")
+	a.hf.register(s)
+	if err := s.parse(args); err != nil {
+		return nil, err
+	}
+	if err := s.positive("api-rate", "api-burst"); err != nil {
+		return nil, err
+	}
+	a.cfg.Rate = rate.Limit(rps)
+	if err := a.lc.Validate(); err != nil {
+		return nil, s.explain(err)
+	}
+	if tokens == "" {
+		return nil, fmt.Errorf("%s: a token file is required", flagRef("api-tokens"))
+	}
+	var err error
+	if a.tokens, err = api.LoadTokens(tokens); err != nil {
+		return nil, fmt.Errorf("%s: %w", flagRef("api-tokens"), err)
+	}
+	return a, nil
+}
+
 // runAPI runs the HTTP API role: a client of NATS like the CLI, serving
 // until ctx ends.
 func runAPI(ctx context.Context, args []string, stdout io.Writer) error {
-	s := newSettings("api", stdout)
-	var (
-		nf     natsFlags
-		lf     logFlags
-		lc     api.ListenConfig
-		hf     healthFlags
-		tokens string
-		cfg    api.Config
-		rps    float64
-	)
-	nf.register(s, defaultNATSURL)
-	nf.registerRole(s)
-	apiListenFlags(s, &lc, ":8443", false)
-	s.fs.StringVar(&tokens, "api-tokens", "", "JSON token file: the SHA-256 of each bearer token, its name, scopes and optional agent range (required)")
-	s.fs.Float64Var(&rps, "api-rate", api.DefaultRate, "requests per second each token may send (sustained)")
-	s.fs.IntVar(&cfg.Burst, "api-burst", api.DefaultBurst, "requests each token may send at once")
-	lf.register(s, "json")
-	hf.register(s)
-	if err := s.parse(args); err != nil {
-		return err
-	}
-	if err := s.positive("api-rate", "api-burst"); err != nil {
-		return err
-	}
-	cfg.Rate = rate.Limit(rps)
-	if err := lc.Validate(); err != nil {
-		return s.explain(err)
-	}
-	if tokens == "" {
-		return fmt.Errorf("%s: a token file is required", flagRef("api-tokens"))
-	}
-	tf, err := api.LoadTokens(tokens)
-	if err != nil {
-		return fmt.Errorf("%s: %w", flagRef("api-tokens"), err)
-	}
-	log, err := lf.logger(stderr)
+	a, err := apiParse(args, stdout)
 	if err != nil {
 		return err
 	}
-	nf.log = &log
+	log, err := a.lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	a.nf.log = &log
 	obs, err := health.NewObservability(apiStreams, 0)
 	if err != nil {
 		return err
 	}
-	l, err := api.Listen(lc)
+	l, err := api.Listen(a.lc)
 	if err != nil {
-		return s.explain(err)
+		return a.s.explain(err)
 	}
 	defer l.Close()
-	return serveAPIRole(ctx, &nf, &hf, obs, l, func(js jetstream.JetStream) (*api.Server, error) {
-		return newAPIServer(cfg, js, tf, log)
+	return serveAPIRole(ctx, &a.nf, &a.hf, obs, l, func(js jetstream.JetStream) (*api.Server, error) {
+		return newAPIServer(a.cfg, js, a.tokens, log)
 	}, log)
 }
 
