@@ -43,6 +43,7 @@ func commandList() []command {
 		{name: "dev", group: groupRoles, summary: "embedded NATS + gateway simulator + worker + poller, all in one process", run: runDev},
 		{name: "worker", group: groupRoles, summary: "execute disconnect commands from JetStream against the gateway", run: runWorker},
 		{name: "poller", group: groupRoles, summary: "long-poll the agents' gateway events, republish them, confirm disconnects", run: runPoller},
+		{name: "api", group: groupRoles, summary: "the HTTP API: issue disconnects and follow results, agents and dead letters over HTTPS", run: runAPI},
 
 		{name: "disconnect", group: groupClient, summary: "publish one disconnect command (--wait prints its result and confirmation)", run: runDisconnect},
 		{name: "watch", group: groupClient, summary: "print results and confirmations (--events: agent events) as they arrive, with the time each was stored", run: runWatch},

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callcontrol/callcontrol/api"
 	"github.com/callcontrol/callcontrol/events"
 	"github.com/callcontrol/callcontrol/gateway"
 	"github.com/callcontrol/callcontrol/gateway/gatewaysim"
@@ -34,7 +35,12 @@ type devSettings struct {
 	pcfg                poller.Config
 	hf                  healthFlags
 	tf                  traceFlags
+	lc                  api.ListenConfig
+	explain             func(error) error // names the flags of config errors
 	obs                 *health.Observability
+	// serveAPI runs the HTTP API beside the worker and the poller.
+	serveAPI func(context.Context) error
+	closeAPI func()
 }
 
 // runDev starts an embedded NATS server with JetStream, the gateway
@@ -70,6 +76,7 @@ func devParse(args []string, stdout io.Writer) (*devSettings, error) {
 	lf.register(s, "console")
 	d.hf.register(s)
 	d.tf.register(s)
+	apiListenFlags(s, &d.lc, devAPIListen, true)
 	workerFlags(s, &d.wcfg)
 	pollerFlags(s, &d.pcfg)
 	s.fs.DurationVar(&d.sf.cfg.NoPollSignOut, "sim-no-poll-signout", 2*time.Minute, "sign out agents not polled for this long (0 = never)")
@@ -82,6 +89,10 @@ func devParse(args []string, stdout io.Writer) (*devSettings, error) {
 	if err := d.sf.validate(); err != nil {
 		return nil, err
 	}
+	if err := d.lc.Validate(); err != nil {
+		return nil, s.explain(err)
+	}
+	d.explain = s.explain
 	if d.agents < 0 || d.agents > 1000 {
 		return nil, fmt.Errorf("--agents (CALLCONTROL_AGENTS): must be 0-1000, got %d", d.agents)
 	}
@@ -130,9 +141,15 @@ func (d *devSettings) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	apiLine, serveAPI, err := d.devAPI(js)
+	if err != nil {
+		return err
+	}
+	d.serveAPI = serveAPI
+	defer d.closeAPI()
 	return d.runRoles(ctx, js, func(simURL string) {
-		fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s",
-			ns.ClientURL(), simURL, demoAgents(d.agents), storeLine, devCommands(ns.ClientURL(), d.agents))
+		fmt.Fprintf(stdout, "callcontrol dev ready: NATS %s, gateway simulator %s, %s\n%s\n%s\n%s",
+			ns.ClientURL(), simURL, demoAgents(d.agents), storeLine, apiLine, devCommands(ns.ClientURL(), d.agents))
 	})
 }
 
@@ -180,6 +197,9 @@ func (d *devSettings) runRoles(ctx context.Context, js jetstream.JetStream, read
 	}
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return p.Run(gctx) })
+	if d.serveAPI != nil {
+		g.Go(func() error { return d.serveAPI(gctx) })
+	}
 	ready(sim.URL())
 	return errors.Join(g.Wait(), stopSimWait())
 }

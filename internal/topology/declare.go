@@ -34,6 +34,10 @@ func (c Config) declare(p Part) declaration {
 		d.buckets = append(d.buckets, jetstream.KeyValueConfig{
 			Bucket: events.BucketPollers, TTL: c.Pollers.LeaseTTL, Description: "member.<instance>, agent.<id> -> poller holding the agent"})
 	}
+	if p&API != 0 {
+		d.buckets = append(d.buckets, jetstream.KeyValueConfig{
+			Bucket: BucketIdempotency, TTL: c.API.IdempotencyTTL, Description: "hash of token name and Idempotency-Key -> request hash and first response"})
+	}
 	for i := range d.streams {
 		sc := &d.streams[i]
 		sc.Replicas, sc.Storage, sc.Duplicates = c.Replicas, c.Storage, c.DuplicateWindow

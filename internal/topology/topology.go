@@ -6,7 +6,7 @@
 // command, result, dead-letter and event streams; the ledger, session,
 // pending and call-state buckets). [Workers] is the workers' lease bucket
 // and their two consumers; [Pollers] is the pollers' membership and lease
-// bucket. A role provisions [Shared] and its own part only: its NATS user
+// bucket; [API] is the HTTP API's idempotency bucket. A role provisions [Shared] and its own part only: its NATS user
 // may have rights to nothing else (deployments/nats/accounts.conf), and it
 // must not reset another role's settings (an AckWait, a lease TTL) to
 // defaults. Provisioning is idempotent, so whichever role starts first
@@ -64,7 +64,16 @@ const (
 	// DefaultPollLeaseTTL is the TTL of poller membership and per-agent
 	// poll leases.
 	DefaultPollLeaseTTL = 30 * time.Second
+
+	// DefaultIdempotencyTTL is how long the HTTP API remembers an
+	// Idempotency-Key and its first response.
+	DefaultIdempotencyTTL = 24 * time.Hour
 )
+
+// BucketIdempotency is the HTTP API's bucket of Idempotency-Keys: a hash
+// of the token's name and the key -> the hash of the key and body and the
+// first response.
+const BucketIdempotency = "callcontrol_idempotency"
 
 // Part is a set of the parts of the topology, combined with |.
 type Part uint8
@@ -79,10 +88,12 @@ const (
 	Workers
 	// Pollers is the pollers' membership and lease bucket.
 	Pollers
+	// API is the HTTP API's idempotency bucket ([BucketIdempotency]).
+	API
 
 	// All is every part: what a process running every role (callcontrol
 	// dev, the bench, tests) provisions.
-	All = Shared | Workers | Pollers
+	All = Shared | Workers | Pollers | API
 )
 
 // Config sizes the topology. The zero value of each field takes the
@@ -110,6 +121,15 @@ type Config struct {
 	Workers WorkersConfig
 	// Pollers sizes the [Pollers] part.
 	Pollers PollersConfig
+	// API sizes the [API] part.
+	API APIConfig
+}
+
+// APIConfig sizes the [API] part.
+type APIConfig struct {
+	// IdempotencyTTL of [BucketIdempotency]: how long a key is
+	// remembered. Default [DefaultIdempotencyTTL].
+	IdempotencyTTL time.Duration
 }
 
 // WorkersConfig sizes the [Workers] part. worker.Config.Topology returns
@@ -153,5 +173,6 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.Workers.LeaseTTL, DefaultWorkerLeaseTTL)
 	def(&c.Pollers.LeaseTTL, DefaultPollLeaseTTL)
+	def(&c.API.IdempotencyTTL, DefaultIdempotencyTTL)
 	return c
 }

@@ -114,6 +114,7 @@ func TestDefaults(t *testing.T) {
 		events.BucketLedger: topology.DefaultLedgerTTL, events.BucketPending: topology.DefaultPendingTTL,
 		events.BucketCalls: topology.DefaultCallsTTL, events.BucketLeases: topology.DefaultWorkerLeaseTTL,
 		events.BucketPollers: topology.DefaultPollLeaseTTL, events.BucketSessions: 0,
+		topology.BucketIdempotency: topology.DefaultIdempotencyTTL,
 	} {
 		if got := bucketTTL(t, js, bucket); got != want {
 			t.Errorf("bucket %s: TTL %v, want %v", bucket, got, want)
