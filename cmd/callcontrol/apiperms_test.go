@@ -23,13 +23,14 @@ import (
 )
 
 // The api role of deployments/nats/accounts.conf can do its work and no
-// more: the real api role (provisioning included) runs as the api user
-// beside the worker and poller of their users, and every route it serves
-// (a disconnect with Prefer: wait, the command, agents, events, dead
-// letters) answers without a permission violation, but the replay of a dead
-// letter, which clears its ledger record, is refused; the api user cannot
-// delete the commands stream, write the ledger, the sessions or the call
-// state, or touch the workers' consumer of exhausted commands.
+// more: the real api role (provisioning and readiness included) runs as
+// the api user beside the worker and poller as theirs, and every route it
+// serves (a disconnect with Prefer: wait, the command, agents, events,
+// dead letters) answers without a permission violation; the replay of a
+// dead letter, which clears its ledger record, is refused; the api user
+// cannot delete the commands stream, write the ledger, the sessions or the
+// call state, consume the commands, provision the workers' part or touch
+// the workers' consumer of exhausted commands.
 func TestAPIRolePermissions(t *testing.T) {
 	pw := map[string]string{"admin": "a-pw", "publisher": "p-pw", "worker": "w-pw", "poller": "po-pw", "analytics": "an-pw", "api": "api-pw"}
 	url, violations := startConfiguredNATS(t, pw)
@@ -59,8 +60,14 @@ func TestAPIRolePermissions(t *testing.T) {
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	// The api role starts first: it provisions the shared part itself.
-	start("api", "--api-tokens", tokens, "--api-listen", "127.0.0.1:0")
+	apiHealth := freeAddr(t)
+	start("api", "--api-tokens", tokens, "--api-listen", "127.0.0.1:0", "--health-listen", apiHealth)
 	base := apiURL(t, &logs)
+	// Ready as the api user (the readiness probe of deployments/k8s/api.yaml).
+	testenv.WaitFor(t, 30*time.Second, "the api ready", func() bool {
+		ok, _ := httpOK("http://" + apiHealth + "/readyz")
+		return ok
+	})
 	start("worker", append([]string{"--confirm-within", "10s"}, gwFlags...)...)
 	start("poller", append([]string{"--poll-lease-ttl", "3s", "--gateway-poll-timeout", "2s", "--poll-gap", "50ms"}, gwFlags...)...)
 	adm := connectAs(t, as("admin"))
