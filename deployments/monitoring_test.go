@@ -183,7 +183,7 @@ func TestPrometheusRuleWellFormed(t *testing.T) {
 	}
 }
 
-// Each ServiceMonitor path answers 200 on the real worker and poller,
+// Each ServiceMonitor path answers 200 on the real worker, poller and api,
 // also before they have reached NATS.
 func TestMetricsPathAnswers(t *testing.T) {
 	m := load(t)
@@ -196,7 +196,7 @@ func TestMetricsPathAnswers(t *testing.T) {
 	if len(paths) == 0 {
 		t.Fatal("no ServiceMonitor endpoint")
 	}
-	for _, role := range []string{"worker", "poller"} {
+	for _, role := range []string{"worker", "poller", "api"} {
 		t.Run(role, func(t *testing.T) {
 			base := startRole(t, role)
 			for _, p := range paths {

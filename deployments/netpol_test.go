@@ -294,7 +294,9 @@ func TestNetworkPoliciesIsolateEveryPod(t *testing.T) {
 
 // The worker and poller reach NATS on the client port of their URL, the
 // gateway on its URL's port at the policy's address, and DNS; nothing
-// else. Only Prometheus reaches them, on the health port.
+// else. Only Prometheus reaches them, on the health port. The api reaches
+// NATS and DNS only, and is reached on its health port by Prometheus and
+// on its API port by the namespaces labelled callcontrol/api-client=true.
 func TestRoleNetworkPolicy(t *testing.T) {
 	m := load(t)
 	n := newPolicyNet(t, m)
@@ -305,7 +307,10 @@ func TestRoleNetworkPolicy(t *testing.T) {
 	for _, rc := range roleContainers(t, m) {
 		pod := rc.w.labels
 		env := containerEnv(m, rc.c)
-		gwPort := gatewayPort(t, env["CALLCONTROL_GATEWAY_URL"].value)
+		gwPort := int32(443) // the api talks to no gateway: any outside port
+		if rc.role != "api" {
+			gwPort = gatewayPort(t, env["CALLCONTROL_GATEWAY_URL"].value)
+		}
 		health := containerDest(t, rc.w, "health")
 		check := func(what string, got, want bool) {
 			if got != want {
@@ -319,9 +324,13 @@ func TestRoleNetworkPolicy(t *testing.T) {
 		check("egress to DNS over TCP", n.egress(pod, dnsPod, dest{port: 53, proto: corev1.ProtocolTCP}), true)
 		check("egress to the DNS pods' port 80", n.egress(pod, dnsPod, dest{port: 80, proto: corev1.ProtocolTCP}), false)
 		gws := ipBlocks(n, pod)
-		if len(gws) == 0 {
+		switch {
+		case rc.role == "api" && len(gws) > 0:
+			t.Errorf("%s: ipBlocks %v: the api talks to no gateway", rc.w, gws)
+		case rc.role != "api" && len(gws) == 0:
 			t.Errorf("%s: no ipBlock for the gateway", rc.w)
 		}
+		checkAPIPort(t, n, rc, nats.w, prometheus)
 		for _, ip := range gws {
 			check("egress to the gateway address "+ip.String()+" on the URL's port", n.egress(pod, peer{ip: ip}, dest{port: gwPort, proto: corev1.ProtocolTCP}), true)
 			check("egress to the gateway address on another port", n.egress(pod, peer{ip: ip}, dest{port: gwPort + 1, proto: corev1.ProtocolTCP}), false)
@@ -336,6 +345,39 @@ func TestRoleNetworkPolicy(t *testing.T) {
 				check("egress to "+other.w.owner.name+"'s health port", n.egress(pod, n.inNS(other.w.labels), containerDest(t, other.w, "health")), false)
 			}
 		}
+	}
+}
+
+// apiClientNS is the namespace label that lets HTTP API clients in.
+const apiClientNS = "callcontrol/api-client"
+
+// checkAPIPort checks who reaches rc's API port: for the api, the
+// labelled namespaces and no one else; the other roles have none.
+func checkAPIPort(t *testing.T, n *policyNet, rc roleContainer, nats workload, prometheus peer) {
+	t.Helper()
+	if rc.role != "api" {
+		if _, ok := probePort(rc.c, intOrName("api")); ok {
+			t.Errorf("%s: an api port on a %s", rc.w, rc.role)
+		}
+		return
+	}
+	apiPort := containerDest(t, rc.w, "api")
+	crm := peer{ns: map[string]string{nsLabel: "crm", apiClientNS: "true"}, pod: map[string]string{}}
+	for what, c := range map[string]struct {
+		from peer
+		want bool
+	}{
+		"a labelled namespace":    {crm, true},
+		"an unlabelled namespace": {inNamespace("default", map[string]string{}), false},
+		"Prometheus":              {prometheus, false},
+		"a NATS pod":              {n.inNS(nats.labels), false},
+	} {
+		if got := n.ingress(rc.w.labels, c.from, apiPort); got != c.want {
+			t.Errorf("%s: ingress from %s on the api port: allowed %v, want %v", rc.w, what, got, c.want)
+		}
+	}
+	if got := n.ingress(rc.w.labels, crm, dest{port: apiPort.port + 1, proto: corev1.ProtocolTCP}); got {
+		t.Errorf("%s: ingress from a labelled namespace on another port: allowed", rc.w)
 	}
 }
 

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/api"
 	"github.com/callcontrol/callcontrol/internal/testenv"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -253,7 +256,7 @@ func TestRoleProbesOnHealthPort(t *testing.T) {
 	}
 }
 
-// The probe paths of the manifests, asked of the real worker and poller
+// The probe paths of the manifests, asked of the real worker, poller and api
 // with NATS unreachable: liveness answers 200 (the process runs) and
 // readiness 503 (not connected). A path the binary does not serve answers
 // 404, and a liveness check that depended on NATS would fail here too.
@@ -274,8 +277,8 @@ func TestProbesAnswer(t *testing.T) {
 			}
 		})
 	}
-	if !done["worker"] || !done["poller"] {
-		t.Errorf("probes asked of %v, want worker and poller", done)
+	if !done["worker"] || !done["poller"] || !done["api"] {
+		t.Errorf("probes asked of %v, want worker, poller and api", done)
 	}
 }
 
@@ -286,10 +289,18 @@ func TestProbesAnswer(t *testing.T) {
 func startRole(t *testing.T, role string) string {
 	t.Helper()
 	health, nats := freePort(t), freePort(t)
-	cmd := exec.Command(binary(t), role,
-		"--health-listen", health,
-		"--nats-url", "nats://"+nats,
-		"--gateway-url", "https://127.0.0.1:9")
+	args := []string{role, "--health-listen", health, "--nats-url", "nats://" + nats}
+	if role == "api" {
+		// No gateway; a token file and a loopback listener instead.
+		tokens := filepath.Join(t.TempDir(), "tokens.json")
+		if err := os.WriteFile(tokens, []byte(`{"tokens":[{"name":"probe","sha256":"`+api.HashToken("probe")+`","scopes":["commands:read"]}]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--api-tokens", tokens, "--api-listen", freePort(t))
+	} else {
+		args = append(args, "--gateway-url", "https://127.0.0.1:9")
+	}
+	cmd := exec.Command(binary(t), args...)
 	cmd.Env = cleanEnv()
 	var logs testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -105,6 +105,32 @@ func TestServicesSelectPods(t *testing.T) {
 	if !sameSet(names(got), names(roles)) {
 		t.Errorf("Service callcontrol-health selects %v, want the callcontrol pods %v", names(got), names(roles))
 	}
+	checkAPIService(t, m, ws)
+}
+
+// checkAPIService: the Service callcontrol-api selects exactly the api
+// pods, on their API port only.
+func checkAPIService(t *testing.T, m *manifests, ws []workload) {
+	t.Helper()
+	var apis []workload
+	for _, rc := range roleContainers(t, m) {
+		if rc.role == "api" {
+			apis = append(apis, rc.w)
+		}
+	}
+	svc, ok := m.services["callcontrol-api"]
+	if !ok {
+		t.Fatal("no Service callcontrol-api")
+	}
+	got := selectedBy(ws, func(l map[string]string) bool { return selects(svc.Spec.Selector, l) })
+	if !sameSet(names(got), names(apis)) {
+		t.Errorf("Service callcontrol-api selects %v, want the api pods %v", names(got), names(apis))
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.TargetPort.String() != "api" {
+			t.Errorf("Service callcontrol-api: port %s targets %s, want the api port only", p.Name, p.TargetPort.String())
+		}
+	}
 }
 
 // podHasPort reports whether a container of w has the target port (by

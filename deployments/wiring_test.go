@@ -69,7 +69,8 @@ type roleContainer struct {
 func (r roleContainer) String() string { return fmt.Sprintf("%s container %s", r.w, r.c.Name) }
 
 // roleContainers finds every callcontrol container, and fails unless it
-// finds a worker and a poller: with none, every check over them would pass.
+// finds a worker, a poller and an api: with none, every check over them
+// would pass.
 func roleContainers(t *testing.T, m *manifests) []roleContainer {
 	t.Helper()
 	var out []roleContainer
@@ -86,8 +87,8 @@ func roleContainers(t *testing.T, m *manifests) []roleContainer {
 			seen[c.Args[0]] = true
 		}
 	}
-	if !seen["worker"] || !seen["poller"] {
-		t.Fatalf("callcontrol containers with roles %v, want worker and poller", seen)
+	if !seen["worker"] || !seen["poller"] || !seen["api"] {
+		t.Fatalf("callcontrol containers with roles %v, want worker, poller and api", seen)
 	}
 	return out
 }
@@ -291,6 +292,23 @@ var requiredSettings = []string{
 	"CALLCONTROL_HEALTH_LISTEN", "CALLCONTROL_GATEWAY_URL",
 }
 
+// apiRequiredSettings are requiredSettings for the api role, which talks
+// to no gateway: its listener (the default is fine, but say it), its
+// token file and its TLS certificate (off loopback it refuses plain HTTP).
+var apiRequiredSettings = []string{
+	"CALLCONTROL_NATS_URL", "CALLCONTROL_NATS_USER", "CALLCONTROL_REPLICAS",
+	"CALLCONTROL_HEALTH_LISTEN", "CALLCONTROL_API_LISTEN", "CALLCONTROL_API_TOKENS",
+	"CALLCONTROL_API_TLS_CERT", "CALLCONTROL_API_TLS_KEY",
+}
+
+// roleRequiredSettings is the settings role cannot do without in a pod.
+func roleRequiredSettings(role string) []string {
+	if role == "api" {
+		return apiRequiredSettings
+	}
+	return requiredSettings
+}
+
 // The settings a role cannot do without reach each callcontrol container.
 // A key put anywhere else in the ConfigMap than data (under metadata, say)
 // reaches no pod.
@@ -298,7 +316,7 @@ func TestRequiredSettingsReachPods(t *testing.T) {
 	m := load(t)
 	for _, rc := range roleContainers(t, m) {
 		env := containerEnv(m, rc.c)
-		for _, name := range requiredSettings {
+		for _, name := range roleRequiredSettings(rc.role) {
 			if env[name].value == "" {
 				t.Errorf("%s: %s is not set (from the ConfigMap's data or the container's env)", rc, name)
 			}

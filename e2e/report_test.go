@@ -223,6 +223,9 @@ func writeReport() {
 	b.WriteString("- **Call-scope scenarios** (redial race, SIGKILL mid-request, shutdown with 200 in flight): the customer hangs up and " +
 		"calls back (a new call ID) while commands for the old call wait or are in flight; their extra checks are in `e2e/callscope_test.go` " +
 		"(results' reasons, requests the simulator received, every redialed call still up).\n")
+	b.WriteString("- **API scenario**: the api role as a container; HTTP clients POST with `Idempotency-Key` and `Prefer: wait=20`, " +
+		"half of them giving up on each request after 2 s and retrying with the same key (then following the `Location` of a 202); " +
+		"each must get the one stored result (`e2e/api_test.go`).\n")
 	b.WriteString("- **recover**: the longest gap between consecutive results after the fault was injected; " +
 		"**drain**: from the fault to the last result.\n")
 	b.WriteString("- **poller SIGKILL**: recover = from the kill to the last confirmation (the killed poller's agents " +

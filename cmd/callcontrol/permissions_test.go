@@ -97,7 +97,7 @@ func userURL(url, user, password string) string {
 // and confirmed, analytics reads results but cannot publish commands, and
 // the publisher cannot read the session registry (GUIDs are secrets).
 func TestRolePermissions(t *testing.T) {
-	pw := map[string]string{"admin": "a-pw", "publisher": "p-pw", "worker": "w-pw", "poller": "po-pw", "analytics": "an-pw"}
+	pw := map[string]string{"admin": "a-pw", "publisher": "p-pw", "worker": "w-pw", "poller": "po-pw", "analytics": "an-pw", "api": "api-pw"}
 	url, violations := startConfiguredNATS(t, pw)
 	as := func(role string) string { return userURL(url, role, pw[role]) }
 
