@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -311,33 +310,5 @@ func TestSubmit(t *testing.T) {
 	raw, err := st.GetLastMsgForSubject(e.ctx, events.SubjectDisconnect)
 	if err != nil || raw.Header.Get(events.HeaderMsgID) != "sub-1" {
 		t.Fatalf("published command: %v %v", raw, err)
-	}
-}
-
-// A closed Submission leaves no consumer behind: an ordered consumer
-// stopped but not deleted stays on the server for 5 minutes, and a client
-// submitting more than the server's consumers per stream (1,000 by
-// default) in that time would be refused.
-func TestSubmitCloseDeletesConsumers(t *testing.T) {
-	e := newEnv(t)
-	for i := range 3 {
-		sub, err := e.c.Submit(e.ctx, e.command(fmt.Sprintf("close-%d", i), 510+i), admin.SubmitOptions{Confirm: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub.Close()
-	}
-	for _, name := range []string{events.StreamResults, events.StreamEvents} {
-		st, err := e.js.Stream(e.ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Info(e.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := info.State.Consumers; n != 0 {
-			t.Errorf("stream %s: %d consumers after every Submission closed, want 0", name, n)
-		}
 	}
 }

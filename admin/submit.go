@@ -36,24 +36,6 @@ func (c *Client) Publish(ctx context.Context, cmd events.DisconnectCommand, trac
 // Tail opens an ordered consumer on stream for subject, from now or
 // (fromStart) from the first stored message. Stop the result when done.
 func (c *Client) Tail(ctx context.Context, stream, subject string, fromStart bool) (jetstream.MessagesContext, error) {
-	f, err := c.follow(ctx, stream, subject, fromStart)
-	if err != nil {
-		return nil, err
-	}
-	return f.msgs, nil
-}
-
-// following is an ordered consumer being read.
-type following struct {
-	js     jetstream.JetStream
-	stream string
-	cons   jetstream.Consumer
-	msgs   jetstream.MessagesContext
-}
-
-// follow is Tail, keeping the consumer so that [following.close] can
-// delete it.
-func (c *Client) follow(ctx context.Context, stream, subject string, fromStart bool) (*following, error) {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if fromStart {
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
@@ -62,30 +44,7 @@ func (c *Client) follow(ctx context.Context, stream, subject string, fromStart b
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return nil, err
-	}
-	return &following{js: c.js, stream: stream, cons: cons, msgs: msgs}, nil
-}
-
-// consumerDeleteTimeout bounds the deletion of a Submission's consumers.
-const consumerDeleteTimeout = 5 * time.Second
-
-// close stops reading and deletes the consumer on the server: a stopped
-// ordered consumer would otherwise stay there for its inactivity
-// threshold (5 minutes), and a client submitting more than the server's
-// consumers per stream (1,000 by default) in that time would be refused
-// ("maximum consumers limit reached").
-func (f *following) close() {
-	f.msgs.Stop()
-	info := f.cons.CachedInfo()
-	if info == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), consumerDeleteTimeout)
-	defer cancel()
-	_ = f.js.DeleteConsumer(ctx, f.stream, info.Name) // best effort: the threshold removes it anyway
+	return cons.Messages()
 }
 
 // Await decodes into v the first message of msgs about command id (its
@@ -123,8 +82,8 @@ type SubmitOptions struct {
 type Submission struct {
 	c             *Client
 	id            string
-	results       *following
-	confirmations *following
+	results       jetstream.MessagesContext
+	confirmations jetstream.MessagesContext
 	res           events.Result
 	stored        bool
 }
@@ -134,11 +93,11 @@ type Submission struct {
 func (c *Client) Submit(ctx context.Context, cmd events.DisconnectCommand, opts SubmitOptions) (*Submission, error) {
 	s := &Submission{c: c, id: cmd.CommandID}
 	var err error
-	if s.results, err = c.follow(ctx, events.StreamResults, events.SubjectResults+".>", false); err != nil {
+	if s.results, err = c.Tail(ctx, events.StreamResults, events.SubjectResults+".>", false); err != nil {
 		return nil, err
 	}
 	if opts.Confirm {
-		if s.confirmations, err = c.follow(ctx, events.StreamEvents, events.SubjectConfirmations+".>", false); err != nil {
+		if s.confirmations, err = c.Tail(ctx, events.StreamEvents, events.SubjectConfirmations+".>", false); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -150,13 +109,13 @@ func (c *Client) Submit(ctx context.Context, cmd events.DisconnectCommand, opts 
 	return s, nil
 }
 
-// Close stops following and deletes the consumers it followed with.
+// Close stops following.
 func (s *Submission) Close() {
 	if s.results != nil {
-		s.results.close()
+		s.results.Stop()
 	}
 	if s.confirmations != nil {
-		s.confirmations.close()
+		s.confirmations.Stop()
 	}
 }
 
@@ -180,7 +139,7 @@ func (s *Submission) Result(ctx context.Context) (res events.Result, stored bool
 	errc := make(chan error, 1)
 	go func() {
 		var r events.Result
-		if err := Await(ctx, s.results.msgs, s.id, &r); err != nil {
+		if err := Await(ctx, s.results, s.id, &r); err != nil {
 			errc <- err
 			return
 		}
@@ -232,6 +191,6 @@ func (s *Submission) Confirmation(ctx context.Context) (events.Confirmation, err
 	if s.confirmations == nil {
 		return c, fmt.Errorf("admin: submission of %s does not follow confirmations", s.id)
 	}
-	err := Await(ctx, s.confirmations.msgs, s.id, &c)
+	err := Await(ctx, s.confirmations, s.id, &c)
 	return c, err
 }

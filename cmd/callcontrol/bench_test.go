@@ -73,9 +73,9 @@ func TestBenchQuick(t *testing.T) {
 	}
 	// The HTTP door against the NATS path, in the same run: every command
 	// of both paths accepted and confirmed, and the ratio measured.
-	if a := rep.API; a == nil || a.Commands != sz.CeilingN || a.Concurrency != sz.CeilingConc || a.API <= 0 || a.NATS <= 0 ||
-		a.Accepted != 2*sz.CeilingN || a.Confirmed != 2*sz.CeilingN {
-		t.Errorf("api = %+v, want %d commands per path, each accepted and confirmed", a, sz.CeilingN)
+	if a, n := rep.API, bench.APICommands(sz); a == nil || a.Commands != n || a.Concurrency != sz.CeilingConc || a.API <= 0 || a.NATS <= 0 ||
+		a.Accepted != 2*n || a.Confirmed != 2*n {
+		t.Errorf("api = %+v, want %d commands per path, each accepted and confirmed", a, n)
 	}
 	if v := rep.APIRatio; !(v > 0) || math.IsInf(v, 0) {
 		t.Errorf("api_ratio = %v, want a ratio measured (> 0, finite)", v)

@@ -47,6 +47,20 @@ type APIResult struct {
 	Confirmed   int     `json:"confirmed"` // confirmations received, both paths
 }
 
+// apiMaxCommands bounds the commands of each path: every submission
+// leaves an ordered consumer on the results stream (and one on the events
+// stream) for 5 minutes after it closes (admin.Submission.Close stops it,
+// the server deletes it when inactive), and a stream takes 1,000 consumers
+// by default.
+const apiMaxCommands = 400
+
+// APICommands is how many commands each path of the api scenario runs
+// with s: the ceiling's, at most apiMaxCommands, an even number.
+func APICommands(s Sizes) int {
+	n := min(s.CeilingN, apiMaxCommands)
+	return n - n%2
+}
+
 // apiWait is the Prefer: wait of the scenario's requests, and the NATS
 // loop's wait for each result and confirmation.
 const apiWait = 30 * time.Second
@@ -57,7 +71,7 @@ type apiPath func(ctx context.Context, cmd events.DisconnectCommand) (accepted, 
 
 func benchAPI(ctx context.Context, rn *runner) error {
 	sz, prog := rn.cfg.Sizes, rn.prog
-	n, conc := sz.CeilingN-sz.CeilingN%2, sz.CeilingConc
+	n, conc := APICommands(sz), sz.CeilingConc
 	env, err := newBenchEnv(ctx, rn.cfg, gatewaysim.Config{AuthMode: 2}, conc)
 	if err != nil {
 		return err
