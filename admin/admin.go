@@ -5,6 +5,11 @@
 // are its clients; they parse their input, call a [Client] method and
 // render the typed result.
 //
+// It is also the Go client for services: [Client.Submit] publishes a
+// command and follows its result and confirmation over NATS, as
+// `callcontrol disconnect --wait` and the HTTP API's Prefer: wait do (see
+// the example, and README "From Go").
+//
 // Every method takes a context first and does its I/O within it; none of
 // them logs. Refusals and misses are typed errors: [ErrNoDeadLetter],
 // [ErrNoCommand], [ErrSignedInElsewhere], [ErrNotSignedIn] (test with

@@ -71,6 +71,18 @@ func TestBenchQuick(t *testing.T) {
 	if _, ok := top["call_scoped_ratio"].(float64); !ok {
 		t.Errorf("results.json has no top-level call_scoped_ratio")
 	}
+	// The HTTP door against the NATS path, in the same run: every command
+	// of both paths accepted and confirmed, and the ratio measured.
+	if a, n := rep.API, bench.APICommands(sz); a == nil || a.Commands != n || a.Concurrency != sz.CeilingConc || a.API <= 0 || a.NATS <= 0 ||
+		a.Accepted != 2*n || a.Confirmed != 2*n {
+		t.Errorf("api = %+v, want %d commands per path, each accepted and confirmed", a, n)
+	}
+	if v := rep.APIRatio; !(v > 0) || math.IsInf(v, 0) {
+		t.Errorf("api_ratio = %v, want a ratio measured (> 0, finite)", v)
+	}
+	if _, ok := top["api_ratio"].(float64); !ok {
+		t.Errorf("results.json has no top-level api_ratio")
+	}
 	if len(rep.Pipelining) != len(sz.Levels) {
 		t.Fatalf("pipelining = %+v, want levels %v", rep.Pipelining, sz.Levels)
 	}
@@ -104,7 +116,8 @@ func TestBenchQuick(t *testing.T) {
 	md, _ := os.ReadFile(mdOut)
 	svg, _ := os.ReadFile(svgOut)
 	if !strings.Contains(string(md), "| measure |") || !strings.Contains(string(out), "| measure |") ||
-		!strings.Contains(string(md), "(call_scoped_ratio)") || !strings.Contains(string(md), "(call_info_p99_ratio)") {
+		!strings.Contains(string(md), "(call_scoped_ratio)") || !strings.Contains(string(md), "(call_info_p99_ratio)") ||
+		!strings.Contains(string(md), "(api_ratio)") {
 		t.Errorf("no table in the Markdown file or the output:\n%s", out)
 	}
 	if !strings.HasPrefix(string(svg), "<svg") || !strings.Contains(string(svg), "<polyline") {

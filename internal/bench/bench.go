@@ -1,8 +1,9 @@
 // Package bench measures what one worker and one poller carry, against
 // baselines measured in the same run on the same machine (README
-// "Performance"): the throughput ceiling, pipelining against a slow
-// gateway, publish -> POST latency, event -> confirmation latency and the
-// poller's cost at scale, each with the call check's cost beside it.
+// "Performance"): the throughput ceiling, the HTTP API against the NATS
+// path (api.go), pipelining against a slow gateway, publish -> POST
+// latency, event -> confirmation latency and the poller's cost at scale,
+// each with the call check's cost beside it.
 //
 // [Run] runs the scenarios in turn. Each builds a world of its own (an
 // embedded NATS server with fresh storage, a gateway simulator in this
@@ -68,7 +69,7 @@ func (s Sizes) MaxCeilingCommands() int {
 func (s Sizes) CallCheckSegments() int { return len(scopeRound) * s.ScopeRounds }
 
 // Scenarios are the scenarios of a run, in the order they run.
-var Scenarios = []string{"ceiling", "pipelining", "latency", "confirmation", "poller"}
+var Scenarios = []string{"ceiling", "api", "pipelining", "latency", "confirmation", "poller"}
 
 // Report is everything one run measured; written as JSON by --json so
 // runs of different commits can be compared.
@@ -83,6 +84,11 @@ type Report struct {
 	Latency    *LatencyResult `json:"latency,omitempty"`
 	Confirm    *ConfirmResult `json:"confirmation,omitempty"`
 	Poller     *PollerResult  `json:"poller_scale,omitempty"`
+	API        *APIResult     `json:"api,omitempty"`
+	// What the HTTP door costs (api.go): POST /v1/disconnects with
+	// Prefer: wait against admin.Client.Submit, cmd/s at the ceiling's
+	// in-flight count.
+	APIRatio float64 `json:"api_ratio,omitempty"`
 	// What the call check costs (scope.go), set against the worker
 	// with --skip-call-check in the same run: throughput at the ceiling
 	// of commands with call_id (the issue's call_scoped_ratio), of plain
@@ -139,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := &runner{cfg: cfg, prog: newProgress(cfg.Progress), rep: &Report{Version: cfg.Version, Started: time.Now().UTC(),
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Sizes: cfg.Sizes}}
 	steps := map[string]func(context.Context, *runner) error{
-		"ceiling": benchCeiling, "pipelining": benchPipelining, "latency": benchLatency,
+		"ceiling": benchCeiling, "api": benchAPI, "pipelining": benchPipelining, "latency": benchLatency,
 		"confirmation": benchConfirm, "poller": benchPoller,
 	}
 	for _, name := range Scenarios {
@@ -170,6 +176,9 @@ func (r *Report) finish() {
 	}
 	if l := r.Latency; l != nil && l.CallCheckP99 != nil {
 		r.CallScopedP99Ratio, r.CallScopedPlainP99Ratio, r.CallInfoP99Ratio = l.CallCheckP99.RatioCallID, l.CallCheckP99.RatioPlain, l.CallCheckP99.RatioCallInfo
+	}
+	if r.API != nil {
+		r.APIRatio = r.API.Ratio
 	}
 	r.Rows = r.table()
 }

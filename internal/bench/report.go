@@ -11,6 +11,7 @@ import (
 func (r *Report) table() []Row {
 	var rows []Row
 	rows = append(rows, ceilingRows(r.Ceiling)...)
+	rows = append(rows, apiRows(r.API)...)
 	rows = append(rows, pipeRows(r.Sizes.SlowGateway, r.Pipelining)...)
 	rows = append(rows, latencyRows(r.Latency)...)
 	rows = append(rows, confirmRows(r.Confirm)...)
@@ -52,6 +53,18 @@ func ceilingRows(c *CeilingResult) []Row {
 		)
 	}
 	return rows
+}
+
+// apiRows are the api scenario's rows (none without a).
+func apiRows(a *APIResult) []Row {
+	if a == nil {
+		return nil
+	}
+	return []Row{
+		{Measure: fmt.Sprintf("api, %d in flight: POST /v1/disconnects with Prefer: wait vs NATS submit-and-await, admin.Client.Submit (api_ratio)", a.Concurrency),
+			Value: rate(a.API, "cmd/s"), Baseline: rate(a.NATS, "cmd/s"), Ratio: a.Ratio, Target: ">= 0.8", Met: met(a.Ratio >= 0.8)},
+		{Measure: "api: accepted / confirmed / commands, both paths", Value: fmt.Sprintf("%d / %d / %d", a.Accepted, a.Confirmed, 2*a.Commands)},
+	}
 }
 
 // pipeRows are the pipelining levels' rows, with a gateway slow by slow.
