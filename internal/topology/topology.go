@@ -6,7 +6,8 @@
 // command, result, dead-letter and event streams; the ledger, session,
 // pending and call-state buckets). [Workers] is the workers' lease bucket
 // and their two consumers; [Pollers] is the pollers' membership and lease
-// bucket; [API] is the HTTP API's idempotency bucket. A role provisions [Shared] and its own part only: its NATS user
+// bucket; [API] is the HTTP API's idempotency bucket. A role provisions
+// [Shared] and its own part only, with [Ensure] at start: its NATS user
 // may have rights to nothing else (deployments/nats/accounts.conf), and it
 // must not reset another role's settings (an AckWait, a lease TTL) to
 // defaults. Provisioning is idempotent, so whichever role starts first
